@@ -1,0 +1,11 @@
+//! vfer: fast, secure file transfer over long, lossy networks.
+//!
+//! Layers, top to bottom: [`transfer`] (files and streams), [`bootstrap`]
+//! (how a session gets its secret), [`vsl`] (packet protection) and
+//! [`transport`] (VFER: reliable, congestion-controlled delivery over UDP).
+//! See `docs/PROTOCOL.md` for the wire format.
+
+pub mod bootstrap;
+pub mod transfer;
+pub mod transport;
+pub mod vsl;

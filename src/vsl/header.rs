@@ -1,0 +1,96 @@
+//! The 33-byte VSL packet header: `u64 msgnr | mac[16] | "VSL1" | u8 type | u32 datalen`.
+
+/// Length of the truncated HMAC-SHA256 tag carried in every packet.
+pub const MAC_LEN: usize = 16;
+/// Protocol magic, also the version: VSL version 1.
+pub const MAGIC: [u8; 4] = *b"VSL1";
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 8 + MAC_LEN + 4 + 1 + 4;
+/// Largest payload: a VSL packet must fit one IPv6 UDP datagram (65,527 bytes of payload).
+pub const MAX_DATALEN: usize = 65_527 - HEADER_LEN;
+
+/// A parsed, not yet authenticated, VSL header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Packet number: unique per direction, also the CTR nonce.
+    pub msgnr: u64,
+    /// The truncated MAC as received.
+    pub mac: [u8; MAC_LEN],
+    /// Packet type (what the payload is); authenticated, not encrypted.
+    pub ptype: u8,
+    /// Payload length; must equal the datagram length minus the header.
+    pub datalen: u32,
+}
+
+impl Header {
+    /// Parses a datagram's header, checking the magic and that the datagram is
+    /// exactly `HEADER_LEN + datalen` bytes long. Returns `None` otherwise.
+    pub fn parse(datagram: &[u8]) -> Option<Header> {
+        if datagram.len() < HEADER_LEN || datagram.len() - HEADER_LEN > MAX_DATALEN {
+            return None;
+        }
+        if datagram[24..28] != MAGIC {
+            return None;
+        }
+        let msgnr = u64::from_be_bytes(datagram[0..8].try_into().ok()?);
+        let mac: [u8; MAC_LEN] = datagram[8..24].try_into().ok()?;
+        let ptype = datagram[28];
+        let datalen = u32::from_be_bytes(datagram[29..33].try_into().ok()?);
+        if datalen as usize != datagram.len() - HEADER_LEN {
+            return None;
+        }
+        Some(Header {
+            msgnr,
+            mac,
+            ptype,
+            datalen,
+        })
+    }
+
+    /// Writes the header into the first `HEADER_LEN` bytes of `out`.
+    pub fn write(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.msgnr.to_be_bytes());
+        out[8..24].copy_from_slice(&self.mac);
+        out[24..28].copy_from_slice(&MAGIC);
+        out[28] = self.ptype;
+        out[29..33].copy_from_slice(&self.datalen.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let h = Header {
+            msgnr: 0x0102030405060708,
+            mac: [0xaa; MAC_LEN],
+            ptype: 7,
+            datalen: 3,
+        };
+        let mut buf = [0u8; HEADER_LEN + 3];
+        h.write(&mut buf);
+        assert_eq!(&buf[24..28], b"VSL1");
+        assert_eq!(Header::parse(&buf), Some(h));
+    }
+
+    #[test]
+    fn rejects_length_mismatch_and_bad_magic() {
+        let h = Header {
+            msgnr: 1,
+            mac: [0; MAC_LEN],
+            ptype: 0,
+            datalen: 2,
+        };
+        let mut buf = [0u8; HEADER_LEN + 2];
+        h.write(&mut buf);
+        assert!(Header::parse(&buf[..HEADER_LEN + 1]).is_none());
+        let mut longer = buf.to_vec();
+        longer.push(0);
+        assert!(Header::parse(&longer).is_none());
+        buf[24] = b'X';
+        assert!(Header::parse(&buf).is_none());
+        assert!(Header::parse(&[]).is_none());
+    }
+}
