@@ -1,1 +1,26 @@
-//! transport (work in progress).
+//! VFER: a congestion-controlled, reliable transport on UDP.
+//!
+//! The protocol core is sans-IO ([`Connection`]): datagrams and timer
+//! expiries go in, datagrams and deadlines come out, so whole transfers can
+//! be tested through a simulated lossy network in virtual time. The socket
+//! driver around it is thin. Wire format: docs/PROTOCOL.md §2-3.
+
+pub mod cc;
+mod config;
+mod connection;
+pub mod frame;
+pub mod handshake;
+pub mod mtu;
+pub mod pacer;
+pub mod ranges;
+mod receive;
+pub mod recovery;
+pub mod rtt;
+pub mod stream;
+mod transmit;
+
+pub use config::{Config, Stats, MAX_ACK_DELAY};
+pub use connection::{CloseReason, Connection, Event};
+pub use handshake::{HandshakeError, HandshakeRandom, TransportParams};
+#[cfg(test)]
+mod tests;

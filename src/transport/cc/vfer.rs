@@ -1,0 +1,323 @@
+//! The default controller: a model of the path (bottleneck rate and base
+//! RTT, as in BBR) with delay-based guards in the spirit of the original
+//! VFER's one-way-delay control.
+//!
+//! - The sending rate follows the measured delivery rate, not loss: isolated
+//!   random loss does not lower it (it lowers the delivery rate by the loss
+//!   fraction only).
+//! - A filling queue slows it: in-flight data is capped at `CWND_GAIN` times
+//!   the bandwidth-delay product, and a bandwidth probe ends as soon as the
+//!   standing queueing delay exceeds the target.
+//! - It takes a share beside other flows: every flow paces at its own
+//!   delivery rate, so flows converge toward equal shares of a FIFO bottleneck.
+//!
+//! Constants are documented in docs/PROTOCOL.md §3.6.
+
+use std::time::{Duration, Instant};
+
+use super::{AckEvent, Controller};
+
+/// Startup gain: doubles the delivery rate each round trip (2/ln 2).
+const STARTUP_GAIN: f64 = 2.885;
+/// In-flight cap in bandwidth-delay products.
+const CWND_GAIN: f64 = 2.0;
+/// Pacing gains of the 8 phases of a bandwidth-probing cycle.
+const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// Rounds the bottleneck-rate max filter spans.
+const BW_WINDOW_ROUNDS: u64 = 10;
+/// How long a base-RTT measurement stays valid before it is re-measured.
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+/// How long the re-measurement (ProbeRtt) holds in-flight data low.
+const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+/// Queueing delay above the base RTT that ends a bandwidth probe or startup.
+pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(8);
+/// Packets in the initial window.
+const INITIAL_WINDOW_PACKETS: u64 = 32;
+/// Smallest window, in packets.
+const MIN_WINDOW_PACKETS: u64 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Startup,
+    Drain,
+    ProbeBw,
+    ProbeRtt,
+}
+
+/// The default VFER congestion controller.
+pub struct Vfer {
+    mode: Mode,
+    mtu: u64,
+    cwnd: u64,
+    /// Per-round maxima of the delivery rate, indexed by round % window.
+    bw_rounds: [(u64, f64); BW_WINDOW_ROUNDS as usize],
+    btlbw: f64,
+    min_rtt: Option<Duration>,
+    min_rtt_stamp: Option<Instant>,
+    round: u64,
+    next_round_delivered: u64,
+    /// Minimum RTT seen in the current and the previous round (standing RTT).
+    round_min_rtt: Option<Duration>,
+    standing_rtt: Option<Duration>,
+    full_bw: f64,
+    full_bw_rounds: u32,
+    pipe_filled: bool,
+    pacing_gain: f64,
+    cwnd_gain: f64,
+    cycle: usize,
+    cycle_stamp: Option<Instant>,
+    probe_rtt_until: Option<Instant>,
+    saved_cwnd: u64,
+    initial_rate: f64,
+}
+
+impl Vfer {
+    /// A controller for datagrams of `mtu` bytes.
+    pub fn new(mtu: u64) -> Self {
+        Vfer {
+            mode: Mode::Startup,
+            mtu,
+            cwnd: INITIAL_WINDOW_PACKETS * mtu,
+            bw_rounds: [(0, 0.0); BW_WINDOW_ROUNDS as usize],
+            btlbw: 0.0,
+            min_rtt: None,
+            min_rtt_stamp: None,
+            round: 0,
+            next_round_delivered: 0,
+            round_min_rtt: None,
+            standing_rtt: None,
+            full_bw: 0.0,
+            full_bw_rounds: 0,
+            pipe_filled: false,
+            pacing_gain: STARTUP_GAIN,
+            cwnd_gain: STARTUP_GAIN,
+            cycle: 0,
+            cycle_stamp: None,
+            probe_rtt_until: None,
+            saved_cwnd: 0,
+            initial_rate: 0.0,
+        }
+    }
+
+    fn bdp(&self) -> Option<u64> {
+        let rtt = self.min_rtt?;
+        (self.btlbw > 0.0).then_some((self.btlbw * rtt.as_secs_f64()) as u64)
+    }
+
+    fn min_window(&self) -> u64 {
+        MIN_WINDOW_PACKETS * self.mtu
+    }
+
+    /// Queueing delay standing over the last round trip, if measurable.
+    fn queue_delay(&self) -> Option<Duration> {
+        let base = self.min_rtt?;
+        let standing = match (self.standing_rtt, self.round_min_rtt) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(standing.saturating_sub(base))
+    }
+
+    fn update_bw(&mut self, ack: &AckEvent<'_>) {
+        let Some(rs) = ack.rate else { return };
+        if rs.prior_delivered >= self.next_round_delivered {
+            self.next_round_delivered = ack.delivered;
+            self.round += 1;
+            self.standing_rtt = self.round_min_rtt;
+            self.round_min_rtt = None;
+            let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
+            self.bw_rounds[slot] = (self.round, 0.0);
+            self.on_round_start();
+        }
+        if !rs.app_limited || rs.delivery_rate >= self.btlbw {
+            let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
+            if self.bw_rounds[slot].1 < rs.delivery_rate {
+                self.bw_rounds[slot] = (self.round, rs.delivery_rate);
+            }
+        }
+        let round = self.round;
+        self.btlbw = self
+            .bw_rounds
+            .iter()
+            .filter(|(r, _)| r + BW_WINDOW_ROUNDS > round)
+            .map(|&(_, b)| b)
+            .fold(0.0, f64::max);
+    }
+
+    fn on_round_start(&mut self) {
+        if self.pipe_filled || self.mode != Mode::Startup {
+            return;
+        }
+        // Leave startup when the rate stopped growing for 3 rounds, or the
+        // queue grew beyond the delay target (we are past the bottleneck).
+        if self.btlbw >= self.full_bw * 1.25 {
+            self.full_bw = self.btlbw;
+            self.full_bw_rounds = 0;
+        } else {
+            self.full_bw_rounds += 1;
+        }
+        let queue_building = self
+            .queue_delay()
+            .zip(self.min_rtt)
+            .is_some_and(|(q, base)| q > TARGET_QUEUE_DELAY.max(base / 8));
+        if self.full_bw_rounds >= 3 || (queue_building && self.round > 2) {
+            self.pipe_filled = true;
+            self.mode = Mode::Drain;
+            self.pacing_gain = 1.0 / STARTUP_GAIN;
+            self.cwnd_gain = STARTUP_GAIN;
+        }
+    }
+
+    fn update_rtt(&mut self, ack: &AckEvent<'_>) {
+        if !ack.rtt_updated {
+            return;
+        }
+        let sample = ack.rtt.latest();
+        self.round_min_rtt = Some(self.round_min_rtt.map_or(sample, |m| m.min(sample)));
+        let expired = self
+            .min_rtt_stamp
+            .is_some_and(|t| ack.now.saturating_duration_since(t) > MIN_RTT_WINDOW);
+        match self.min_rtt {
+            Some(m) if sample > m && !expired => {
+                // A sample close to the base also shows the base is still valid.
+                if sample.as_secs_f64() <= m.as_secs_f64() * 1.02 + 0.0005 {
+                    self.min_rtt_stamp = Some(ack.now);
+                }
+            }
+            _ => {
+                self.min_rtt = Some(sample);
+                self.min_rtt_stamp = Some(ack.now);
+            }
+        }
+        if expired && self.mode != Mode::ProbeRtt && self.pipe_filled {
+            self.mode = Mode::ProbeRtt;
+            self.pacing_gain = 1.0;
+            self.saved_cwnd = self.cwnd;
+            self.probe_rtt_until = Some(ack.now + PROBE_RTT_TIME.max(sample));
+        }
+    }
+
+    fn update_mode(&mut self, ack: &AckEvent<'_>) {
+        match self.mode {
+            Mode::Startup => {}
+            Mode::Drain => {
+                if self.bdp().is_some_and(|bdp| ack.bytes_in_flight <= bdp) {
+                    self.enter_probe_bw(ack.now);
+                }
+            }
+            Mode::ProbeBw => {
+                let Some(rtt) = self.min_rtt else { return };
+                let since = self
+                    .cycle_stamp
+                    .map_or(Duration::ZERO, |t| ack.now.saturating_duration_since(t));
+                let gain = PROBE_GAINS[self.cycle];
+                let bdp = self.bdp().unwrap_or(0);
+                let advance = if gain > 1.0 {
+                    // Probe for one base RTT, or until the queue shows there is
+                    // no spare capacity.
+                    since > rtt || self.queue_delay().is_some_and(|q| q > TARGET_QUEUE_DELAY)
+                } else if gain < 1.0 {
+                    since > rtt || ack.bytes_in_flight <= bdp
+                } else {
+                    since > rtt
+                };
+                if advance {
+                    self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
+                    self.cycle_stamp = Some(ack.now);
+                    self.pacing_gain = PROBE_GAINS[self.cycle];
+                }
+            }
+            Mode::ProbeRtt => {
+                if self.probe_rtt_until.is_some_and(|t| ack.now >= t) {
+                    self.min_rtt_stamp = Some(ack.now);
+                    self.cwnd = self.cwnd.max(self.saved_cwnd);
+                    self.enter_probe_bw(ack.now);
+                }
+            }
+        }
+    }
+
+    fn enter_probe_bw(&mut self, now: Instant) {
+        self.mode = Mode::ProbeBw;
+        self.cwnd_gain = CWND_GAIN;
+        // Start in a cruising phase (not the probe), like BBR's random start.
+        self.cycle = 2 + (self.round as usize % 6);
+        self.cycle_stamp = Some(now);
+        self.pacing_gain = PROBE_GAINS[self.cycle];
+    }
+
+    fn update_cwnd(&mut self, ack: &AckEvent<'_>) {
+        if self.mode == Mode::ProbeRtt {
+            let half_bdp = self.bdp().unwrap_or(0) / 2;
+            self.cwnd = half_bdp.max(self.min_window());
+            return;
+        }
+        let target = match self.bdp() {
+            Some(bdp) => ((bdp as f64 * self.cwnd_gain) as u64).max(self.min_window()),
+            None => self.cwnd + ack.acked_bytes,
+        };
+        if self.pipe_filled {
+            self.cwnd = (self.cwnd + ack.acked_bytes).min(target);
+        } else if self.cwnd < target || ack.delivered < INITIAL_WINDOW_PACKETS * self.mtu {
+            self.cwnd += ack.acked_bytes;
+        }
+        self.cwnd = self.cwnd.max(self.min_window());
+    }
+}
+
+impl Controller for Vfer {
+    fn on_sent(&mut self, _now: Instant, _bytes: u64, _in_flight: u64) {}
+
+    fn on_ack(&mut self, ack: &AckEvent<'_>) {
+        if self.initial_rate == 0.0 && ack.rtt.has_sample() {
+            let srtt = ack.rtt.smoothed().as_secs_f64().max(0.001);
+            self.initial_rate = (INITIAL_WINDOW_PACKETS * self.mtu) as f64 / srtt;
+        }
+        if self.saved_cwnd > 0 && self.mode != Mode::ProbeRtt {
+            // First ACK after a silence: resume with the window we had.
+            self.cwnd = self.cwnd.max(self.saved_cwnd);
+            self.saved_cwnd = 0;
+        }
+        self.update_rtt(ack);
+        self.update_bw(ack);
+        self.update_mode(ack);
+        self.update_cwnd(ack);
+    }
+
+    fn on_loss(&mut self, _now: Instant, _lost: u64, _newest_lost_sent: Instant) {
+        // Loss is not the congestion signal: rate follows delivery, which
+        // already excludes lost bytes. (A loss-rate guard for pathological
+        // cases lives in the connection's statistics, not here.)
+    }
+
+    fn on_persistent_congestion(&mut self, _now: Instant) {
+        // The path went silent: restart from a small window but keep the
+        // model, so a short blackout does not cost a full startup.
+        self.saved_cwnd = self.saved_cwnd.max(self.cwnd);
+        self.cwnd = self.min_window();
+    }
+
+    fn window(&self) -> u64 {
+        self.cwnd
+    }
+
+    fn pacing_rate(&self) -> u64 {
+        let bw = if self.btlbw > 0.0 {
+            self.btlbw
+        } else if self.initial_rate > 0.0 {
+            self.initial_rate
+        } else {
+            // No RTT yet: the initial window over an assumed 10 ms.
+            (INITIAL_WINDOW_PACKETS * self.mtu * 100) as f64
+        };
+        (bw * self.pacing_gain).max(1.0) as u64
+    }
+
+    fn set_mtu(&mut self, mtu: u64) {
+        self.mtu = mtu;
+    }
+
+    fn name(&self) -> &'static str {
+        "vfer"
+    }
+}

@@ -1,0 +1,90 @@
+//! Connection settings and statistics.
+
+use std::time::Duration;
+
+use super::cc::CcChoice;
+
+/// The most a receiver holds back before acknowledging an ack-eliciting packet.
+/// Both sides assume this value for the peer (it is part of the protocol).
+pub const MAX_ACK_DELAY: Duration = Duration::from_millis(5);
+
+/// Tunables of one connection. `Default` suits transfers on paths up to
+/// ~1 Gbit/s x 100 ms.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Congestion controller.
+    pub cc: CcChoice,
+    /// Never pace faster than this many bytes per second (`--limit`).
+    pub rate_cap: Option<u64>,
+    /// Receive window in bytes: the most stream data held for the application.
+    pub recv_window: usize,
+    /// Send buffer in bytes: the most unacknowledged stream data kept.
+    pub send_buffer: usize,
+    /// Close after this long without hearing from the peer.
+    pub idle_timeout: Duration,
+    /// Send a PING after this long without sending anything ack-eliciting.
+    pub keepalive: Duration,
+    /// Give up a handshake after this long.
+    pub handshake_timeout: Duration,
+    /// Largest UDP payload this side may send or accept (PLPMTUD's ceiling).
+    pub max_udp_payload: u16,
+    /// Acknowledge at least every this many ack-eliciting packets.
+    pub ack_every: u32,
+    /// Cap on the probe timeout after backoff, so a path back from a
+    /// blackout is noticed quickly.
+    pub max_pto: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cc: CcChoice::Vfer,
+            rate_cap: None,
+            recv_window: 16 << 20,
+            send_buffer: 16 << 20,
+            idle_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            max_udp_payload: 65_465,
+            ack_every: 4,
+            max_pto: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Counters of one connection, for `--json` and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Datagrams received and authenticated.
+    pub packets_received: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received and authenticated.
+    pub bytes_received: u64,
+    /// Stream bytes sent more than once.
+    pub stream_bytes_retransmitted: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Datagrams dropped: not a VSL packet of this connection.
+    pub dropped_malformed: u64,
+    /// Datagrams dropped: MAC did not verify.
+    pub dropped_auth: u64,
+    /// Datagrams dropped: replayed or too old.
+    pub dropped_replay: u64,
+    /// Authenticated packets with frames that broke the protocol.
+    pub protocol_errors: u64,
+    /// Smoothed RTT.
+    pub srtt: Duration,
+    /// Minimum RTT.
+    pub min_rtt: Duration,
+    /// Current path MTU (UDP payload bytes).
+    pub path_mtu: u16,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// Pacing rate in bytes per second.
+    pub pacing_rate: u64,
+    /// Congestion controller name.
+    pub cc: &'static str,
+}

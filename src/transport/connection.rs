@@ -1,0 +1,472 @@
+//! One VFER connection as a sans-IO state machine: datagrams and timer
+//! expiries go in, datagrams to send and the next deadline come out, and the
+//! application reads and writes one reliable byte stream each way.
+//!
+//! Receiving is in `receive.rs`, packet assembly in `transmit.rs`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::cc::Controller;
+use super::config::{Config, Stats, MAX_ACK_DELAY};
+use super::handshake::{self, HandshakeError, HandshakeRandom, TransportParams};
+use super::mtu::PathMtu;
+use super::pacer::Pacer;
+use super::ranges::RangeSet;
+use super::recovery::{AckOutcome, Recovery};
+use super::stream::{RecvBuffer, SendBuffer};
+use crate::vsl::{self, Role, KEY_LEN};
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// We closed it (`code` 0 is a normal close).
+    #[error("connection closed locally (code {code})")]
+    Local {
+        /// Our close code.
+        code: u64,
+    },
+    /// The peer closed it.
+    #[error("peer closed the connection (code {code}){}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    Peer {
+        /// The peer's close code (0 = normal).
+        code: u64,
+        /// The peer's reason text.
+        reason: String,
+    },
+    /// Nothing arrived from the peer for the idle timeout.
+    #[error("no packet from the peer for {0:?}: peer dead or path lost")]
+    IdleTimeout(Duration),
+    /// The handshake did not complete in time.
+    #[error("no handshake response within {0:?}: wrong address or port, blocked UDP, or wrong secret/key")]
+    HandshakeTimeout(Duration),
+    /// The handshake failed.
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// This side exhausted its packet numbers.
+    #[error("packet numbers exhausted")]
+    Exhausted,
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Keys are agreed; the stream can carry data.
+    Connected,
+    /// The connection is over.
+    Closed(CloseReason),
+}
+
+pub(super) enum State {
+    /// Client: REQUEST sent, waiting for RESPONSE.
+    ClientHandshake {
+        request: Vec<u8>,
+        next_send: Instant,
+        interval: Duration,
+        first_sent: Option<Instant>,
+        retransmitted: bool,
+        rnd: HandshakeRandom,
+    },
+    /// Keys are agreed.
+    Established,
+    /// We sent CLOSE; resend it a few times, then we are done.
+    Closing { until: Instant, resend: bool },
+    /// Over.
+    Closed,
+}
+
+/// Server-side handshake memory: resend RESPONSE until the client is heard
+/// under the session keys.
+pub(super) struct ServerHandshake {
+    pub(super) client_nonce: [u8; 32],
+    pub(super) response: Vec<u8>,
+    pub(super) response_pending: bool,
+    pub(super) sent_at: Option<Instant>,
+}
+
+/// Receiver-side acknowledgement state.
+#[derive(Default)]
+pub(super) struct AckState {
+    pub(super) received: RangeSet,
+    pub(super) largest: Option<u64>,
+    pub(super) largest_time: Option<Instant>,
+    pub(super) eliciting_since_ack: u32,
+    pub(super) deadline: Option<Instant>,
+    pub(super) immediate: bool,
+}
+
+/// A VFER connection.
+pub struct Connection {
+    pub(super) role: Role,
+    pub(super) config: Config,
+    pub(super) secret: Zeroizing<[u8; KEY_LEN]>,
+    pub(super) state: State,
+    pub(super) server_hs: Option<ServerHandshake>,
+    pub(super) confirmed: bool,
+    pub(super) vsl: Option<vsl::Session>,
+    pub(super) peer_params: Option<TransportParams>,
+    pub(super) send: SendBuffer,
+    pub(super) recv: RecvBuffer,
+    pub(super) peer_max_data: u64,
+    pub(super) advertised_max_data: u64,
+    pub(super) max_data_pending: bool,
+    pub(super) recovery: Recovery,
+    pub(super) cc: Box<dyn Controller>,
+    pub(super) pacer: Pacer,
+    pub(super) pacing_wait: Option<Instant>,
+    pub(super) mtu: PathMtu,
+    pub(super) ack: AckState,
+    pub(super) probes_pending: u8,
+    pub(super) ping_pending: bool,
+    pub(super) close_frame: Option<(u64, Vec<u8>)>,
+    pub(super) last_recv: Instant,
+    pub(super) last_eliciting_sent: Instant,
+    pub(super) started: Instant,
+    pub(super) events: VecDeque<Event>,
+    pub(super) stats: Stats,
+    pub(super) outcome: AckOutcome,
+    pub(super) close_reason: Option<CloseReason>,
+}
+
+impl Connection {
+    fn new(config: Config, role: Role, secret: &[u8; KEY_LEN], now: Instant) -> Connection {
+        let mtu = PathMtu::new(config.max_udp_payload);
+        let cc = config.cc.build(u64::from(mtu.current()));
+        Connection {
+            role,
+            send: SendBuffer::new(config.send_buffer),
+            recv: RecvBuffer::new(config.recv_window),
+            advertised_max_data: config.recv_window as u64,
+            config,
+            secret: Zeroizing::new(*secret),
+            state: State::Closed,
+            server_hs: None,
+            confirmed: false,
+            vsl: None,
+            peer_params: None,
+            peer_max_data: 0,
+            max_data_pending: false,
+            recovery: Recovery::new(),
+            cc,
+            pacer: Pacer::new(),
+            pacing_wait: None,
+            mtu,
+            ack: AckState::default(),
+            probes_pending: 0,
+            ping_pending: false,
+            close_frame: None,
+            last_recv: now,
+            last_eliciting_sent: now,
+            started: now,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            outcome: AckOutcome::default(),
+            close_reason: None,
+        }
+    }
+
+    pub(super) fn our_params(&self) -> TransportParams {
+        TransportParams {
+            max_udp_payload: u32::from(self.config.max_udp_payload),
+            initial_max_data: self.config.recv_window as u64,
+            idle_timeout_ms: self.config.idle_timeout.as_millis().min(u32::MAX as u128) as u32,
+        }
+    }
+
+    /// Starts a client connection: its first `poll_transmit` is the REQUEST.
+    pub fn client(
+        config: Config,
+        secret: &[u8; KEY_LEN],
+        rnd: HandshakeRandom,
+        now: Instant,
+    ) -> Connection {
+        let mut c = Connection::new(config, Role::Client, secret, now);
+        let request = handshake::encode_request(secret, &rnd, &c.our_params());
+        c.state = State::ClientHandshake {
+            request,
+            next_send: now,
+            interval: Duration::from_millis(500),
+            first_sent: None,
+            retransmitted: false,
+            rnd,
+        };
+        c
+    }
+
+    /// Accepts a client whose REQUEST is `request` (authenticated here with
+    /// the secret). The connection answers with RESPONSE on its first
+    /// `poll_transmit`.
+    pub fn server(
+        config: Config,
+        secret: &[u8; KEY_LEN],
+        rnd: HandshakeRandom,
+        now: Instant,
+        request: &mut [u8],
+    ) -> Result<Connection, HandshakeError> {
+        let req = handshake::decode_request(secret, request)?;
+        let mut c = Connection::new(config, Role::Server, secret, now);
+        let keys =
+            handshake::session_keys(secret, &req.nonce, &rnd.nonce, &rnd.dh_secret, &req.public)?;
+        let response = handshake::encode_response(secret, &req.nonce, &rnd, &c.our_params());
+        c.vsl = Some(vsl::Session::new(&keys, Role::Server, 0));
+        c.apply_peer_params(req.params);
+        c.server_hs = Some(ServerHandshake {
+            client_nonce: req.nonce,
+            response,
+            response_pending: true,
+            sent_at: None,
+        });
+        c.state = State::Established;
+        Ok(c)
+    }
+
+    pub(super) fn apply_peer_params(&mut self, p: TransportParams) {
+        self.peer_max_data = p.initial_max_data;
+        let peer_max = p.max_udp_payload.min(u32::from(u16::MAX)) as u16;
+        if peer_max < self.config.max_udp_payload {
+            self.config.max_udp_payload = peer_max.max(mtu_floor());
+            self.mtu = PathMtu::new(self.config.max_udp_payload);
+        }
+        if p.idle_timeout_ms > 0 {
+            let peer = Duration::from_millis(u64::from(p.idle_timeout_ms));
+            self.config.idle_timeout = self.config.idle_timeout.min(peer);
+        }
+        self.peer_params = Some(p);
+    }
+
+    /// Is the handshake complete (keys agreed)?
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established) && self.vsl.is_some()
+    }
+
+    /// Is the connection over (nothing more to send or receive)?
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    /// Has a packet under the session keys arrived from the peer? (The
+    /// server's sign that the client holds the secret and got our RESPONSE.)
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues stream bytes; returns how many fit in the send buffer.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if matches!(self.state, State::Closing { .. } | State::Closed) {
+            return 0;
+        }
+        self.send.write(data)
+    }
+
+    /// Room in the send buffer.
+    pub fn send_space(&self) -> usize {
+        self.send.space()
+    }
+
+    /// Ends our direction of the stream after what was written.
+    pub fn finish(&mut self) {
+        self.send.finish();
+    }
+
+    /// Has the peer acknowledged all our stream data and the end of stream?
+    pub fn is_send_complete(&self) -> bool {
+        self.send.is_fully_acked()
+    }
+
+    /// Reads in-order stream bytes; 0 means nothing is ready (check `is_read_finished`).
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.recv.read(buf);
+        if n > 0 {
+            let window = self.config.recv_window as u64;
+            if self.recv.max_data() >= self.advertised_max_data + window / 4 {
+                self.max_data_pending = true;
+            }
+        }
+        n
+    }
+
+    /// Bytes ready for `read`.
+    pub fn readable(&self) -> u64 {
+        self.recv.readable()
+    }
+
+    /// Has the peer ended its stream and have we read all of it?
+    pub fn is_read_finished(&self) -> bool {
+        self.recv.is_finished()
+    }
+
+    /// Closes the connection: sends CLOSE (a few times) and stops.
+    pub fn close(&mut self, now: Instant, code: u64, reason: &str) {
+        match self.state {
+            State::Closing { .. } | State::Closed => return,
+            State::ClientHandshake { .. } => {
+                self.finish_close(CloseReason::Local { code });
+                return;
+            }
+            State::Established => {}
+        }
+        self.close_frame = Some((code, reason.as_bytes().to_vec()));
+        let linger = self
+            .recovery
+            .pto_duration(MAX_ACK_DELAY, self.config.max_pto)
+            * 3;
+        self.state = State::Closing {
+            until: now + linger,
+            resend: true,
+        };
+        self.close_reason = Some(CloseReason::Local { code });
+    }
+
+    pub(super) fn finish_close(&mut self, reason: CloseReason) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        self.state = State::Closed;
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason.clone());
+        }
+        let r = self.close_reason.clone().unwrap_or(reason);
+        self.events.push_back(Event::Closed(r));
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.srtt = self.recovery.rtt.smoothed();
+        s.min_rtt = self.recovery.rtt.min();
+        s.path_mtu = self.mtu.current();
+        s.cwnd = self.cc.window();
+        s.pacing_rate = self.pacing_rate();
+        s.cc = self.cc.name();
+        s.packets_lost = self.recovery.lost_packets;
+        s
+    }
+
+    pub(super) fn pacing_rate(&self) -> u64 {
+        let r = self.cc.pacing_rate();
+        self.config.rate_cap.map_or(r, |cap| r.min(cap.max(1)))
+    }
+
+    /// The earliest time `handle_timeout` must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut add = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        match &self.state {
+            State::Closed => return None,
+            State::Closing { until, .. } => return Some(*until),
+            State::ClientHandshake { next_send, .. } => {
+                add(Some(*next_send));
+                add(Some(self.started + self.config.handshake_timeout));
+                return t;
+            }
+            State::Established => {}
+        }
+        add(self.recovery.timeout(MAX_ACK_DELAY, self.config.max_pto));
+        add(self.ack.deadline);
+        add(self.pacing_wait);
+        add(Some(self.last_recv + self.config.idle_timeout));
+        add(Some(self.last_eliciting_sent + self.config.keepalive));
+        t
+    }
+
+    /// Processes timers that expired at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.state {
+            State::Closed => return,
+            State::Closing { until, .. } => {
+                if now >= *until {
+                    let reason = self
+                        .close_reason
+                        .clone()
+                        .unwrap_or(CloseReason::Local { code: 0 });
+                    self.finish_close(reason);
+                }
+                return;
+            }
+            State::ClientHandshake { .. } => {
+                if now >= self.started + self.config.handshake_timeout {
+                    let d = self.config.handshake_timeout;
+                    self.finish_close(CloseReason::HandshakeTimeout(d));
+                }
+                return;
+            }
+            State::Established => {}
+        }
+        if now >= self.last_recv + self.config.idle_timeout {
+            let d = self.config.idle_timeout;
+            self.finish_close(CloseReason::IdleTimeout(d));
+            return;
+        }
+        if self.pacing_wait.is_some_and(|t| now >= t) {
+            self.pacing_wait = None;
+        }
+        if now >= self.last_eliciting_sent + self.config.keepalive {
+            self.ping_pending = true;
+        }
+        if self
+            .recovery
+            .timeout(MAX_ACK_DELAY, self.config.max_pto)
+            .is_some_and(|t| now >= t)
+        {
+            let mut out = std::mem::take(&mut self.outcome);
+            let pto = self.recovery.on_timeout(now, &mut out);
+            self.on_lost_packets(now, &out);
+            self.outcome = out;
+            if pto {
+                self.probes_pending = 2;
+                if self.recovery.pto_count >= 3 {
+                    self.cc.on_persistent_congestion(now);
+                    self.mtu.on_black_hole(now);
+                    self.cc.set_mtu(u64::from(self.mtu.current()));
+                }
+            }
+        }
+        self.mtu.poll(now);
+    }
+
+    /// Reacts to packets declared lost: their contents go back in the queue.
+    pub(super) fn on_lost_packets(&mut self, now: Instant, out: &AckOutcome) {
+        let mut lost_bytes = 0;
+        let mut newest: Option<Instant> = None;
+        for p in &out.lost {
+            if p.mtu_probe {
+                self.mtu.on_lost(now, p.pn);
+                continue;
+            }
+            lost_bytes += u64::from(p.size);
+            newest = Some(newest.map_or(p.time_sent, |n| n.max(p.time_sent)));
+            if let Some(r) = &p.stream {
+                self.send.on_lost(r.clone(), p.fin);
+            } else if p.fin {
+                self.send.on_lost(0..0, true);
+            }
+            if p.max_data {
+                self.max_data_pending = true;
+            }
+        }
+        if let Some(t) = newest {
+            self.cc.on_loss(now, lost_bytes, t);
+        }
+    }
+}
+
+/// The smallest max_udp_payload we accept from a peer.
+fn mtu_floor() -> u16 {
+    super::mtu::BASE_PLPMTU
+}

@@ -1,0 +1,330 @@
+//! The connection handshake (VFER's REQUEST/RESPONSE): both sides send a
+//! fresh nonce and an X25519 share inside VSL packets protected by keys
+//! derived from the session secret alone, so only holders of the secret can
+//! take part; session keys then come from the secret, both nonces and the
+//! X25519 result (forward secrecy). See docs/PROTOCOL.md §2.
+
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::vsl::{self, SessionKeys, HEADER_LEN, KEY_LEN, NONCE_LEN};
+
+/// VSL type of packets carrying VFER frames under session keys.
+pub const TYPE_DATA: u8 = 0x00;
+/// VSL type of the client's handshake packet.
+pub const TYPE_REQUEST: u8 = 0x01;
+/// VSL type of the server's handshake packet.
+pub const TYPE_RESPONSE: u8 = 0x02;
+/// Protocol version carried in the handshake.
+pub const VERSION: u32 = 1;
+/// The REQUEST datagram is padded to this size: it proves the path carries
+/// the base PLPMTU and bounds the server's reply to no more than was sent.
+pub const REQUEST_DATAGRAM_LEN: usize = 1200;
+/// Handshake packet numbers are drawn at random below this bound.
+pub const HANDSHAKE_MSGNR_BOUND: u64 = 1 << 60;
+
+/// Parameters each side announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportParams {
+    /// Largest UDP payload this side accepts.
+    pub max_udp_payload: u32,
+    /// Initial flow-control window: stream bytes the peer may send before
+    /// the first MAX_DATA.
+    pub initial_max_data: u64,
+    /// The sender closes the connection after this long without a packet.
+    pub idle_timeout_ms: u32,
+}
+
+const PARAMS_LEN: usize = 4 + 8 + 4;
+
+impl TransportParams {
+    fn write(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&self.max_udp_payload.to_be_bytes());
+        out[4..12].copy_from_slice(&self.initial_max_data.to_be_bytes());
+        out[12..16].copy_from_slice(&self.idle_timeout_ms.to_be_bytes());
+    }
+
+    fn read(b: &[u8]) -> Option<Self> {
+        Some(TransportParams {
+            max_udp_payload: u32::from_be_bytes(b.get(0..4)?.try_into().ok()?),
+            initial_max_data: u64::from_be_bytes(b.get(4..12)?.try_into().ok()?),
+            idle_timeout_ms: u32::from_be_bytes(b.get(12..16)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Randomness a handshake consumes, supplied by the caller (the OS RNG in
+/// production, fixed bytes in deterministic tests).
+#[derive(Clone)]
+pub struct HandshakeRandom {
+    /// This side's fresh nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// This side's ephemeral X25519 private key.
+    pub dh_secret: Zeroizing<[u8; 32]>,
+    /// The packet number of this side's handshake packet (below `HANDSHAKE_MSGNR_BOUND`).
+    pub msgnr: u64,
+}
+
+impl HandshakeRandom {
+    /// Fresh values from the operating system's random number generator.
+    pub fn from_os() -> std::io::Result<Self> {
+        let mut buf = Zeroizing::new([0u8; NONCE_LEN + 32 + 8]);
+        getrandom::fill(&mut buf[..]).map_err(std::io::Error::other)?;
+        Ok(Self::from_bytes(&buf))
+    }
+
+    /// Deterministic values from 72 bytes (tests).
+    pub fn from_bytes(b: &[u8; NONCE_LEN + 32 + 8]) -> Self {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&b[..NONCE_LEN]);
+        let mut dh = Zeroizing::new([0u8; 32]);
+        dh.copy_from_slice(&b[NONCE_LEN..NONCE_LEN + 32]);
+        let mut m = [0u8; 8];
+        m.copy_from_slice(&b[NONCE_LEN + 32..]);
+        HandshakeRandom {
+            nonce,
+            dh_secret: dh,
+            msgnr: u64::from_be_bytes(m) % HANDSHAKE_MSGNR_BOUND,
+        }
+    }
+
+    /// Deterministic values derived from a seed (tests and simulations).
+    pub fn from_seed(seed: u64) -> Self {
+        let mut b = [0u8; NONCE_LEN + 32 + 8];
+        let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+        for chunk in b.chunks_mut(8) {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
+        }
+        Self::from_bytes(&b)
+    }
+
+    /// This side's X25519 public share.
+    pub fn public(&self) -> [u8; 32] {
+        PublicKey::from(&StaticSecret::from(*self.dh_secret)).to_bytes()
+    }
+}
+
+/// Why a handshake packet was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// Not a valid VSL packet under the handshake keys (wrong secret, forged, corrupted).
+    #[error("handshake packet failed authentication (wrong secret or key?)")]
+    Auth,
+    /// Authenticated but not understood.
+    #[error("malformed handshake packet")]
+    Malformed,
+    /// The peer speaks another protocol version.
+    #[error("peer uses VFER handshake version {0}, this build speaks version {VERSION}")]
+    Version(u32),
+    /// The response does not answer our request.
+    #[error("handshake response for another request")]
+    WrongNonce,
+    /// The peer's X25519 share is a low-order point.
+    #[error("peer sent a low-order X25519 share")]
+    LowOrder,
+}
+
+/// A decoded, authenticated REQUEST.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The client's nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The client's X25519 share.
+    pub public: [u8; 32],
+    /// The client's parameters.
+    pub params: TransportParams,
+}
+
+/// A decoded, authenticated RESPONSE.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The server's nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The server's X25519 share.
+    pub public: [u8; 32],
+    /// The server's parameters.
+    pub params: TransportParams,
+}
+
+/// Keys protecting handshake packets: the VSL key schedule with all-zero
+/// nonces and no DH result. They depend on the secret only.
+fn handshake_keys(secret: &[u8; KEY_LEN]) -> SessionKeys {
+    SessionKeys::derive(secret, &[0; NONCE_LEN], &[0; NONCE_LEN], None)
+}
+
+const REQUEST_BODY: usize = 4 + NONCE_LEN + 32 + PARAMS_LEN;
+const RESPONSE_BODY: usize = 4 + 2 * NONCE_LEN + 32 + PARAMS_LEN;
+/// Length of the RESPONSE datagram.
+pub const RESPONSE_DATAGRAM_LEN: usize = HEADER_LEN + RESPONSE_BODY;
+
+/// Builds the client's REQUEST datagram.
+pub fn encode_request(
+    secret: &[u8; KEY_LEN],
+    rnd: &HandshakeRandom,
+    params: &TransportParams,
+) -> Vec<u8> {
+    let mut d = vec![0u8; REQUEST_DATAGRAM_LEN];
+    let p = &mut d[HEADER_LEN..];
+    p[0..4].copy_from_slice(&VERSION.to_be_bytes());
+    p[4..36].copy_from_slice(&rnd.nonce);
+    p[36..68].copy_from_slice(&rnd.public());
+    params.write(&mut p[68..68 + PARAMS_LEN]);
+    let keys = handshake_keys(secret);
+    let mut sealer = vsl::Sealer::new(&keys.c2s, rnd.msgnr);
+    // The datagram is 1200 bytes: well within VSL limits.
+    let _ = sealer.seal_in_place(TYPE_REQUEST, &mut d);
+    d
+}
+
+/// Authenticates and decodes a REQUEST datagram (in place).
+pub fn decode_request(
+    secret: &[u8; KEY_LEN],
+    datagram: &mut [u8],
+) -> Result<Request, HandshakeError> {
+    let keys = handshake_keys(secret);
+    let mut opener = vsl::Opener::new(&keys.c2s);
+    let opened = opener.open(datagram).map_err(|_| HandshakeError::Auth)?;
+    if opened.ptype != TYPE_REQUEST || opened.payload.len() < REQUEST_BODY {
+        return Err(HandshakeError::Malformed);
+    }
+    let p = &opened.payload;
+    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+    if version != VERSION {
+        return Err(HandshakeError::Version(version));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&p[4..36]);
+    let mut public = [0u8; 32];
+    public.copy_from_slice(&p[36..68]);
+    let params = TransportParams::read(&p[68..]).ok_or(HandshakeError::Malformed)?;
+    Ok(Request {
+        nonce,
+        public,
+        params,
+    })
+}
+
+/// Builds the server's RESPONSE datagram answering the request with `client_nonce`.
+pub fn encode_response(
+    secret: &[u8; KEY_LEN],
+    client_nonce: &[u8; NONCE_LEN],
+    rnd: &HandshakeRandom,
+    params: &TransportParams,
+) -> Vec<u8> {
+    let mut d = vec![0u8; RESPONSE_DATAGRAM_LEN];
+    let p = &mut d[HEADER_LEN..];
+    p[0..4].copy_from_slice(&VERSION.to_be_bytes());
+    p[4..36].copy_from_slice(client_nonce);
+    p[36..68].copy_from_slice(&rnd.nonce);
+    p[68..100].copy_from_slice(&rnd.public());
+    params.write(&mut p[100..100 + PARAMS_LEN]);
+    let keys = handshake_keys(secret);
+    let mut sealer = vsl::Sealer::new(&keys.s2c, rnd.msgnr);
+    let _ = sealer.seal_in_place(TYPE_RESPONSE, &mut d);
+    d
+}
+
+/// Authenticates and decodes a RESPONSE to the request with `client_nonce`.
+pub fn decode_response(
+    secret: &[u8; KEY_LEN],
+    client_nonce: &[u8; NONCE_LEN],
+    datagram: &mut [u8],
+) -> Result<Response, HandshakeError> {
+    let keys = handshake_keys(secret);
+    let mut opener = vsl::Opener::new(&keys.s2c);
+    let opened = opener.open(datagram).map_err(|_| HandshakeError::Auth)?;
+    if opened.ptype != TYPE_RESPONSE || opened.payload.len() != RESPONSE_BODY {
+        return Err(HandshakeError::Malformed);
+    }
+    let p = &opened.payload;
+    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+    if version != VERSION {
+        return Err(HandshakeError::Version(version));
+    }
+    if p[4..36] != client_nonce[..] {
+        return Err(HandshakeError::WrongNonce);
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&p[36..68]);
+    let mut public = [0u8; 32];
+    public.copy_from_slice(&p[68..100]);
+    let params = TransportParams::read(&p[100..]).ok_or(HandshakeError::Malformed)?;
+    Ok(Response {
+        nonce,
+        public,
+        params,
+    })
+}
+
+/// Session keys from the secret, both nonces and the X25519 result.
+/// Fails on a low-order peer share (all-zero shared secret).
+pub fn session_keys(
+    secret: &[u8; KEY_LEN],
+    client_nonce: &[u8; NONCE_LEN],
+    server_nonce: &[u8; NONCE_LEN],
+    our_dh_secret: &[u8; 32],
+    peer_public: &[u8; 32],
+) -> Result<SessionKeys, HandshakeError> {
+    let ours = StaticSecret::from(*our_dh_secret);
+    let shared = ours.diffie_hellman(&PublicKey::from(*peer_public));
+    if !shared.was_contributory() {
+        return Err(HandshakeError::LowOrder);
+    }
+    Ok(SessionKeys::derive(
+        secret,
+        client_nonce,
+        server_nonce,
+        Some(shared.as_bytes()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> TransportParams {
+        TransportParams {
+            max_udp_payload: 1452,
+            initial_max_data: 1 << 20,
+            idle_timeout_ms: 30_000,
+        }
+    }
+
+    #[test]
+    fn both_sides_agree_on_keys() {
+        let secret = [5u8; 32];
+        let c = HandshakeRandom::from_seed(1);
+        let s = HandshakeRandom::from_seed(2);
+        let mut req = encode_request(&secret, &c, &params());
+        assert_eq!(req.len(), REQUEST_DATAGRAM_LEN);
+        let r = decode_request(&secret, &mut req).unwrap();
+        assert_eq!(r.params, params());
+        let mut resp = encode_response(&secret, &r.nonce, &s, &params());
+        let p = decode_response(&secret, &c.nonce, &mut resp).unwrap();
+        let kc = session_keys(&secret, &c.nonce, &p.nonce, &c.dh_secret, &p.public).unwrap();
+        let ks = session_keys(&secret, &r.nonce, &s.nonce, &s.dh_secret, &r.public).unwrap();
+        assert_eq!(kc.c2s.enc, ks.c2s.enc);
+        assert_eq!(kc.s2c.mac, ks.s2c.mac);
+    }
+
+    #[test]
+    fn wrong_secret_and_low_order_rejected() {
+        let c = HandshakeRandom::from_seed(1);
+        let mut req = encode_request(&[5u8; 32], &c, &params());
+        assert_eq!(
+            decode_request(&[6u8; 32], &mut req).unwrap_err(),
+            HandshakeError::Auth
+        );
+        let zero = [0u8; 32];
+        assert!(matches!(
+            session_keys(&[5; 32], &[1; 32], &[2; 32], &c.dh_secret, &zero),
+            Err(HandshakeError::LowOrder)
+        ));
+    }
+}

@@ -1,0 +1,379 @@
+//! The byte stream's buffers: what we sent but the peer has not yet
+//! acknowledged (`SendBuffer`), and what arrived out of order and is waiting
+//! for the application (`RecvBuffer`). Both are fixed-size rings, so memory
+//! stays bounded whatever the transfer size.
+
+use std::ops::Range;
+
+use super::ranges::RangeSet;
+
+/// A fixed-capacity ring addressed by absolute stream offset.
+struct Ring {
+    buf: Box<[u8]>,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        Ring {
+            buf: vec![0u8; cap.max(1)].into_boxed_slice(),
+        }
+    }
+
+    fn cap(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let cap = self.buf.len();
+        let start = (offset % cap as u64) as usize;
+        let first = data.len().min(cap - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) {
+        let cap = self.buf.len();
+        let start = (offset % cap as u64) as usize;
+        let first = out.len().min(cap - start);
+        out[..first].copy_from_slice(&self.buf[start..start + first]);
+        let rest = out.len() - first;
+        out[first..].copy_from_slice(&self.buf[..rest]);
+    }
+}
+
+/// Outgoing stream bytes from the application until the peer acknowledges them.
+pub struct SendBuffer {
+    ring: Ring,
+    /// Everything below is acknowledged and forgotten.
+    base: u64,
+    /// End of what the application wrote.
+    written: u64,
+    /// Highest offset ever sent (new data starts here).
+    sent: u64,
+    /// The application has finished the stream.
+    finished: bool,
+    fin_sent: bool,
+    fin_acked: bool,
+    fin_lost: bool,
+    acked: RangeSet,
+    lost: RangeSet,
+}
+
+/// A piece of stream to put in the next packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Stream offset of the first byte.
+    pub offset: u64,
+    /// Number of bytes.
+    pub len: usize,
+    /// Carries the FIN.
+    pub fin: bool,
+    /// This is a retransmission of bytes declared lost.
+    pub retransmit: bool,
+}
+
+impl SendBuffer {
+    /// A buffer holding at most `cap` unacknowledged bytes.
+    pub fn new(cap: usize) -> SendBuffer {
+        SendBuffer {
+            ring: Ring::new(cap),
+            base: 0,
+            written: 0,
+            sent: 0,
+            finished: false,
+            fin_sent: false,
+            fin_acked: false,
+            fin_lost: false,
+            acked: RangeSet::new(),
+            lost: RangeSet::new(),
+        }
+    }
+
+    /// Free space for `write`.
+    pub fn space(&self) -> usize {
+        if self.finished {
+            return 0;
+        }
+        (self.ring.cap() - (self.written - self.base)) as usize
+    }
+
+    /// Appends application bytes; returns how many were taken.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.space());
+        self.ring.write(self.written, &data[..n]);
+        self.written += n as u64;
+        n
+    }
+
+    /// The application will write no more.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Has the application finished the stream?
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Has the peer acknowledged every byte and the FIN?
+    pub fn is_fully_acked(&self) -> bool {
+        self.finished && self.fin_acked && self.base == self.written
+    }
+
+    /// Bytes written by the application so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Is anything waiting to be (re)sent, within the flow-control `limit`?
+    pub fn has_pending(&self, limit: u64) -> bool {
+        !self.lost.is_empty()
+            || (self.sent < self.written && self.sent < limit)
+            || self.fin_pending()
+    }
+
+    fn fin_pending(&self) -> bool {
+        self.finished && self.sent == self.written && (!self.fin_sent || self.fin_lost)
+    }
+
+    /// Picks the next piece to send, at most `max` bytes: lost bytes first,
+    /// then new bytes below the flow-control `limit`. Marks it as sent.
+    pub fn next_chunk(&mut self, max: usize, limit: u64) -> Option<Chunk> {
+        while let Some(r) = self.lost.first() {
+            // Skip bytes acknowledged since they were declared lost.
+            let start = r.start.max(self.base);
+            if start >= r.end || self.acked.contains_range(start..r.end) {
+                self.lost.remove(r);
+                continue;
+            }
+            let len = ((r.end - start) as usize).min(max);
+            if len == 0 {
+                return None;
+            }
+            self.lost.remove(start..start + len as u64);
+            let fin = self.finished && start + len as u64 == self.written && self.fin_lost;
+            if fin {
+                self.fin_lost = false;
+            }
+            return Some(Chunk {
+                offset: start,
+                len,
+                fin,
+                retransmit: true,
+            });
+        }
+        let avail = self.written.min(limit).saturating_sub(self.sent);
+        let len = (avail as usize).min(max);
+        let fin_now = self.finished && self.sent + len as u64 == self.written;
+        if len == 0 && !(fin_now && self.fin_pending()) {
+            return None;
+        }
+        let c = Chunk {
+            offset: self.sent,
+            len,
+            fin: fin_now,
+            retransmit: len == 0 && self.fin_lost,
+        };
+        self.sent += len as u64;
+        if fin_now {
+            self.fin_sent = true;
+            self.fin_lost = false;
+        }
+        Some(c)
+    }
+
+    /// Copies sent bytes `[offset, offset + out.len())` for (re)transmission.
+    pub fn read(&self, offset: u64, out: &mut [u8]) {
+        self.ring.read(offset, out);
+    }
+
+    /// The peer acknowledged `range` (and the FIN if `fin`).
+    pub fn on_acked(&mut self, range: Range<u64>, fin: bool) {
+        if fin {
+            self.fin_acked = true;
+            self.fin_lost = false;
+        }
+        if range.end <= self.base {
+            return;
+        }
+        self.acked.insert(range.start.max(self.base)..range.end);
+        while let Some(first) = self.acked.first() {
+            if first.start > self.base {
+                break;
+            }
+            self.base = first.end;
+            self.acked.pop_first();
+        }
+    }
+
+    /// The packet carrying `range` (and the FIN if `fin`) was lost.
+    pub fn on_lost(&mut self, range: Range<u64>, fin: bool) {
+        if fin && !self.fin_acked {
+            self.fin_lost = true;
+        }
+        let start = range.start.max(self.base);
+        if start < range.end {
+            self.lost.insert(start..range.end);
+        }
+    }
+
+    /// Bytes sent at least once and not yet acknowledged (upper bound).
+    pub fn unacked(&self) -> u64 {
+        self.sent - self.base
+    }
+}
+
+/// Why incoming stream data was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// Data beyond the window we advertised.
+    #[error("peer exceeded the flow-control window")]
+    FlowControl,
+    /// Data past the FIN, or two different FIN offsets.
+    #[error("peer sent data beyond the end of the stream")]
+    BeyondFin,
+}
+
+/// Incoming stream bytes, reassembled in order for the application.
+pub struct RecvBuffer {
+    ring: Ring,
+    /// The application has read everything below.
+    read: u64,
+    received: RangeSet,
+    fin_at: Option<u64>,
+}
+
+impl RecvBuffer {
+    /// A receive window of `cap` bytes.
+    pub fn new(cap: usize) -> RecvBuffer {
+        RecvBuffer {
+            ring: Ring::new(cap),
+            read: 0,
+            received: RangeSet::new(),
+            fin_at: None,
+        }
+    }
+
+    /// The highest offset the peer may send up to (what MAX_DATA advertises).
+    pub fn max_data(&self) -> u64 {
+        self.read + self.ring.cap()
+    }
+
+    /// Stores bytes that arrived; duplicates are harmless. Returns the number of new bytes.
+    pub fn insert(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<u64, RecvError> {
+        let end = offset + data.len() as u64;
+        if end > self.max_data() {
+            return Err(RecvError::FlowControl);
+        }
+        if let Some(f) = self.fin_at {
+            if end > f || (fin && end != f) {
+                return Err(RecvError::BeyondFin);
+            }
+        }
+        if fin {
+            if self.received.last().is_some_and(|r| r.end > end) {
+                return Err(RecvError::BeyondFin);
+            }
+            self.fin_at = Some(end);
+        }
+        if end <= self.read {
+            return Ok(0);
+        }
+        let skip = self.read.saturating_sub(offset) as usize;
+        let start = offset + skip as u64;
+        self.ring.write(start, &data[skip..]);
+        Ok(self.received.insert(start..end))
+    }
+
+    /// Bytes ready to read in order.
+    pub fn readable(&self) -> u64 {
+        match self.received.first() {
+            Some(r) if r.start <= self.read => r.end - self.read,
+            _ => 0,
+        }
+    }
+
+    /// Reads in-order bytes into `out`; returns how many.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = (self.readable() as usize).min(out.len());
+        if n == 0 {
+            return 0;
+        }
+        self.ring.read(self.read, &mut out[..n]);
+        self.read += n as u64;
+        self.received.remove(0..self.read);
+        n
+    }
+
+    /// Has the application read everything up to the FIN?
+    pub fn is_finished(&self) -> bool {
+        self.fin_at == Some(self.read)
+    }
+
+    /// Has the FIN and every byte before it arrived (maybe not yet read)?
+    pub fn is_complete(&self) -> bool {
+        self.fin_at
+            .is_some_and(|f| self.read + self.readable() == f)
+    }
+
+    /// Offset the application has read up to.
+    pub fn read_offset(&self) -> u64 {
+        self.read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_retransmits_lost_bytes_first() {
+        let mut s = SendBuffer::new(100);
+        assert_eq!(s.write(&[7u8; 150]), 100);
+        let a = s.next_chunk(40, u64::MAX).unwrap();
+        assert_eq!((a.offset, a.len, a.fin), (0, 40, false));
+        let b = s.next_chunk(40, u64::MAX).unwrap();
+        assert_eq!(b.offset, 40);
+        s.on_lost(0..40, false);
+        s.on_acked(40..80, false);
+        let c = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((c.offset, c.len, c.retransmit), (0, 40, true));
+        s.on_acked(0..40, false);
+        assert_eq!(s.space(), 80);
+        s.finish();
+        let d = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((d.offset, d.len, d.fin), (80, 20, true));
+        assert!(s.next_chunk(100, u64::MAX).is_none());
+        s.on_lost(80..100, true);
+        let e = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((e.offset, e.len, e.fin), (80, 20, true));
+        s.on_acked(80..100, true);
+        assert!(s.is_fully_acked());
+    }
+
+    #[test]
+    fn flow_control_limit_respected() {
+        let mut s = SendBuffer::new(100);
+        s.write(&[1u8; 100]);
+        assert_eq!(s.next_chunk(100, 30).unwrap().len, 30);
+        assert!(s.next_chunk(100, 30).is_none());
+    }
+
+    #[test]
+    fn recv_reassembles_and_wraps() {
+        let mut r = RecvBuffer::new(8);
+        assert_eq!(r.insert(4, b"efgh", false), Ok(4));
+        assert_eq!(r.readable(), 0);
+        assert_eq!(r.insert(0, b"abcd", false), Ok(4));
+        assert_eq!(r.insert(8, b"x", false), Err(RecvError::FlowControl));
+        let mut out = [0u8; 6];
+        assert_eq!(r.read(&mut out), 6);
+        assert_eq!(&out, b"abcdef");
+        assert_eq!(r.insert(8, b"ijkl", true), Ok(4));
+        assert_eq!(r.insert(8, b"ijklm", false), Err(RecvError::BeyondFin));
+        let mut out = [0u8; 8];
+        assert_eq!(r.read(&mut out), 6);
+        assert_eq!(&out[..6], b"ghijkl");
+        assert!(r.is_finished());
+    }
+}
