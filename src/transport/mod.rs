@@ -8,6 +8,7 @@
 pub mod cc;
 mod config;
 mod connection;
+mod driver;
 pub mod frame;
 pub mod handshake;
 pub mod mtu;
@@ -16,11 +17,13 @@ pub mod ranges;
 mod receive;
 pub mod recovery;
 pub mod rtt;
+pub mod socket;
 pub mod stream;
 mod transmit;
 
 pub use config::{Config, Stats, MAX_ACK_DELAY};
 pub use connection::{CloseReason, Connection, Event};
+pub use driver::{Session, SessionError, VferStream};
 pub use handshake::{HandshakeError, HandshakeRandom, TransportParams};
 #[cfg(test)]
 mod tests;

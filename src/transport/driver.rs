@@ -1,0 +1,461 @@
+//! The thin tokio driver around a [`Connection`]: moves datagrams between
+//! the connection and a UDP socket (GSO/GRO batches through `quinn-udp`),
+//! fires its timers, and exposes its stream as `AsyncRead + AsyncWrite`.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+use super::config::{Config, Stats};
+use super::connection::{CloseReason, Connection, Event};
+use super::handshake::{HandshakeRandom, TYPE_REQUEST};
+use crate::vsl::{Header, KEY_LEN};
+
+/// Largest GSO batch in bytes (the kernel limit is 64 KiB per send).
+const GSO_BATCH_BYTES: usize = 65_000;
+/// Receive buffer per batch slot: one maximal datagram or a GRO train.
+const RECV_SLOT: usize = 96 * 1024;
+
+/// Why a session could not be set up or ended in error.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A socket operation failed.
+    #[error("UDP socket error: {0}")]
+    Io(#[from] io::Error),
+    /// The connection ended abnormally.
+    #[error(transparent)]
+    Closed(#[from] CloseReason),
+    /// No client arrived in time (server side).
+    #[error("no authenticated client arrived within {0:?}")]
+    AcceptTimeout(Duration),
+}
+
+struct Inner {
+    conn: Connection,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    connected: bool,
+    closed: Option<CloseReason>,
+    peer: SocketAddr,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    wake_driver: Notify,
+    state_changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug; keep going with the data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An established VFER session: a reliable, encrypted byte stream to the
+/// peer, driven by a background task.
+pub struct Session {
+    shared: Arc<Shared>,
+    driver: tokio::task::JoinHandle<()>,
+    warning: Option<String>,
+}
+
+impl Session {
+    /// Connects to a server at `peer` that holds `secret`.
+    pub async fn connect(
+        peer: SocketAddr,
+        secret: &[u8; KEY_LEN],
+        config: Config,
+    ) -> Result<Session, SessionError> {
+        let bind: SocketAddr = if peer.is_ipv4() {
+            "0.0.0.0:0".parse().expect("valid literal")
+        } else {
+            "[::]:0".parse().expect("valid literal")
+        };
+        let (socket, warning) = super::socket::bind(bind)?;
+        let rnd = HandshakeRandom::from_os()?;
+        let conn = Connection::client(config, secret, rnd, Instant::now());
+        let mut s = Session::spawn(socket, conn, peer)?;
+        s.warning = warning;
+        s.wait_connected().await?;
+        Ok(s)
+    }
+
+    /// Waits on `socket` for a client whose REQUEST verifies under `secret`,
+    /// then until its first packet under the session keys (which proves it
+    /// received our RESPONSE). Gives up after `wait`.
+    pub async fn accept(
+        socket: UdpSocket,
+        secret: &[u8; KEY_LEN],
+        config: Config,
+        wait: Duration,
+    ) -> Result<Session, SessionError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65_536];
+        let (conn, peer) = loop {
+            let (n, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
+                .await
+                .map_err(|_| SessionError::AcceptTimeout(wait))??;
+            let d = &mut buf[..n];
+            if Header::parse(d).is_none_or(|h| h.ptype != TYPE_REQUEST) {
+                continue;
+            }
+            let rnd = HandshakeRandom::from_os()?;
+            match Connection::server(config.clone(), secret, rnd, Instant::now(), d) {
+                Ok(c) => break (c, from),
+                Err(e) => tracing::debug!("dropped handshake from {from}: {e}"),
+            }
+        };
+        let s = Session::spawn(socket, conn, peer)?;
+        tokio::time::timeout_at(deadline, s.wait_connected())
+            .await
+            .map_err(|_| SessionError::AcceptTimeout(wait))??;
+        Ok(s)
+    }
+
+    fn spawn(socket: UdpSocket, conn: Connection, peer: SocketAddr) -> io::Result<Session> {
+        let state = UdpSocketState::new((&socket).into())?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                conn,
+                read_waker: None,
+                write_waker: None,
+                connected: false,
+                closed: None,
+                peer,
+            }),
+            wake_driver: Notify::new(),
+            state_changed: Notify::new(),
+        });
+        let driver = Driver {
+            socket,
+            state,
+            shared: shared.clone(),
+        };
+        let handle = tokio::spawn(driver.run());
+        Ok(Session {
+            shared,
+            driver: handle,
+            warning: None,
+        })
+    }
+
+    /// A warning about capped socket buffers, if the kernel capped them.
+    pub fn socket_warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    async fn wait_connected(&self) -> Result<(), SessionError> {
+        loop {
+            let notified = self.shared.state_changed.notified();
+            {
+                let inner = self.shared.lock();
+                if let Some(r) = &inner.closed {
+                    return Err(r.clone().into());
+                }
+                if inner.connected {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The peer's current address.
+    pub fn peer(&self) -> SocketAddr {
+        self.shared.lock().peer
+    }
+
+    /// Connection statistics so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().conn.stats()
+    }
+
+    /// The byte stream (clone-free handle; read and write halves via `tokio::io::split`).
+    pub fn stream(&self) -> VferStream {
+        VferStream {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Closes the session (code 0 = success) and waits until the CLOSE has
+    /// been sent; returns the final statistics.
+    pub async fn close(mut self, code: u64, reason: &str) -> Stats {
+        {
+            let mut inner = self.shared.lock();
+            inner.conn.close(Instant::now(), code, reason);
+        }
+        self.shared.wake_driver.notify_one();
+        let _ = (&mut self.driver).await;
+        self.shared.lock().conn.stats()
+    }
+
+    /// Why the session ended, if it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.lock().closed.clone()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        if !inner.conn.is_closed() {
+            inner.conn.close(Instant::now(), 1, "session dropped");
+            drop(inner);
+            self.shared.wake_driver.notify_one();
+        }
+    }
+}
+
+/// The session's byte stream. `shutdown` ends our direction and resolves
+/// once the peer has acknowledged every byte.
+pub struct VferStream {
+    shared: Arc<Shared>,
+}
+
+fn closed_error(reason: &Option<CloseReason>) -> io::Error {
+    match reason {
+        Some(r) => io::Error::new(io::ErrorKind::ConnectionAborted, r.to_string()),
+        None => io::Error::new(io::ErrorKind::NotConnected, "connection closed"),
+    }
+}
+
+impl AsyncRead for VferStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        let n = inner.conn.read(buf.initialize_unfilled());
+        if n > 0 {
+            buf.advance(n);
+            drop(inner);
+            self.shared.wake_driver.notify_one();
+            return Poll::Ready(Ok(()));
+        }
+        if inner.conn.is_read_finished() {
+            return Poll::Ready(Ok(()));
+        }
+        if inner.closed.is_some() {
+            return Poll::Ready(Err(closed_error(&inner.closed)));
+        }
+        inner.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for VferStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut inner = self.shared.lock();
+        if inner.closed.is_some() {
+            return Poll::Ready(Err(closed_error(&inner.closed)));
+        }
+        let n = inner.conn.write(data);
+        if n > 0 || data.is_empty() {
+            drop(inner);
+            self.shared.wake_driver.notify_one();
+            return Poll::Ready(Ok(n));
+        }
+        inner.write_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        if inner.conn.is_send_complete() {
+            return Poll::Ready(Ok(()));
+        }
+        if inner.closed.is_some() {
+            return Poll::Ready(Err(closed_error(&inner.closed)));
+        }
+        inner.conn.finish();
+        inner.write_waker = Some(cx.waker().clone());
+        drop(inner);
+        self.shared.wake_driver.notify_one();
+        Poll::Pending
+    }
+}
+
+struct Driver {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    shared: Arc<Shared>,
+}
+
+impl Driver {
+    async fn run(self) {
+        let mut send_buf = vec![0u8; GSO_BATCH_BYTES + 65_536];
+        let mut recv_buf = vec![0u8; RECV_SLOT * BATCH_SIZE];
+        let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
+        loop {
+            if let Err(e) = self.transmit(&mut send_buf).await {
+                tracing::warn!("UDP send failed: {e}");
+            }
+            let deadline = {
+                let mut inner = self.shared.lock();
+                self.publish(&mut inner);
+                if inner.conn.is_closed() {
+                    return;
+                }
+                inner.conn.poll_timeout()
+            };
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = self.socket.readable() => {
+                    if r.is_ok() {
+                        self.receive(&mut recv_buf, &mut meta);
+                    }
+                }
+                _ = sleep => {}
+                _ = self.shared.wake_driver.notified() => {}
+            }
+            let now = Instant::now();
+            let mut inner = self.shared.lock();
+            if inner.conn.poll_timeout().is_some_and(|t| t <= now) {
+                inner.conn.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Wakes the application when its stream can make progress.
+    fn publish(&self, inner: &mut Inner) {
+        let mut changed = false;
+        while let Some(ev) = inner.conn.poll_event() {
+            changed = true;
+            match ev {
+                Event::Connected => inner.connected = true,
+                Event::Closed(r) => inner.closed = Some(r),
+            }
+        }
+        let closed = inner.closed.is_some();
+        if closed || inner.conn.readable() > 0 || inner.conn.is_read_finished() {
+            if let Some(w) = inner.read_waker.take() {
+                w.wake();
+            }
+        }
+        if closed || inner.conn.send_space() > 0 || inner.conn.is_send_complete() {
+            if let Some(w) = inner.write_waker.take() {
+                w.wake();
+            }
+        }
+        if changed {
+            self.shared.state_changed.notify_waiters();
+        }
+    }
+
+    fn receive(&self, buf: &mut [u8], meta: &mut [RecvMeta]) {
+        loop {
+            let mut slices: Vec<IoSliceMut<'_>> =
+                buf.chunks_mut(RECV_SLOT).map(IoSliceMut::new).collect();
+            let res = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                self.state.recv((&self.socket).into(), &mut slices, meta)
+            });
+            let n = match res {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!("UDP receive error: {e}");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            let mut inner = self.shared.lock();
+            for (m, slice) in meta.iter().zip(slices.iter_mut()).take(n) {
+                let stride = m.stride.max(1);
+                for d in slice[..m.len].chunks_mut(stride) {
+                    let before = inner.conn.stats().packets_received;
+                    inner.conn.handle_datagram(now, d);
+                    if m.addr != inner.peer && inner.conn.stats().packets_received > before {
+                        // An authentic, fresh packet from a new address: the
+                        // peer moved (NAT rebinding); follow it.
+                        inner.peer = m.addr;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn transmit(&self, buf: &mut [u8]) -> io::Result<()> {
+        let max_segments = self.state.max_gso_segments().max(1);
+        loop {
+            let (len, segment, dest) = {
+                let mut inner = self.shared.lock();
+                let now = Instant::now();
+                let mut pos = 0;
+                let mut segment = 0;
+                let mut count = 0;
+                while count < max_segments {
+                    let room = if count == 0 {
+                        buf.len().min(65_536)
+                    } else {
+                        segment.min(GSO_BATCH_BYTES.saturating_sub(pos))
+                    };
+                    if room < crate::transport::mtu::BASE_PLPMTU as usize {
+                        break;
+                    }
+                    let Some(n) = inner.conn.poll_transmit(now, &mut buf[pos..pos + room]) else {
+                        break;
+                    };
+                    if count == 0 {
+                        segment = n;
+                    }
+                    pos += n;
+                    count += 1;
+                    if n < segment {
+                        break; // a short datagram ends a GSO batch
+                    }
+                }
+                (pos, segment, inner.peer)
+            };
+            if len == 0 {
+                return Ok(());
+            }
+            let t = Transmit {
+                destination: dest,
+                ecn: None,
+                contents: &buf[..len],
+                segment_size: (len > segment).then_some(segment),
+                src_ip: None,
+            };
+            loop {
+                let r = self.socket.try_io(tokio::io::Interest::WRITABLE, || {
+                    self.state.try_send((&self.socket).into(), &t)
+                });
+                match r {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.socket.writable().await?;
+                    }
+                    // EMSGSIZE (a PLPMTUD probe too big for the interface)
+                    // and transient errors: the packet counts as lost.
+                    Err(e) => {
+                        tracing::debug!("UDP send error: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
