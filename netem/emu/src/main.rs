@@ -42,6 +42,8 @@ LINK (both directions, or only the one after --c2s / --s2c / --both):
                     (default: 1 BDP, at least 100 packets)
   --seed N          PRNG seed
 
+run options: --rt-prio N  run the link threads SCHED_FIFO at N (the lab uses 10)
+
 Sends SIGTERM/SIGINT to stop; prints counters on exit, writes them to
 --stats FILE every second.
 ";
@@ -143,7 +145,14 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     let mut link = LinkArgs::new();
     let o = parse_args(
         args,
-        &["--client-ns", "--server-ns", "--dev", "--mtu", "--stats"],
+        &[
+            "--client-ns",
+            "--server-ns",
+            "--dev",
+            "--mtu",
+            "--stats",
+            "--rt-prio",
+        ],
         &mut link,
     )?;
     let mtu = parse_mtu(&o)?;
@@ -152,6 +161,14 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     let sns = o.get("--server-ns").ok_or("--server-ns is required")?;
     let dev = o.get("--dev").unwrap_or("vfer0");
     let stats_file = o.get("--stats").map(str::to_string);
+    let rt_prio: i32 = o
+        .get("--rt-prio")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| "bad --rt-prio")?;
+    if !(0..=99).contains(&rt_prio) {
+        return Err("--rt-prio out of range (0..99)".into());
+    }
 
     // SAFETY: plain prctl / signal calls; the handler only stores an atomic.
     unsafe {
@@ -202,6 +219,9 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
             .spawn(move || {
                 // SAFETY: per-thread timer slack, as above.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
+                if rt_prio > 0 {
+                    set_realtime(rt_prio);
+                }
                 forward::run(d, stop, st)
             })
             .map_err(|e| format!("spawn: {e}"))?;
@@ -230,6 +250,23 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Make the calling thread SCHED_FIFO at `prio`: the link must not be
+/// starved by the endpoints or other work on a small, shared machine (a
+/// starved emulator adds delay and drops packets in the TUN queue). The
+/// kernel's RT throttling still leaves other tasks 5% of each CPU.
+fn set_realtime(prio: i32) {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: sched_setscheduler on the calling thread with a valid param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+        eprintln!(
+            "vfer-netem: SCHED_FIFO {prio} not allowed ({}); running at normal priority",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 fn write_stats(path: &str, stats: &[Arc<Mutex<DirStats>>; 2]) {

@@ -1,5 +1,5 @@
 //! A UDP probe that validates an emulated link from the outside: the sender
-//! paces numbered datagrams carrying their send time (CLOCK_MONOTONIC, which
+//! paces numbered datagrams carrying their send time (CLOCK_REALTIME, which
 //! both namespaces share on one machine); the receiver reports loss,
 //! duplicates, reordering, one-way delay and the arrival rate.
 
@@ -16,21 +16,63 @@ const END: u64 = u64::MAX;
 /// Largest probe count the receiver tracks.
 const MAX_COUNT: u64 = 20_000_000;
 
-/// CLOCK_MONOTONIC in nanoseconds (comparable between processes).
-pub fn mono_ns() -> u64 {
+/// CLOCK_REALTIME in nanoseconds: comparable between processes and with the
+/// kernel's receive timestamps (SO_TIMESTAMPNS), which are immune to how late
+/// the receiving process gets scheduled.
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Receive one datagram with its kernel arrival time (falls back to the
+/// current time when the kernel gave none). Ok(None) on timeout.
+fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<(usize, u64)>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: msg points at live buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let mut stamp = None;
+    // SAFETY: walking the control messages the kernel wrote into cbuf.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Some((n as usize, stamp.unwrap_or_else(now_ns))))
 }
 
 fn encode(buf: &mut [u8], seq: u64, count: u64) {
     buf[..4].copy_from_slice(MAGIC);
     buf[4..12].copy_from_slice(&seq.to_be_bytes());
-    buf[12..20].copy_from_slice(&mono_ns().to_be_bytes());
+    buf[12..20].copy_from_slice(&now_ns().to_be_bytes());
     buf[20..28].copy_from_slice(&count.to_be_bytes());
 }
 
@@ -187,6 +229,7 @@ impl Seen {
 pub fn recv(bind: SocketAddr, idle: Duration, timeout: Duration) -> std::io::Result<String> {
     let sock = UdpSocket::bind(bind)?;
     set_buf(&sock, libc::SO_RCVBUFFORCE, 16 << 20);
+    set_buf(&sock, libc::SO_TIMESTAMPNS, 1);
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let start = Instant::now();
     let mut seen = Seen::default();
@@ -194,19 +237,12 @@ pub fn recv(bind: SocketAddr, idle: Duration, timeout: Duration) -> std::io::Res
     let mut last_rx = Instant::now();
     let mut end_at: Option<Instant> = None;
     while start.elapsed() < timeout {
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                seen.on_packet(&buf[..n], mono_ns());
-                last_rx = Instant::now();
-                if seen.end_seen && end_at.is_none() {
-                    end_at = Some(last_rx);
-                }
+        if let Some((n, at)) = recv_stamped(&sock, &mut buf)? {
+            seen.on_packet(&buf[..n], at);
+            last_rx = Instant::now();
+            if seen.end_seen && end_at.is_none() {
+                end_at = Some(last_rx);
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut
-                    || e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
         // Stragglers (reordered, jittered) get 1 s after the end marker.
         if end_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
@@ -229,7 +265,7 @@ mod tests {
         let mut b = [0u8; 100];
         for seq in [0u64, 1, 3, 2, 2, 5] {
             encode(&mut b, seq, 8);
-            s.on_packet(&b, mono_ns() + 1_000_000);
+            s.on_packet(&b, now_ns() + 1_000_000);
         }
         s.on_packet(b"garbage", 0);
         let r = s.report();
