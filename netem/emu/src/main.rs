@@ -26,8 +26,8 @@ USAGE:
   vfer-netem run --client-ns NS --server-ns NS [--dev NAME] [--mtu N]
                  [--stats FILE] [LINK...] [--c2s LINK...] [--s2c LINK...]
   vfer-netem show [LINK...]                 print the resolved link and exit
-  vfer-netem probe-send --to IP:PORT --rate R [--size B] [--count N]
-  vfer-netem probe-recv --bind IP:PORT [--idle D] [--timeout D]
+  vfer-netem probe-send --to IP:PORT --rate R [--size B] [--count N] [--rt-prio N]
+  vfer-netem probe-recv --bind IP:PORT [--idle D] [--timeout D] [--rt-prio N]
 
 LINK (both directions, or only the one after --c2s / --s2c / --both):
   --rate R          bottleneck rate: 100mbit, 1gbit, 500kbit (0 = unlimited)
@@ -269,6 +269,23 @@ fn set_realtime(prio: i32) {
     }
 }
 
+/// Probes may run SCHED_FIFO too (below the link's priority), so that a busy
+/// machine starves neither the pacing nor the receiving socket.
+fn probe_priority(o: &Opts) -> Result<(), String> {
+    let p: i32 = o
+        .get("--rt-prio")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| "bad --rt-prio")?;
+    if !(0..=99).contains(&p) {
+        return Err("--rt-prio out of range (0..99)".into());
+    }
+    if p > 0 {
+        set_realtime(p);
+    }
+    Ok(())
+}
+
 fn write_stats(path: &str, stats: &[Arc<Mutex<DirStats>>; 2]) {
     let mut text = String::new();
     for (name, st) in ["c2s", "s2c"].iter().zip(stats.iter()) {
@@ -286,7 +303,7 @@ fn write_stats(path: &str, stats: &[Arc<Mutex<DirStats>>; 2]) {
 fn cmd_probe_send(args: &[String]) -> Result<(), String> {
     let o = parse_args(
         args,
-        &["--to", "--rate", "--size", "--count"],
+        &["--to", "--rate", "--size", "--count", "--rt-prio"],
         &mut LinkArgs::new(),
     )?;
     let to: SocketAddr = o
@@ -305,6 +322,7 @@ fn cmd_probe_send(args: &[String]) -> Result<(), String> {
         .unwrap_or("10000")
         .parse()
         .map_err(|_| "bad --count")?;
+    probe_priority(&o)?;
     let r = probe::send(to, rate, size, count).map_err(|e| format!("probe-send: {e}"))?;
     println!("{r}");
     Ok(())
@@ -313,7 +331,7 @@ fn cmd_probe_send(args: &[String]) -> Result<(), String> {
 fn cmd_probe_recv(args: &[String]) -> Result<(), String> {
     let o = parse_args(
         args,
-        &["--bind", "--idle", "--timeout"],
+        &["--bind", "--idle", "--timeout", "--rt-prio"],
         &mut LinkArgs::new(),
     )?;
     let bind: SocketAddr = o
@@ -323,6 +341,7 @@ fn cmd_probe_recv(args: &[String]) -> Result<(), String> {
         .map_err(|_| "bad --bind address")?;
     let idle = parse_duration(o.get("--idle").unwrap_or("3s"))?;
     let timeout = parse_duration(o.get("--timeout").unwrap_or("60s"))?;
+    probe_priority(&o)?;
     let r = probe::recv(bind, idle, timeout).map_err(|e| format!("probe-recv: {e}"))?;
     println!("{r}");
     Ok(())

@@ -82,39 +82,90 @@ fn field(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(a)
 }
 
+/// Most datagrams handed to the kernel in one `sendmmsg`.
+const BATCH: usize = 32;
+/// A sender that fell behind by more than this skips ahead instead of
+/// bursting: a long catch-up burst would overflow the link's queue and be
+/// counted as link loss.
+const MAX_LAG: Duration = Duration::from_millis(1);
+
 /// Send `count` datagrams of `size` bytes to `to` at `rate_bps` (UDP
 /// payload + 28 header bytes counted), then a few end markers.
 pub fn send(to: SocketAddr, rate_bps: u64, size: usize, count: u64) -> std::io::Result<String> {
     let size = size.clamp(HEADER, 65_000);
     let sock = UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    sock.connect(to)?;
     set_buf(&sock, libc::SO_SNDBUFFORCE, 4 << 20);
-    let mut buf = vec![0u8; size];
+    // SAFETY: per-thread timer slack; sleeps end within a microsecond.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
+    let mut bufs = vec![vec![0u8; size]; BATCH];
     let gap_ns = ((size as u64 + IP_UDP) * 8 * 1_000_000_000) / rate_bps.max(1);
     let start = Instant::now();
-    let (mut sent, mut errors) = (0u64, 0u64);
+    let mut epoch = start;
+    let mut epoch_seq = 0u64;
+    let (mut sent, mut errors, mut skips) = (0u64, 0u64, 0u64);
     while sent < count {
-        let due = start + Duration::from_nanos(sent.saturating_mul(gap_ns));
         let now = Instant::now();
-        if due > now {
-            std::thread::sleep((due - now).min(Duration::from_millis(5)));
+        let due_n = (now - epoch).as_nanos() as u64 / gap_ns.max(1) + 1;
+        let due = epoch_seq + due_n;
+        if due <= sent {
+            let next = epoch + Duration::from_nanos((sent - epoch_seq) * gap_ns);
+            std::thread::sleep((next.saturating_duration_since(now)).min(Duration::from_millis(5)));
             continue;
         }
-        encode(&mut buf, sent, count);
-        if sock.send_to(&buf, to).is_err() {
-            errors += 1;
+        let lag = Duration::from_nanos((due - sent) * gap_ns);
+        if lag > MAX_LAG {
+            epoch = now;
+            epoch_seq = sent;
+            skips += 1;
         }
-        sent += 1;
+        let n = ((due - sent) as usize)
+            .min(BATCH)
+            .min((count - sent) as usize);
+        for (i, b) in bufs.iter_mut().take(n).enumerate() {
+            encode(b, sent + i as u64, count);
+        }
+        match send_batch(&sock, &mut bufs[..n]) {
+            Ok(k) => sent += k.max(1) as u64,
+            Err(_) => {
+                errors += 1;
+                sent += 1;
+            }
+        }
     }
     let took = start.elapsed().as_secs_f64();
     for _ in 0..10 {
-        encode(&mut buf[..HEADER], END, count);
-        let _ = sock.send_to(&buf[..HEADER], to);
+        encode(&mut bufs[0][..HEADER], END, count);
+        let _ = sock.send(&bufs[0][..HEADER]);
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(format!(
-        "sent={sent} send_errors={errors} size={size} seconds={took:.3} offered_mbit={:.3}",
+        "sent={sent} send_errors={errors} lag_skips={skips} size={size} seconds={took:.3} offered_mbit={:.3}",
         (sent * (size as u64 + IP_UDP) * 8) as f64 / took.max(1e-9) / 1e6
     ))
+}
+
+/// One `sendmmsg` of all `bufs` on a connected socket; returns how many went.
+fn send_batch(sock: &UdpSocket, bufs: &mut [Vec<u8>]) -> std::io::Result<usize> {
+    let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; BATCH];
+    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let n = bufs.len().min(BATCH);
+    for i in 0..n {
+        iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
+        iovs[i].iov_len = bufs[i].len();
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: msgs[..n] point at live iovecs and buffers.
+    let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as _, 0) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as usize)
 }
 
 fn set_buf(sock: &UdpSocket, opt: libc::c_int, bytes: libc::c_int) {
@@ -228,7 +279,7 @@ impl Seen {
 /// `idle` without a packet once probes started, or `timeout` overall.
 pub fn recv(bind: SocketAddr, idle: Duration, timeout: Duration) -> std::io::Result<String> {
     let sock = UdpSocket::bind(bind)?;
-    set_buf(&sock, libc::SO_RCVBUFFORCE, 16 << 20);
+    set_buf(&sock, libc::SO_RCVBUFFORCE, 64 << 20);
     set_buf(&sock, libc::SO_TIMESTAMPNS, 1);
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let start = Instant::now();
