@@ -31,6 +31,8 @@ const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Queueing delay above the base RTT that ends a bandwidth probe or startup.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(8);
+/// Extra in-flight allowance for bursty acknowledgements, as sending time.
+const ACK_AGGREGATION: Duration = Duration::from_millis(2);
 /// Packets in the initial window.
 const INITIAL_WINDOW_PACKETS: u64 = 32;
 /// Smallest window, in packets.
@@ -253,7 +255,12 @@ impl Vfer {
             return;
         }
         let target = match self.bdp() {
-            Some(bdp) => ((bdp as f64 * self.cwnd_gain) as u64).max(self.min_window()),
+            Some(bdp) => {
+                // Plus room for acknowledgements that arrive in bursts (delayed
+                // ACKs, timer granularity, GRO): ACK_AGGREGATION of sending.
+                let slack = (self.btlbw * ACK_AGGREGATION.as_secs_f64()) as u64;
+                ((bdp as f64 * self.cwnd_gain) as u64 + slack).max(self.min_window())
+            }
             None => self.cwnd + ack.acked_bytes,
         };
         if self.pipe_filled {
