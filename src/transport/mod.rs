@@ -1,1 +1,4 @@
 //! transport (work in progress).
+
+/// Deterministic simulated network in virtual time, for transport tests.
+pub mod sim;
