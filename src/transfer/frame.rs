@@ -589,9 +589,7 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, FrameError> {
             failed: c.u64()?,
             bytes: c.u64()?,
         },
-        ty::ERROR => Msg::Error {
-            message: c.text()?,
-        },
+        ty::ERROR => Msg::Error { message: c.text()? },
         _ => return Err(FrameError::UnknownType(t)),
     };
     c.end()?;

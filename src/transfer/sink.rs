@@ -84,7 +84,10 @@ pub(crate) enum Target {
     /// Inside this directory (DEST existed as a directory).
     Into(Arc<OwnedFd>),
     /// In this directory, with the single root renamed to `name`.
-    As { parent: Arc<OwnedFd>, name: OsString },
+    As {
+        parent: Arc<OwnedFd>,
+        name: OsString,
+    },
     /// File contents, in order, to a byte stream (DEST `-`).
     Writer,
 }
@@ -132,7 +135,11 @@ where
         } => flags,
         Msg::Hello { .. } => return Err(TransferError::protocol("both ends are sinks")),
         Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
-        m => return Err(TransferError::protocol(format!("expected HELLO, got {m:?}"))),
+        m => {
+            return Err(TransferError::protocol(format!(
+                "expected HELLO, got {m:?}"
+            )))
+        }
     };
     let (roots, entries, total) = match fr.expect().await? {
         Msg::ManifestBegin {
@@ -173,62 +180,69 @@ where
         fd_cache: None,
     };
     let mut manifest_done = false;
-    loop {
-        if fr.is_drained() {
-            fw.flush().await?;
-        }
-        let msg = fr.expect().await?;
-        match msg {
-            Msg::Entry(e) if !manifest_done => sink.on_entry(fw, &e).await?,
-            Msg::ManifestEnd { entries } if !manifest_done => {
-                if entries != sink.entries || sink.next_index != entries {
-                    return Err(TransferError::protocol(format!(
-                        "manifest announced {} entries but {} arrived",
-                        sink.entries, sink.next_index
-                    )));
-                }
-                manifest_done = true;
-                report(&opts.progress, || Progress::Started {
-                    files: sink.files,
-                    total_bytes: total,
-                });
-            }
-            Msg::FileBegin {
-                index,
-                offset,
-                size,
-            } => sink.on_begin(index, offset, size).await?,
-            Msg::Data(d) => sink.on_data(d).await?,
-            Msg::FileEnd { index, hash } => sink.on_end(fw, index, hash).await?,
-            Msg::FileSame { index } => sink.on_same(fw, index).await?,
-            Msg::FileAbort { index, message } => sink.on_abort(fw, index, message).await?,
-            Msg::End if manifest_done => {
-                if sink.current.is_some() || !sink.pending.is_empty() {
-                    return Err(TransferError::protocol("END while files were outstanding"));
-                }
-                sink.finish_dirs();
-                if let Some(o) = sink.out.as_mut() {
-                    use tokio::io::AsyncWriteExt;
-                    o.flush().await.map_err(TransferError::Stream)?;
-                }
-                let s = &sink.summary;
-                fw.send(&Msg::Done {
-                    ok: s.files + s.dirs + s.symlinks,
-                    failed: s.failures.len() as u64,
-                    bytes: s.bytes,
-                })
-                .await?;
+    let r = async {
+        loop {
+            if fr.is_drained() {
                 fw.flush().await?;
-                return Ok(sink.summary);
             }
-            Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
-            m => {
-                return Err(TransferError::protocol(format!(
-                    "unexpected message from the source: {m:?}"
-                )))
+            let msg = fr.expect().await?;
+            match msg {
+                Msg::Entry(e) if !manifest_done => sink.on_entry(fw, &e).await?,
+                Msg::ManifestEnd { entries } if !manifest_done => {
+                    if entries != sink.entries || sink.next_index != entries {
+                        return Err(TransferError::protocol(format!(
+                            "manifest announced {} entries but {} arrived",
+                            sink.entries, sink.next_index
+                        )));
+                    }
+                    manifest_done = true;
+                    report(&opts.progress, || Progress::Started {
+                        files: sink.files,
+                        total_bytes: total,
+                    });
+                }
+                Msg::FileBegin {
+                    index,
+                    offset,
+                    size,
+                } => sink.on_begin(index, offset, size).await?,
+                Msg::Data(d) => sink.on_data(d).await?,
+                Msg::FileEnd { index, hash } => sink.on_end(fw, index, hash).await?,
+                Msg::FileSame { index } => sink.on_same(fw, index).await?,
+                Msg::FileAbort { index, message } => sink.on_abort(fw, index, message).await?,
+                Msg::End if manifest_done => {
+                    if sink.current.is_some() || !sink.pending.is_empty() {
+                        return Err(TransferError::protocol("END while files were outstanding"));
+                    }
+                    sink.finish_dirs();
+                    if let Some(o) = sink.out.as_mut() {
+                        use tokio::io::AsyncWriteExt;
+                        o.flush().await.map_err(TransferError::Stream)?;
+                    }
+                    let s = &sink.summary;
+                    fw.send(&Msg::Done {
+                        ok: s.files + s.dirs + s.symlinks,
+                        failed: s.failures.len() as u64,
+                        bytes: s.bytes,
+                    })
+                    .await?;
+                    fw.flush().await?;
+                    return Ok(std::mem::take(&mut sink.summary));
+                }
+                Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
+                m => {
+                    return Err(TransferError::protocol(format!(
+                        "unexpected message from the source: {m:?}"
+                    )))
+                }
             }
         }
     }
+    .await;
+    if r.is_err() {
+        sink.abandon().await;
+    }
+    r
 }
 
 /// scp's destination rules.
@@ -410,7 +424,9 @@ impl Sink<'_> {
             None => {
                 self.roots_seen += 1;
                 if self.roots_seen > self.roots {
-                    return Err(TransferError::protocol("more top-level entries than announced"));
+                    return Err(TransferError::protocol(
+                        "more top-level entries than announced",
+                    ));
                 }
                 true
             }
@@ -428,7 +444,11 @@ impl Sink<'_> {
         }
         let problem = if !parent_ok {
             Some("its directory could not be created".to_owned())
-        } else if rel.file_name().as_encoded_bytes().ends_with(PART_SUFFIX.as_bytes()) {
+        } else if rel
+            .file_name()
+            .as_encoded_bytes()
+            .ends_with(PART_SUFFIX.as_bytes())
+        {
             Some(format!("refusing a name ending in {PART_SUFFIX}"))
         } else {
             None

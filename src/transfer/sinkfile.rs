@@ -128,9 +128,10 @@ impl Pending {
         }
         let part = part_name(&name);
         match sinkfs::lstat_at(parent.as_fd(), &part).map_err(|e| e.to_string())? {
-            Some(m) if m.kind != rustix::fs::FileType::RegularFile => {
-                Err(format!("{} exists and is not a regular file", show_os(&part)))
-            }
+            Some(m) if m.kind != rustix::fs::FileType::RegularFile => Err(format!(
+                "{} exists and is not a regular file",
+                show_os(&part)
+            )),
             Some(m) if m.size > 0 && m.size <= e.size => {
                 let r = blocking(move || {
                     let mut f = sinkfs::open_part(parent.as_fd(), &part)?;
@@ -167,7 +168,12 @@ fn is_disk_full(e: &io::Error) -> bool {
 
 impl Sink<'_> {
     /// FILE_BEGIN: open the part (or the stream) at `offset`.
-    pub async fn on_begin(&mut self, index: u64, offset: u64, size: u64) -> Result<(), TransferError> {
+    pub async fn on_begin(
+        &mut self,
+        index: u64,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), TransferError> {
         if self.current.is_some() {
             return Err(TransferError::protocol("FILE_BEGIN inside another file"));
         }
@@ -344,6 +350,17 @@ impl Sink<'_> {
         }
     }
 
+    /// The session failed: let the write in flight land, so the part holds
+    /// exactly the bytes received (and resume sees them).
+    pub async fn abandon(&mut self) {
+        if let Some(cur) = self.current.as_mut() {
+            if let Some(h) = cur.inflight.take() {
+                let _ = h.await;
+            }
+        }
+        self.current = None;
+    }
+
     /// FILE_END: finish, verify, set mode and mtime, rename into place.
     pub async fn on_end<W: AsyncWrite + Unpin>(
         &mut self,
@@ -353,7 +370,11 @@ impl Sink<'_> {
     ) -> Result<(), TransferError> {
         match &self.current {
             Some(c) if c.p.index == index => {}
-            _ => return Err(TransferError::protocol(format!("FILE_END for {index} unexpected"))),
+            _ => {
+                return Err(TransferError::protocol(format!(
+                    "FILE_END for {index} unexpected"
+                )))
+            }
         }
         self.settle_write().await?;
         let Some(cur) = self.current.take() else {
@@ -373,7 +394,9 @@ impl Sink<'_> {
         if let Some(size) = cur.size {
             let got = cur.offset + cur.received;
             if got != size {
-                return Err(format!("the source ended the file at {got} of {size} bytes"));
+                return Err(format!(
+                    "the source ended the file at {got} of {size} bytes"
+                ));
             }
         }
         let good = digest(&cur.hasher) == hash;
@@ -449,7 +472,9 @@ impl Sink<'_> {
             None => Some(self.take_pending(index)?.rel),
         };
         let Some(rel) = rel else {
-            return Err(TransferError::protocol(format!("FILE_ABORT for {index} unexpected")));
+            return Err(TransferError::protocol(format!(
+                "FILE_ABORT for {index} unexpected"
+            )));
         };
         self.fail(fw, index, &rel, format!("failed at the source: {message}"))
             .await

@@ -12,9 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{
-    self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT,
-};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
 
 use super::path::PART_SUFFIX;
 
@@ -249,11 +247,7 @@ mod tests {
         assert!(e.to_string().contains("not a directory"), "{e}");
         assert!(make_dir(root.as_fd(), OsStr::new("evil")).is_err());
         // A part that is a symlink is refused.
-        std::os::unix::fs::symlink(
-            outside.path().join("x"),
-            t.path().join("f.vfer-part"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x"), t.path().join("f.vfer-part")).unwrap();
         assert!(open_part(root.as_fd(), OsStr::new("f.vfer-part")).is_err());
         assert!(!outside.path().join("x").exists());
         // Replacing a symlink replaces the link, not its target.

@@ -96,7 +96,11 @@ where
         } => {}
         Msg::Hello { .. } => return Err(TransferError::protocol("both ends are sources")),
         Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
-        m => return Err(TransferError::protocol(format!("expected HELLO, got {m:?}"))),
+        m => {
+            return Err(TransferError::protocol(format!(
+                "expected HELLO, got {m:?}"
+            )))
+        }
     }
     let (entries, mut readers, mut failures) = collect(sources, opts.recursive).await;
     let files = entries
@@ -374,7 +378,10 @@ impl FileCtx<'_> {
 /// Opens a source file without following a symlink below the top level,
 /// and checks it is still a regular file.
 fn open_source(e: &SrcEntry) -> io::Result<(File, u64)> {
-    let path = e.local.as_ref().ok_or_else(|| io::Error::other("no path"))?;
+    let path = e
+        .local
+        .as_ref()
+        .ok_or_else(|| io::Error::other("no path"))?;
     let flags = if e.top { 0 } else { libc::O_NOFOLLOW };
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -424,7 +431,12 @@ fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
 
 /// Reads up to `want` bytes into `buf[FRAME_HEADER..]` (fewer only at end
 /// of file), hashing them.
-fn read_chunk(file: &mut File, h: &mut blake3::Hasher, buf: &mut [u8], want: usize) -> io::Result<usize> {
+fn read_chunk(
+    file: &mut File,
+    h: &mut blake3::Hasher,
+    buf: &mut [u8],
+    want: usize,
+) -> io::Result<usize> {
     let dst = &mut buf[FRAME_HEADER..FRAME_HEADER + want];
     let mut n = 0;
     while n < want {
@@ -493,9 +505,14 @@ async fn send_file<W: AsyncWrite + Unpin>(
     let mut remaining = size - offset;
     let mut done = offset;
     let mut spare = Some(std::mem::take(&mut bufs[1]));
-    let first = std::mem::take(&mut bufs[0]);
-    let mut pending = Some(spawn_read(file, hasher, first, next_len(remaining)));
     let mut last = None;
+    let mut pending = None;
+    if remaining == 0 {
+        last = Some(hasher);
+    } else {
+        let first = std::mem::take(&mut bufs[0]);
+        pending = Some(spawn_read(file, hasher, first, next_len(remaining)));
+    }
     let mut failure = None;
     while let Some(h) = pending.take() {
         let (file, hasher, mut buf, res) = h

@@ -107,7 +107,13 @@ fn walk_dir(
     out: &mut Vec<SrcEntry>,
     failures: &mut Vec<Failure>,
 ) {
-    out.push(SrcEntry::new(rel.clone(), Kind::Dir, md, top.to_owned(), true));
+    out.push(SrcEntry::new(
+        rel.clone(),
+        Kind::Dir,
+        md,
+        top.to_owned(),
+        true,
+    ));
     let mut stack = vec![(top.to_owned(), rel)];
     while let Some((dir, rel)) = stack.pop() {
         let mut names: Vec<_> = match fs::read_dir(&dir) {
@@ -172,7 +178,10 @@ fn child(
         e.target = target;
         Some(e)
     } else {
-        failures.push(fail(local, "not a regular file, directory or symlink, skipped"));
+        failures.push(fail(
+            local,
+            "not a regular file, directory or symlink, skipped",
+        ));
         None
     }
 }
