@@ -71,7 +71,7 @@ struct Route {
 }
 
 /// Default limit on events at one virtual instant before reporting a livelock.
-pub const DEFAULT_MAX_EVENTS_PER_INSTANT: u64 = 10_000_000;
+pub const DEFAULT_MAX_EVENTS_PER_INSTANT: u64 = 1_000_000;
 
 /// Nodes and links in virtual time. Deterministic for a given seed.
 pub struct Network<N> {
