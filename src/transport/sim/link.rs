@@ -5,10 +5,11 @@
 //! The bottleneck is a FIFO served at a fixed rate, so it needs no per-packet
 //! state: a datagram entering at `t` starts serialization at
 //! `max(t, busy_until)` and the backlog in bytes is `(busy_until - t) × rate`.
-//! Datagrams in flight sit in a min-heap ordered by (arrival time, sequence).
+//! Datagrams in flight are ordered by (arrival time, sequence): those that
+//! arrive in order (the common case) in a FIFO, the rest in a min-heap.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::config::LinkConfig;
@@ -70,7 +71,10 @@ pub struct Link {
     busy_until: Instant,
     last_arrival: Instant,
     seq: u64,
-    in_flight: BinaryHeap<Reverse<InFlight>>,
+    /// In-flight datagrams whose arrival is not before the previous one's.
+    fifo: VecDeque<InFlight>,
+    /// In-flight datagrams that overtake earlier ones' arrival (reordered).
+    heap: BinaryHeap<Reverse<InFlight>>,
     stats: LinkStats,
     queue_samples: Vec<QueueSample>,
 }
@@ -92,7 +96,8 @@ impl Link {
             busy_until: epoch,
             last_arrival: epoch,
             seq: 0,
-            in_flight: BinaryHeap::new(),
+            fifo: VecDeque::new(),
+            heap: BinaryHeap::new(),
             stats: LinkStats::default(),
             queue_samples: Vec::new(),
         })
@@ -146,7 +151,7 @@ impl Link {
 
     /// Earliest time a datagram will be ready, if any is in flight.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.in_flight.peek().map(|Reverse(p)| p.arrival)
+        self.next_in_flight().map(|p| p.arrival)
     }
 
     /// The next datagram that has arrived by `now`, if any.
@@ -160,7 +165,15 @@ impl Link {
             if self.poll_timeout()? > now {
                 return None;
             }
-            let Reverse(p) = self.in_flight.pop()?;
+            let from_fifo = match (self.fifo.front(), self.heap.peek()) {
+                (Some(f), Some(Reverse(h))) => f < h,
+                (f, _) => f.is_some(),
+            };
+            let p = if from_fifo {
+                self.fifo.pop_front()?
+            } else {
+                self.heap.pop()?.0
+            };
             if self.in_blackout(p.arrival) {
                 self.stats.dropped_blackout += 1;
                 continue;
@@ -173,7 +186,7 @@ impl Link {
 
     /// Datagrams currently queued or propagating.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.fifo.len() + self.heap.len()
     }
 
     /// What the link has done so far.
@@ -275,12 +288,24 @@ impl Link {
 
     fn push(&mut self, arrival: Instant, tag: u64, data: Vec<u8>) {
         self.seq += 1;
-        self.in_flight.push(Reverse(InFlight {
+        let p = InFlight {
             arrival,
             seq: self.seq,
             tag,
             data,
-        }));
+        };
+        if self.fifo.back().is_none_or(|b| b.arrival <= arrival) {
+            self.fifo.push_back(p);
+        } else {
+            self.heap.push(Reverse(p));
+        }
+    }
+
+    fn next_in_flight(&self) -> Option<&InFlight> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(f), Some(Reverse(h))) => Some(f.min(h)),
+            (f, h) => f.or(h.map(|Reverse(h)| h)),
+        }
     }
 }
 

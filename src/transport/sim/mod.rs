@@ -11,6 +11,8 @@
 //!   topology via `add_node` / `add_link` / `connect`).
 //! - [`TestNode`]: a constant-rate sender / recorder / echo for checking
 //!   the simulator itself.
+//! - [`RenoNode`]: a loss-based AIMD (TCP NewReno-like) bulk flow, the
+//!   competitor for "fair share beside TCP" tests.
 //!
 //! Written here rather than on `str0m-netem` because that crate counts
 //! datagrams still propagating as queue occupancy (a 100 Mbit/s, 100 ms
@@ -37,6 +39,7 @@ mod config;
 mod link;
 mod network;
 mod nodes;
+mod reno;
 mod rng;
 #[cfg(test)]
 mod tests;
@@ -45,6 +48,7 @@ pub use config::{bdp_bytes, GilbertElliott, LinkConfig};
 pub use link::{Link, LinkStats, QueueSample};
 pub use network::{FlowStats, LinkId, Network, Node, NodeId, DEFAULT_MAX_EVENTS_PER_INSTANT};
 pub use nodes::{Arrival, TestNode};
+pub use reno::{RenoNode, RenoReceiver, RenoSender};
 pub use rng::{splitmix64, Rng};
 
 use std::time::Duration;

@@ -71,7 +71,7 @@ struct Route {
 }
 
 /// Default limit on events at one virtual instant before reporting a livelock.
-pub const DEFAULT_MAX_EVENTS_PER_INSTANT: u64 = 10_000_000;
+pub const DEFAULT_MAX_EVENTS_PER_INSTANT: u64 = 1_000_000;
 
 /// Nodes and links in virtual time. Deterministic for a given seed.
 pub struct Network<N> {
@@ -98,7 +98,7 @@ impl<N: Node> Network<N> {
             links: Vec::new(),
             max_events_per_instant: DEFAULT_MAX_EVENTS_PER_INSTANT,
             events: 0,
-            trace: FNV_OFFSET,
+            trace: TRACE_SEED,
         }
     }
 
@@ -277,8 +277,8 @@ impl<N: Node> Network<N> {
         self.events
     }
 
-    /// A running FNV-1a hash of every delivery (time, destination, length
-    /// and first 64 bytes): equal hashes mean (with overwhelming likelihood)
+    /// A running hash of every delivery (time, destination, length and
+    /// first 64 bytes): equal hashes mean (with overwhelming likelihood)
     /// equal traces. Cheap enough to keep on for 100 MB runs.
     pub fn trace_hash(&self) -> u64 {
         self.trace
@@ -357,20 +357,24 @@ impl<N: Node> Network<N> {
         route.stats.first_delivery.get_or_insert(at);
         route.stats.last_delivery = Some(at);
         let to = route.to;
-        self.trace = fnv1a(self.trace, &(at.as_nanos() as u64).to_le_bytes());
-        self.trace = fnv1a(self.trace, &(to as u64).to_le_bytes());
-        self.trace = fnv1a(self.trace, &(data.len() as u64).to_le_bytes());
-        self.trace = fnv1a(self.trace, &data[..data.len().min(64)]);
+        let mut h = mix(self.trace, at.as_nanos() as u64);
+        h = mix(h, to as u64);
+        h = mix(h, data.len() as u64);
+        for chunk in data[..data.len().min(64)].chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = mix(h, u64::from_le_bytes(word));
+        }
+        self.trace = h;
         self.nodes[to].handle_datagram(now, &mut data);
     }
 }
 
-const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const TRACE_SEED: u64 = 0xCBF2_9CE4_8422_2325;
 
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    hash
+/// Folds one word into the trace hash (FNV-style, a word at a time).
+fn mix(hash: u64, word: u64) -> u64 {
+    (hash ^ word)
+        .wrapping_mul(0x0000_0100_0000_01B3)
+        .rotate_left(29)
 }
