@@ -45,7 +45,11 @@ async fn single_file_into_a_directory_and_as_a_new_name() {
     assert_eq!(fs::read(dst.path().join("renamed")).unwrap(), body);
 
     // An existing file is overwritten.
-    fs::write(dst.path().join("old"), b"previous content, longer than nothing").unwrap();
+    fs::write(
+        dst.path().join("old"),
+        b"previous content, longer than nothing",
+    )
+    .unwrap();
     fs::write(src.path().join("empty"), b"").unwrap();
     let (_, r) = run(
         vec![Source::Path(src.path().join("empty"))],
@@ -333,7 +337,9 @@ async fn progress_reports_reach_the_total() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let opts = ReceiveOptions {
-        progress: Some(Arc::new(move |p: &Progress| s2.lock().unwrap().push(p.clone()))),
+        progress: Some(Arc::new(move |p: &Progress| {
+            s2.lock().unwrap().push(p.clone())
+        })),
         ..Default::default()
     };
     let (_, r) = run(

@@ -12,14 +12,19 @@ use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use vfer::transfer::{
-    receive, receive_split, send, send_split, Dest, ReceiveOptions, SendOptions, Source,
-    Summary, TransferError,
+    receive, receive_split, send, send_split, Dest, ReceiveOptions, SendOptions, Source, Summary,
+    TransferError,
 };
 
 pub type Res = Result<Summary, TransferError>;
 
 /// Runs both roles over a 64 KiB duplex pipe.
-pub async fn run(sources: Vec<Source>, dest: Dest, s: &SendOptions, r: &ReceiveOptions) -> (Res, Res) {
+pub async fn run(
+    sources: Vec<Source>,
+    dest: Dest,
+    s: &SendOptions,
+    r: &ReceiveOptions,
+) -> (Res, Res) {
     let (a, b) = tokio::io::duplex(64 * 1024);
     tokio::join!(send(a, sources, s), receive(b, dest, r))
 }
@@ -37,7 +42,15 @@ pub async fn run_cut(
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
     tokio::join!(
-        send_split(ar, CutAfter { inner: aw, left: limit }, sources, s),
+        send_split(
+            ar,
+            CutAfter {
+                inner: aw,
+                left: limit
+            },
+            sources,
+            s
+        ),
         receive_split(br, bw, dest, r)
     )
 }
@@ -49,7 +62,11 @@ pub struct CutAfter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for CutAfter<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.left == 0 {
             let _ = Pin::new(&mut self.inner).poll_shutdown(cx);
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "cut")));
@@ -74,7 +91,11 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for CutAfter<W> {
 pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
 
 impl AsyncWrite for SharedBuf {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -110,16 +131,31 @@ pub fn assert_same_tree(a: &Path, b: &Path, meta: bool) {
         return;
     }
     if meta {
-        assert_eq!(ma.mode() & 0o777, mb.mode() & 0o777, "mode of {}", b.display());
+        assert_eq!(
+            ma.mode() & 0o777,
+            mb.mode() & 0o777,
+            "mode of {}",
+            b.display()
+        );
         assert_eq!(ma.mtime(), mb.mtime(), "mtime of {}", b.display());
         assert_eq!(ma.mtime_nsec(), mb.mtime_nsec(), "mtime of {}", b.display());
     }
     if ma.is_file() {
-        assert!(fs::read(a).unwrap() == fs::read(b).unwrap(), "content of {}", b.display());
+        assert!(
+            fs::read(a).unwrap() == fs::read(b).unwrap(),
+            "content of {}",
+            b.display()
+        );
         return;
     }
-    let mut na: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let mut nb: Vec<_> = fs::read_dir(b).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut na: Vec<_> = fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut nb: Vec<_> = fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     na.sort();
     nb.sort();
     assert_eq!(na, nb, "entries of {}", b.display());
@@ -147,5 +183,8 @@ pub fn parts(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 pub fn recursive() -> SendOptions {
-    SendOptions { recursive: true, ..Default::default() }
+    SendOptions {
+        recursive: true,
+        ..Default::default()
+    }
 }
