@@ -454,8 +454,18 @@ impl Sink<'_> {
             None
         };
         if let Some(why) = problem {
-            if e.kind == Kind::Dir {
-                self.dirs.insert(rel.clone(), false);
+            match e.kind {
+                Kind::Dir => {
+                    self.dirs.insert(rel.clone(), false);
+                }
+                Kind::File | Kind::Stream => {
+                    fw.send(&Msg::Want {
+                        index: e.index,
+                        want: Want::Skip,
+                    })
+                    .await?;
+                }
+                Kind::Symlink => {}
             }
             return self.fail(fw, e.index, &rel, why).await;
         }
