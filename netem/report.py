@@ -205,7 +205,7 @@ def main():
     md = ["# vfer lab results", ""]
     md.append(
         "Goodput = file bytes / wall time of the whole command (ssh start-up "
-        "included; iperf3: receiver bytes / its duration). Efficiency = median "
+        "included; iperf3: one TCP flow for 10 s, receiver bytes / duration, the raw TCP capacity reference). Efficiency = median "
         "goodput / (link rate x (1 - loss)). x scp = median / scp's median on "
         "the same profile and congestion control. Timed-out runs count the "
         "bytes that had arrived."
