@@ -355,3 +355,81 @@ fn two_flows_share_a_bottleneck_fairly() {
     );
     assert!(utilisation > 0.85);
 }
+
+/// A vfer flow or a simulated TCP (Reno) flow, in one network.
+enum Mixed {
+    Vfer(Box<Peer>),
+    Reno(vfer::transport::sim::RenoNode),
+}
+
+impl Node for Mixed {
+    fn handle_datagram(&mut self, now: Instant, d: &mut [u8]) {
+        match self {
+            Mixed::Vfer(p) => p.handle_datagram(now, d),
+            Mixed::Reno(r) => r.handle_datagram(now, d),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Mixed::Vfer(p) => p.handle_timeout(now),
+            Mixed::Reno(r) => r.handle_timeout(now),
+        }
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self {
+            Mixed::Vfer(p) => p.poll_transmit(now),
+            Mixed::Reno(r) => r.poll_transmit(now),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Mixed::Vfer(p) => p.poll_timeout(),
+            Mixed::Reno(r) => r.poll_timeout(),
+        }
+    }
+}
+
+fn delivered(n: &Mixed) -> u64 {
+    use vfer::transport::sim::RenoNode;
+    match n {
+        Mixed::Vfer(p) => p.received,
+        Mixed::Reno(RenoNode::Receiver(r)) => r.unique_bytes(),
+        Mixed::Reno(RenoNode::Sender(_)) => 0,
+    }
+}
+
+#[test]
+fn shares_a_bottleneck_with_tcp() {
+    use vfer::transport::sim::{RenoNode, RenoReceiver, RenoSender};
+    let start = Instant::now();
+    let rate = 20_000_000;
+    let rtt = Duration::from_millis(40);
+    let flows = vec![
+        (
+            Mixed::Vfer(Box::new(Peer::client(10_000 * MIB, 21, start))),
+            Mixed::Vfer(Box::new(Peer::server(10_000 * MIB, 22))),
+        ),
+        (
+            Mixed::Reno(RenoNode::Sender(RenoSender::new(10_000_000, 1440))),
+            Mixed::Reno(RenoNode::Receiver(RenoReceiver::new())),
+        ),
+    ];
+    let bottleneck = LinkConfig::wan(rate, rtt, 0.0);
+    let mut net = Network::dumbbell(start, 5, flows, bottleneck, LinkConfig::ideal(rtt / 2))
+        .expect("valid links");
+    net.run_for(Duration::from_secs(10)).expect("warm-up");
+    let before = [delivered(net.node(1)), delivered(net.node(3))];
+    net.run_for(Duration::from_secs(30)).expect("measure");
+    let got = [
+        delivered(net.node(1)) - before[0],
+        delivered(net.node(3)) - before[1],
+    ];
+    let sum = (got[0] + got[1]) as f64;
+    let share = got[0] as f64 / sum;
+    eprintln!(
+        "vfer beside Reno: vfer share {share:.3}, utilisation {:.3}",
+        sum * 8.0 / 30.0 / rate as f64
+    );
+    // Neither starves the other.
+    assert!((0.2..=0.8).contains(&share), "vfer got {share:.3}");
+}

@@ -30,7 +30,7 @@ struct Cli {
     common: Common,
     /// Sources ([user@]host:path, all on one host), then the local
     /// destination (a directory, a new name, or - for stdout).
-    #[arg(value_name = "SRC... DEST", required = true, num_args = 1..)]
+    #[arg(value_name = "SRC... DEST", num_args = 0..)]
     operands: Vec<String>,
 }
 
@@ -72,7 +72,9 @@ async fn run(cli: Cli) -> i32 {
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
     let Some((dest, sources)) = cli.operands.split_last() else {
-        bail!("give at least one source and a destination");
+        return Err(exit::usage(
+            "give at least one source and a destination (see --help)",
+        ));
     };
     if sources.is_empty() {
         return Err(exit::usage(

@@ -31,7 +31,7 @@ struct Cli {
     common: Common,
     /// Sources (local files, directories with -r, or - for stdin), then the
     /// destination [user@]host:path.
-    #[arg(value_name = "SRC... DEST", required = true, num_args = 1..)]
+    #[arg(value_name = "SRC... DEST", num_args = 0..)]
     operands: Vec<String>,
 }
 
@@ -75,7 +75,9 @@ async fn run(cli: Cli) -> i32 {
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
     let Some((dest, sources)) = cli.operands.split_last() else {
-        bail!("give at least one source and a destination");
+        return Err(exit::usage(
+            "give at least one source and a destination (see --help)",
+        ));
     };
     if sources.is_empty() {
         return Err(exit::usage(

@@ -65,6 +65,9 @@ pub struct Common {
     /// Internal: started by ssh (or --local) as the far side.
     #[arg(long, hide = true)]
     pub server: bool,
+    /// With --server: exit (status 20) if no client arrives within SECS.
+    #[arg(long, hide = true, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub accept_timeout: Option<u64>,
     /// Diagnostic: with --server, echo the stream back instead of transferring.
     #[arg(long, hide = true)]
     pub echo: bool,

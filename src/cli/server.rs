@@ -35,12 +35,16 @@ fn server_options(c: &Common) -> Result<ServerOptions, String> {
     } else {
         None
     };
+    let defaults = ServerOptions::default();
     Ok(ServerOptions {
+        accept_timeout: c
+            .accept_timeout
+            .map_or(defaults.accept_timeout, std::time::Duration::from_secs),
         port_range,
         family,
         echo: c.echo,
         config: c.transport_config(),
-        ..ServerOptions::default()
+        ..defaults
     })
 }
 
