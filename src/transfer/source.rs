@@ -397,7 +397,10 @@ fn open_source(e: &SrcEntry) -> io::Result<(File, u64)> {
 /// How a WANT is answered after looking at the file.
 enum Plan {
     Same,
-    Send { offset: u64, hasher: blake3::Hasher },
+    Send {
+        offset: u64,
+        hasher: Box<blake3::Hasher>,
+    },
 }
 
 fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
@@ -405,14 +408,17 @@ fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
         file.seek(SeekFrom::Start(0))?;
         Ok(Plan::Send {
             offset: 0,
-            hasher: blake3::Hasher::new(),
+            hasher: Box::default(),
         })
     };
     match want {
         Want::Resume { offset, hash } if offset <= size => {
             let (h, n) = hash_prefix(file, offset)?;
             if n == offset && digest(&h) == hash {
-                Ok(Plan::Send { offset, hasher: h })
+                Ok(Plan::Send {
+                    offset,
+                    hasher: Box::new(h),
+                })
             } else {
                 fresh(file)
             }
@@ -488,7 +494,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
             sent.skipped += size;
             return fw.send(&Msg::FileSame { index: ctx.index }).await;
         }
-        Plan::Send { offset, hasher } => (offset, hasher),
+        Plan::Send { offset, hasher } => (offset, *hasher),
     };
     sent.skipped += offset;
     fw.send(&Msg::FileBegin {
@@ -580,7 +586,7 @@ async fn send_stream<W: AsyncWrite + Unpin>(
     fw: &mut FrameWriter<W>,
     ctx: &FileCtx<'_>,
     mut reader: Reader,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
     sent: &mut Sent,
 ) -> Result<(), TransferError> {
     fw.send(&Msg::FileBegin {
