@@ -65,7 +65,13 @@ where
             Ok(s)
         }
         Err(e) => {
-            if !matches!(e, TransferError::Peer(_) | TransferError::Stream(_)) {
+            if !matches!(
+                e,
+                TransferError::Peer(_)
+                    | TransferError::Stream(_)
+                    | TransferError::TruncatedFrame
+                    | TransferError::PeerClosed
+            ) {
                 fw.fail(&e).await;
             }
             Err(e)
