@@ -435,3 +435,124 @@ async fn disk_full_keeps_the_part_and_says_how_much_is_missing() {
     );
     assert!(!mnt.path().join("big").exists());
 }
+
+/// Plays a fake sink that writes `bytes`, then closes; returns the source's result.
+async fn fake_sink(bytes: Vec<u8>, src: &Path) -> Result<Summary, TransferError> {
+    let (mut a, b) = tokio::io::duplex(1 << 20);
+    let peer = async move {
+        a.write_all(&bytes).await.unwrap();
+        // Read a little, then die.
+        let mut buf = [0u8; 64];
+        let _ = a.read(&mut buf).await;
+        drop(a);
+    };
+    let opts = SendOptions::default();
+    let (r, ()) = tokio::join!(
+        vfer::transfer::send(b, vec![Source::Path(src.to_owned())], &opts),
+        peer
+    );
+    r
+}
+
+#[tokio::test]
+async fn a_sink_that_dies_or_lies_ends_the_source_cleanly() {
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("f");
+    fs::write(&f, data(2 << 20, 7)).unwrap();
+    let sink_hello = Msg::Hello {
+        role: Role::Sink,
+        flags: 0,
+    };
+    // Dies right after HELLO.
+    let e = fake_sink(enc(&[sink_hello.clone()]), &f).await.unwrap_err();
+    assert!(
+        matches!(e, TransferError::PeerClosed | TransferError::Stream(_)),
+        "{e}"
+    );
+    // Asks for a file that does not exist.
+    let e = fake_sink(
+        enc(&[
+            sink_hello.clone(),
+            Msg::Want {
+                index: 5,
+                want: vfer::transfer::frame::Want::Full,
+            },
+        ]),
+        &f,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("out of order"), "{e}");
+    // Claims to be a source too.
+    let e = fake_sink(
+        enc(&[Msg::Hello {
+            role: Role::Source,
+            flags: 0,
+        }]),
+        &f,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("both ends are sources"), "{e}");
+    // Reports an error.
+    let e = fake_sink(
+        enc(&[
+            sink_hello,
+            Msg::Error {
+                message: "no thanks",
+            },
+        ]),
+        &f,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, TransferError::Peer(m) if m == "no thanks"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn an_unwritable_directory_fails_only_its_files() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let top = src.path().join("t");
+    fs::create_dir_all(top.join("locked")).unwrap();
+    fs::write(top.join("locked/a"), b"a").unwrap();
+    fs::write(top.join("ok"), b"ok").unwrap();
+    fs::create_dir_all(dst.path().join("t/locked")).unwrap();
+    // Root ignores permission bits; an immutable directory refuses even root.
+    let locked = dst.path().join("t/locked");
+    let ok = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&locked)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED unwritable-directory test: chattr +i is not available here");
+        return;
+    }
+    let (s, r) = run(
+        vec![Source::Path(top.clone())],
+        Dest::Path(dst.path().to_owned()),
+        &recursive(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&locked)
+        .status();
+    let (s, r) = (s.unwrap(), r.unwrap());
+    assert_eq!(r.files, 1, "{:?}", r.failures);
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].path, "t/locked/a");
+    assert!(
+        r.failures[0].message.contains("not permitted"),
+        "{:?}",
+        r.failures
+    );
+    assert_eq!(s.failures, r.failures);
+    assert_eq!(fs::read(dst.path().join("t/ok")).unwrap(), b"ok");
+}
