@@ -53,7 +53,10 @@ async fn big_transfer() {
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     let f = src.path().join("sparse");
-    std::fs::File::create(&f).unwrap().set_len(gib << 30).unwrap();
+    std::fs::File::create(&f)
+        .unwrap()
+        .set_len(gib << 30)
+        .unwrap();
     let t = Instant::now();
     let (s, r) = run(
         vec![Source::Path(f)],
