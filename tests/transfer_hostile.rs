@@ -464,7 +464,9 @@ async fn a_sink_that_dies_or_lies_ends_the_source_cleanly() {
         flags: 0,
     };
     // Dies right after HELLO.
-    let e = fake_sink(enc(&[sink_hello.clone()]), &f).await.unwrap_err();
+    let e = fake_sink(enc(std::slice::from_ref(&sink_hello)), &f)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, TransferError::PeerClosed | TransferError::Stream(_)),
         "{e}"
