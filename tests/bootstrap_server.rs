@@ -85,7 +85,7 @@ fn replies_with_port_and_exits_0_once_client_connected() {
         let (mut r, mut w) = tokio::io::split(s.stream());
         let writer = async {
             w.write_all(&data).await.unwrap();
-            w.shutdown().await.unwrap();
+            common::shutdown_ok(&mut w).await;
         };
         let mut back = Vec::new();
         let reader = r.read_to_end(&mut back);

@@ -104,21 +104,12 @@ pub async fn connect(
 }
 
 /// Settings of the standing key-file server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListenOptions {
     /// Stop after serving this many sessions (`None`: run forever).
     pub max_sessions: Option<u64>,
     /// Transport settings of each session.
     pub config: Config,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions {
-            max_sessions: None,
-            config: Config::default(),
-        }
-    }
 }
 
 /// A standing server on `addr`: accepts clients holding `key` and runs
