@@ -82,3 +82,72 @@ async fn wrong_key_is_ignored_and_server_keeps_serving() {
         .expect("listener stops after max_sessions");
     r.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_at_once_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = keyfile::load(&key_file(dir.path(), "good", 5)).unwrap();
+    let bad = keyfile::load(&key_file(dir.path(), "bad", 6)).unwrap();
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    const CLIENTS: u64 = 6;
+    let server_key = good.clone();
+    let server = tokio::spawn(async move {
+        let opts = ListenOptions {
+            max_sessions: Some(CLIENTS),
+            ..ListenOptions::default()
+        };
+        keyfile::serve(
+            std::sync::Arc::new(sock),
+            &server_key,
+            opts,
+            |s| async move {
+                // Echo, then close.
+                let (mut r, mut w) = tokio::io::split(s.stream());
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
+                s.close(0, "bye").await;
+            },
+        )
+        .await
+    });
+    let cfg = Config {
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let intruder = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { keyfile::connect(addr, &bad, cfg).await.map(|_| ()) })
+    };
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let (key, cfg) = (good.clone(), cfg.clone());
+        clients.push(tokio::spawn(async move {
+            let s = keyfile::connect(addr, &key, cfg).await.expect("connect");
+            let data = common::pattern(500_000, i);
+            let (mut r, mut w) = tokio::io::split(s.stream());
+            let writer = async {
+                w.write_all(&data).await.unwrap();
+                common::shutdown_ok(&mut w).await;
+            };
+            let mut back = Vec::new();
+            let (_, n) = tokio::join!(writer, r.read_to_end(&mut back));
+            n.unwrap();
+            s.close(0, "done").await;
+            back == data
+        }));
+    }
+    for c in clients {
+        assert!(c.await.unwrap(), "a client's echo differs");
+    }
+    assert!(
+        intruder.await.unwrap().is_err(),
+        "wrong key must not connect"
+    );
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("listener returns after max_sessions")
+        .unwrap()
+        .unwrap();
+}
