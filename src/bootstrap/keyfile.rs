@@ -89,10 +89,8 @@ pub fn load(path: &Path) -> Result<Secret, KeyFileError> {
     if len < MIN_KEY_FILE_LEN {
         return Err(KeyFileError::TooShort { path: name, len });
     }
-    let digest = hasher.finalize();
-    let mut k = [0u8; 32];
-    k.copy_from_slice(&digest);
-    Ok(Secret::from_bytes(k))
+    let digest: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(hasher.finalize().into());
+    Ok(Secret::from_slice(&digest))
 }
 
 /// Connects to a key-file server at `addr`.
