@@ -28,12 +28,14 @@ async fn local_echo_session() {
     ] {
         let p = common::free_udp_port();
         let range = format!("{p}-{p}");
+        let t = std::time::Instant::now();
         let s = local::connect(
             RemoteRole::Recv,
             &opts(bin, &["--echo", "--port-range", &range]),
         )
         .await
         .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        eprintln!("local mode: session up in {:?}", t.elapsed());
         let data = common::pattern(1 << 20, 9);
         let (mut r, mut w) = tokio::io::split(s.stream());
         let writer = async {

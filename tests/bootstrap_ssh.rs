@@ -56,9 +56,11 @@ async fn push_and_pull_through_real_sshd() {
         let p = common::free_udp_port();
         let range = format!("{p}-{p}");
         let o = opts(&sshd, &["--echo", "--port-range", &range]);
+        let t = std::time::Instant::now();
         let s = ssh_client::connect(&target, role, &o)
             .await
             .unwrap_or_else(|e| panic!("{role:?}: {e}"));
+        eprintln!("ssh mode ({role:?}): session up in {:?}", t.elapsed());
         assert_eq!(s.peer().port(), p);
         echo_roundtrip(s, 2 << 20).await;
         // The remote server (a daemon by now) ends with its session.
