@@ -81,6 +81,12 @@ fn replies_with_port_and_exits_0_once_client_connected() {
         let s = Session::connect(addr, &SECRET, Config::default())
             .await
             .expect("connect");
+        // The daemon is visible while the session is up (so the check for
+        // leftovers below can see one).
+        assert!(
+            !common::processes_with(&[BIN, "--server", &range]).is_empty(),
+            "server process not found by command line"
+        );
         let data = common::pattern(300_000, 7);
         let (mut r, mut w) = tokio::io::split(s.stream());
         let writer = async {
