@@ -122,10 +122,10 @@ async fn exchange(child: &mut Child, secret: &Secret, timeout: Duration) -> Repl
         return Reply::Closed;
     };
     let msg = wire::encode_secret(secret);
-    // A failed write means the command already exited; its status says why.
-    if stdin.write_all(&msg[..]).await.is_err() || stdin.flush().await.is_err() {
-        return Reply::Closed;
-    }
+    // A failed write means the command already exited; what it printed
+    // and its status say why, so go on reading.
+    let _ = stdin.write_all(&msg[..]).await;
+    let _ = stdin.flush().await;
     drop(stdin);
     let mut buf = [0u8; PORT_MSG_LEN];
     let mut got = 0;

@@ -39,8 +39,10 @@ const STATUS_CONNECTED: u8 = 0;
 /// The whole ssh-started server: harden the process, read the secret, bind,
 /// reply, fork, and in the child accept the client and run `on_session`.
 ///
-/// Call it from `main` *before* starting any runtime or thread, and exit
-/// with the status it returns: `run` returns in both processes (the parent
+/// Call it from `main` *before* starting any runtime or thread (so no
+/// `#[tokio::main]`; it refuses with exit 21 if threads exist) and before
+/// writing anything to stdout or stderr (no logging first), and exit with
+/// the status it returns: `run` returns in both processes (the parent
 /// with the setup status 0/20/21, the daemon with 0 after `on_session`
 /// ended, or 20 if it failed). `options` is the parse result of the
 /// server's arguments; an error is reported (exit 21) only after the secret
@@ -58,6 +60,15 @@ where
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
     let ssh_connection = std::env::var("SSH_CONNECTION").ok();
+    // fork() copies only the calling thread: a runtime started before
+    // `run` would be broken in the child. A wiring bug; refuse it (checked
+    // with the arguments, i.e. after the secret was read).
+    let options = options.and_then(|o| match thread_count() {
+        Some(n) if n > 1 => Err(format!(
+            "internal error: --server must start before any thread ({n} running)"
+        )),
+        _ => Ok(o),
+    });
     match prepare(
         options,
         &mut *stdin,
@@ -123,6 +134,15 @@ where
             parent_wait(program, status)
         }
     }
+}
+
+/// Threads of this process (Linux; `None` where unknown).
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// New session (no controlling terminal, no SIGHUP when ssh goes), stdio on

@@ -6,12 +6,13 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::wire::Secret;
-use crate::transport::{socket, Config, Session, SessionError};
+use crate::transport::{Config, Session, SessionError};
+
+pub use super::listen::{listen, serve, ListenOptions};
 
 /// Fewest bytes a key file must hold (256 bits of entropy, as spiped asks).
 pub const MIN_KEY_FILE_LEN: u64 = 32;
@@ -88,10 +89,8 @@ pub fn load(path: &Path) -> Result<Secret, KeyFileError> {
     if len < MIN_KEY_FILE_LEN {
         return Err(KeyFileError::TooShort { path: name, len });
     }
-    let digest = hasher.finalize();
-    let mut k = [0u8; 32];
-    k.copy_from_slice(&digest);
-    Ok(Secret::from_bytes(k))
+    let digest: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(hasher.finalize().into());
+    Ok(Secret::from_slice(&digest))
 }
 
 /// Connects to a key-file server at `addr`.
@@ -101,69 +100,6 @@ pub async fn connect(
     config: Config,
 ) -> Result<Session, SessionError> {
     Session::connect(addr, key.bytes(), config).await
-}
-
-/// Settings of the standing key-file server.
-#[derive(Debug, Clone)]
-pub struct ListenOptions {
-    /// Stop after serving this many sessions (`None`: run forever).
-    pub max_sessions: Option<u64>,
-    /// Transport settings of each session.
-    pub config: Config,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions {
-            max_sessions: None,
-            config: Config::default(),
-        }
-    }
-}
-
-/// A standing server on `addr`: accepts clients holding `key` and runs
-/// `on_session` for each. Datagrams that do not verify under the key are
-/// dropped without an answer, so a client with a wrong key times out and
-/// the server goes on waiting for others.
-///
-/// Limitation (for now): one session at a time. `Session::accept` owns the
-/// socket for its one client, so sessions are served one after another on
-/// the same port (a client arriving meanwhile retries its handshake until
-/// its timeout). Concurrent sessions need demultiplexing by peer address in
-/// the transport driver.
-pub async fn listen<F, Fut>(
-    addr: SocketAddr,
-    key: &Secret,
-    opts: ListenOptions,
-    mut on_session: F,
-) -> Result<(), SessionError>
-where
-    F: FnMut(Session) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut served = 0u64;
-    let mut bound = addr;
-    while opts.max_sessions.is_none_or(|m| served < m) {
-        let (sock, warning) = socket::bind(bound)?;
-        if served == 0 {
-            if let Some(w) = warning {
-                tracing::warn!("{w}");
-            }
-        }
-        // Keep the port the OS picked for `:0` across sessions.
-        bound = sock.local_addr()?;
-        // A day is "forever" for accept; the loop accepts again after it.
-        let wait = Duration::from_secs(86_400);
-        match Session::accept(sock, key.bytes(), opts.config.clone(), wait).await {
-            Ok(s) => {
-                served += 1;
-                on_session(s).await;
-            }
-            Err(SessionError::AcceptTimeout(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::transport::SessionError;
 mod child;
 mod daemon;
 pub mod keyfile;
+pub mod listen;
 pub mod local;
 pub mod ssh_client;
 pub mod ssh_server;

@@ -366,4 +366,91 @@ mod tests {
         assert_eq!(e.exit_code(), 20);
         assert!(e.message.contains("no free UDP port"), "{}", e.message);
     }
+
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// Hands out one byte per read and counts them.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: Rc<Cell<usize>>,
+    }
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let p = self.pos.get();
+            if p >= self.data.len() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.data[p];
+            self.pos.set(p + 1);
+            Ok(1)
+        }
+    }
+    /// Records how many input bytes had been consumed at the first write.
+    struct Watch {
+        pos: Rc<Cell<usize>>,
+        first_write_at: Option<usize>,
+        out: Vec<u8>,
+    }
+    impl Write for Watch {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.first_write_at.get_or_insert(self.pos.get());
+            self.out.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run_prepare(
+        input: &[u8],
+        opts: Result<ServerOptions, String>,
+    ) -> (Result<Prepared, ServerError>, Watch, usize) {
+        let pos = Rc::new(Cell::new(0));
+        let mut r = Trickle {
+            data: input.to_vec(),
+            pos: pos.clone(),
+        };
+        let mut w = Watch {
+            pos: pos.clone(),
+            first_write_at: None,
+            out: Vec::new(),
+        };
+        let res = prepare(opts, &mut r, &mut w, Some("127.0.0.1 4000 127.0.0.1 22"));
+        (res, w, pos.get())
+    }
+
+    #[test]
+    fn prepare_reads_exactly_36_bytes_before_writing() {
+        let mut input = b"VSL1".to_vec();
+        input.extend_from_slice(&[9u8; 32]);
+        input.extend_from_slice(b"trailing bytes stay unread");
+        let o = ServerOptions {
+            family: Some(Family::V4),
+            ..ServerOptions::default()
+        };
+        let (res, w, consumed) = run_prepare(&input, Ok(o));
+        let p = res.unwrap();
+        assert_eq!(consumed, 36, "read past the secret message");
+        assert_eq!(w.first_write_at, Some(36));
+        assert_eq!(&w.out[..4], b"VSL1");
+        let port = u32::from_be_bytes(w.out[4..8].try_into().unwrap());
+        assert_eq!(port, u32::from(p.socket.local_addr().unwrap().port()));
+        assert_eq!(w.out.len(), 8);
+        assert_eq!(p.secret.bytes(), &[9u8; 32]);
+    }
+
+    #[test]
+    fn prepare_errors_write_nothing_to_stdout() {
+        let mut input = b"VSL1".to_vec();
+        input.extend_from_slice(&[9u8; 32]);
+        let (res, w, consumed) = run_prepare(&input, Err("bad flag".into()));
+        assert_eq!(res.unwrap_err().exit_code(), 21);
+        assert_eq!(consumed, 36, "arguments are judged only after the secret");
+        assert!(w.first_write_at.is_none());
+        let (res, w, _) = run_prepare(&input[..35], Ok(ServerOptions::default()));
+        assert_eq!(res.unwrap_err().exit_code(), 21);
+        assert!(w.first_write_at.is_none());
+    }
 }

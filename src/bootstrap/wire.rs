@@ -23,11 +23,15 @@ pub const PORT_MSG_LEN: usize = MAGIC.len() + 4;
 pub struct Secret(Zeroizing<[u8; KEY_LEN]>);
 
 impl Secret {
-    /// Wraps raw secret bytes.
+    /// Wraps raw secret bytes (the caller wipes its own copy).
     pub fn from_bytes(b: [u8; KEY_LEN]) -> Self {
-        let s = Secret(Zeroizing::new(b));
-        let mut b = b;
-        zeroize::Zeroize::zeroize(&mut b);
+        Secret(Zeroizing::new(b))
+    }
+
+    /// Copies a 32-byte slice into a new secret, with no stray copy left.
+    pub fn from_slice(b: &[u8; KEY_LEN]) -> Self {
+        let mut s = Secret(Zeroizing::new([0u8; KEY_LEN]));
+        s.0.copy_from_slice(b);
         s
     }
 
@@ -75,9 +79,9 @@ pub fn decode_secret(m: &[u8; SECRET_MSG_LEN]) -> Result<Secret, WireError> {
     if magic != MAGIC {
         return Err(WireError::BadMagic(magic));
     }
-    let mut k = [0u8; KEY_LEN];
-    k.copy_from_slice(&m[4..]);
-    Ok(Secret::from_bytes(k))
+    let mut s = Secret(Zeroizing::new([0u8; KEY_LEN]));
+    s.0.copy_from_slice(&m[4..]);
+    Ok(s)
 }
 
 /// Encodes the server's port message.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 use super::config::{Config, Stats};
 use super::connection::{CloseReason, Connection, Event};
@@ -83,7 +83,7 @@ impl Session {
         let (socket, warning) = super::socket::bind(bind)?;
         let rnd = HandshakeRandom::from_os()?;
         let conn = Connection::client(config, secret, rnd, Instant::now());
-        let mut s = Session::spawn(socket, conn, peer)?;
+        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
         s.warning = warning;
         s.wait_connected().await?;
         Ok(s)
@@ -114,15 +114,46 @@ impl Session {
                 Err(e) => tracing::debug!("dropped handshake from {from}: {e}"),
             }
         };
-        let s = Session::spawn(socket, conn, peer)?;
+        let s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
         tokio::time::timeout_at(deadline, s.wait_connected())
             .await
             .map_err(|_| SessionError::AcceptTimeout(wait))??;
         Ok(s)
     }
 
-    fn spawn(socket: UdpSocket, conn: Connection, peer: SocketAddr) -> io::Result<Session> {
-        let state = UdpSocketState::new((&socket).into())?;
+    /// The server side of one client on a socket shared with other
+    /// sessions (a standing server). A demultiplexer owns the socket's
+    /// receive side and feeds this session the datagrams from `peer`
+    /// through `rx`; sends go straight out on `socket` (batched with
+    /// `state`). `conn` is the server connection built from the client's
+    /// verified REQUEST. Returns once the client's first packet under the
+    /// session keys arrived; gives up after `wait`.
+    pub async fn accept_demuxed(
+        socket: Arc<UdpSocket>,
+        state: Arc<UdpSocketState>,
+        conn: Connection,
+        peer: SocketAddr,
+        rx: mpsc::Receiver<bytes::BytesMut>,
+        wait: Duration,
+    ) -> Result<Session, SessionError> {
+        let s = Session::spawn(socket, Some(state), conn, peer, Some(rx))?;
+        tokio::time::timeout(wait, s.wait_connected())
+            .await
+            .map_err(|_| SessionError::AcceptTimeout(wait))??;
+        Ok(s)
+    }
+
+    fn spawn(
+        socket: Arc<UdpSocket>,
+        state: Option<Arc<UdpSocketState>>,
+        conn: Connection,
+        peer: SocketAddr,
+        demux: Option<mpsc::Receiver<bytes::BytesMut>>,
+    ) -> io::Result<Session> {
+        let state = match state {
+            Some(s) => s,
+            None => Arc::new(UdpSocketState::new((&*socket).into())?),
+        };
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 conn,
@@ -139,6 +170,7 @@ impl Session {
             socket,
             state,
             shared: shared.clone(),
+            demux,
         };
         let handle = tokio::spawn(driver.run());
         Ok(Session {
@@ -294,13 +326,29 @@ impl AsyncWrite for VferStream {
 }
 
 struct Driver {
-    socket: UdpSocket,
-    state: UdpSocketState,
+    socket: Arc<UdpSocket>,
+    state: Arc<UdpSocketState>,
     shared: Arc<Shared>,
+    /// Datagrams from a demultiplexer, when the socket is shared.
+    demux: Option<mpsc::Receiver<bytes::BytesMut>>,
+}
+
+/// The next demultiplexed datagram; never resolves without a demultiplexer
+/// or after it went away (the idle timeout then ends the connection).
+async fn next_demuxed(rx: &mut Option<mpsc::Receiver<bytes::BytesMut>>) -> bytes::BytesMut {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(d) => d,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 impl Driver {
-    async fn run(self) {
+    async fn run(mut self) {
+        let mut demux = self.demux.take();
+        let own_socket = demux.is_none();
         let mut send_buf = vec![0u8; GSO_BATCH_BYTES + 65_536];
         let mut recv_buf = vec![0u8; RECV_SLOT * BATCH_SIZE];
         let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
@@ -323,10 +371,13 @@ impl Driver {
                 }
             };
             tokio::select! {
-                r = self.socket.readable() => {
+                r = self.socket.readable(), if own_socket => {
                     if r.is_ok() {
                         self.receive(&mut recv_buf, &mut meta);
                     }
+                }
+                d = next_demuxed(&mut demux) => {
+                    self.receive_demuxed(d, &mut demux);
                 }
                 _ = sleep => {}
                 _ = self.shared.wake_driver.notified() => {}
@@ -362,6 +413,25 @@ impl Driver {
         }
         if changed {
             self.shared.state_changed.notify_waiters();
+        }
+    }
+
+    /// Handles `first` and whatever else the demultiplexer has queued.
+    fn receive_demuxed(
+        &self,
+        mut first: bytes::BytesMut,
+        rx: &mut Option<mpsc::Receiver<bytes::BytesMut>>,
+    ) {
+        let now = Instant::now();
+        let mut inner = self.shared.lock();
+        inner.conn.handle_datagram(now, &mut first);
+        if let Some(rx) = rx {
+            for _ in 0..BATCH_SIZE * 4 {
+                match rx.try_recv() {
+                    Ok(mut d) => inner.conn.handle_datagram(now, &mut d),
+                    Err(_) => break,
+                }
+            }
         }
     }
 

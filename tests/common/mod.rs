@@ -135,3 +135,17 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .map(|i| ((i.wrapping_add(seed)).wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
 }
+
+/// Ends our direction of a stream. A normal close (code 0) by the peer that
+/// overtakes the ACK of our FIN also counts as success: the peer only
+/// closes after reading our whole stream (transport race, reported).
+pub async fn shutdown_ok(w: &mut (impl tokio::io::AsyncWrite + Unpin)) {
+    use tokio::io::AsyncWriteExt;
+    match w.shutdown().await {
+        Ok(()) => {}
+        Err(e)
+            if e.to_string()
+                .contains("peer closed the connection (code 0)") => {}
+        Err(e) => panic!("shutdown: {e}"),
+    }
+}

@@ -86,10 +86,15 @@ impl Sshd {
     /// An `-e/--rsh` command reaching this sshd, hermetic (no user config,
     /// no known_hosts, no prompts).
     pub fn rsh(&self) -> String {
+        self.rsh_with_port(self.port)
+    }
+
+    /// Like [`Sshd::rsh`] with another port (to test connection failures).
+    pub fn rsh_with_port(&self, port: u16) -> String {
         format!(
             "ssh -F /dev/null -p {} -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
              -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            self.port,
+            port,
             self.client_key.display()
         )
     }

@@ -1,0 +1,219 @@
+//! A standing server on one UDP port (key-file mode): many clients over
+//! time and at once, demultiplexed by source address.
+//!
+//! The listener task owns the socket's receive side. A datagram from a
+//! known peer goes to that session's channel (dropped if the channel is
+//! full, as a full socket buffer would). A datagram from an unknown
+//! address creates state only if it is a REQUEST that verifies under the
+//! key and the connection limit allows it; anything else is dropped without
+//! an answer, so spoofed or wrong-key traffic costs one HMAC and no memory.
+//! Each session's driver sends directly on the shared socket.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::wire::Secret;
+use crate::transport::handshake::TYPE_REQUEST;
+use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
+use crate::vsl::Header;
+
+/// Receive buffer per batch slot: one datagram or a GRO train.
+const SLOT: usize = 64 * 1024;
+/// Datagrams queued per session before the listener drops.
+const QUEUE: usize = 4096;
+/// The pool datagrams are copied into before they go to a session.
+const POOL: usize = 4 << 20;
+
+/// Settings of the standing server.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// Most sessions at once (handshaking or established); REQUESTs beyond
+    /// it are dropped, the client retries until its handshake timeout.
+    pub max_connections: usize,
+    /// Stop accepting after this many sessions and return once they ended
+    /// (`None`: serve forever).
+    pub max_sessions: Option<u64>,
+    /// Drop a client that does not complete its handshake within this.
+    pub handshake_timeout: Duration,
+    /// Transport settings of each session.
+    pub config: Config,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            max_connections: 100,
+            max_sessions: None,
+            handshake_timeout: Duration::from_secs(5),
+            config: Config::default(),
+        }
+    }
+}
+
+/// Binds `addr` and serves clients holding `key`, each in its own task
+/// running `on_session`. Returns only on a socket error, or after
+/// `max_sessions` sessions ended.
+pub async fn listen<F, Fut>(
+    addr: SocketAddr,
+    key: &Secret,
+    opts: ListenOptions,
+    on_session: F,
+) -> Result<(), SessionError>
+where
+    F: Fn(Session) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sock, warning) = socket::bind(addr)?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    serve(Arc::new(sock), key, opts, on_session).await
+}
+
+/// Like [`listen`] on an already bound socket (lets the caller learn an
+/// OS-chosen port first).
+pub async fn serve<F, Fut>(
+    sock: Arc<UdpSocket>,
+    key: &Secret,
+    opts: ListenOptions,
+    on_session: F,
+) -> Result<(), SessionError>
+where
+    F: Fn(Session) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let state = Arc::new(UdpSocketState::new((&*sock).into())?);
+    let on_session = Arc::new(on_session);
+    let mut l = Listener {
+        sock,
+        state,
+        key: key.clone(),
+        opts,
+        peers: HashMap::new(),
+        accepted: 0,
+        pool: BytesMut::with_capacity(POOL),
+    };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
+    let mut buf = vec![0u8; SLOT * BATCH_SIZE];
+    let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
+    loop {
+        if l.finished() {
+            return Ok(());
+        }
+        tokio::select! {
+            r = l.sock.readable() => {
+                r?;
+                for (peer, conn, rx) in l.receive(&mut buf, &mut meta) {
+                    let (sock, state) = (l.sock.clone(), l.state.clone());
+                    let wait = l.opts.handshake_timeout;
+                    let (f, done) = (on_session.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        match Session::accept_demuxed(sock, state, conn, peer, rx, wait).await {
+                            Ok(s) => f(s).await,
+                            Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
+                        }
+                        let _ = done.send(peer);
+                    });
+                }
+            }
+            Some(peer) = done_rx.recv() => {
+                l.peers.remove(&peer);
+            }
+        }
+    }
+}
+
+type NewSession = (SocketAddr, Connection, mpsc::Receiver<BytesMut>);
+
+struct Listener {
+    sock: Arc<UdpSocket>,
+    state: Arc<UdpSocketState>,
+    key: Secret,
+    opts: ListenOptions,
+    peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
+    accepted: u64,
+    pool: BytesMut,
+}
+
+impl Listener {
+    fn finished(&self) -> bool {
+        self.opts.max_sessions.is_some_and(|m| self.accepted >= m) && self.peers.is_empty()
+    }
+
+    fn accepting(&self) -> bool {
+        self.opts.max_sessions.is_none_or(|m| self.accepted < m)
+            && self.peers.len() < self.opts.max_connections
+    }
+
+    /// Reads what the socket has; returns the new sessions to start.
+    fn receive(&mut self, buf: &mut [u8], meta: &mut [RecvMeta]) -> Vec<NewSession> {
+        let mut new = Vec::new();
+        loop {
+            let mut slices: Vec<std::io::IoSliceMut<'_>> =
+                buf.chunks_mut(SLOT).map(std::io::IoSliceMut::new).collect();
+            let res = self.sock.try_io(tokio::io::Interest::READABLE, || {
+                self.state.recv((&*self.sock).into(), &mut slices, meta)
+            });
+            let n = match res {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return new,
+                Err(e) => {
+                    tracing::debug!("UDP receive error: {e}");
+                    return new;
+                }
+            };
+            for (m, slice) in meta.iter().zip(slices.iter()).take(n) {
+                let stride = m.stride.max(1);
+                for d in slice[..m.len].chunks(stride) {
+                    if let Some(s) = self.dispatch(m.addr, d) {
+                        new.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession> {
+        if let Some(tx) = self.peers.get(&from) {
+            if self.pool.capacity() < d.len() {
+                self.pool.reserve(POOL);
+            }
+            self.pool.extend_from_slice(d);
+            let datagram = self.pool.split();
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(datagram) {
+                self.peers.remove(&from);
+            }
+            return None;
+        }
+        if !self.accepting() || Header::parse(d).is_none_or(|h| h.ptype != TYPE_REQUEST) {
+            return None;
+        }
+        let mut request = d.to_vec();
+        let rnd = HandshakeRandom::from_os().ok()?;
+        let conn = match Connection::server(
+            self.opts.config.clone(),
+            self.key.bytes(),
+            rnd,
+            Instant::now(),
+            &mut request,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("dropped handshake from {from}: {e}");
+                return None;
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.peers.insert(from, tx);
+        self.accepted += 1;
+        Some((from, conn, rx))
+    }
+}

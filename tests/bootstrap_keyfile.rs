@@ -1,0 +1,153 @@
+//! Key-file mode: a standing server authenticates clients by K =
+//! SHA-256(key file); a client with the wrong key gets no answer, fails
+//! with a clear error within its handshake timeout, and the server goes on
+//! serving others.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vfer::bootstrap::keyfile::{self, ListenOptions};
+use vfer::transport::{CloseReason, Config, SessionError};
+
+fn key_file(dir: &std::path::Path, name: &str, byte: u8) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, [byte; 48]).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_is_ignored_and_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = keyfile::load(&key_file(dir.path(), "good", 1)).unwrap();
+    let bad = keyfile::load(&key_file(dir.path(), "bad", 2)).unwrap();
+    let port = common::free_udp_port();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let server_key = good.clone();
+    let server = tokio::spawn(async move {
+        let opts = ListenOptions {
+            max_sessions: Some(2),
+            ..ListenOptions::default()
+        };
+        keyfile::listen(addr, &server_key, opts, |s| async move {
+            // Reply with the number of bytes received, then close.
+            let mut st = s.stream();
+            let mut buf = Vec::new();
+            let n = st.read_to_end(&mut buf).await.unwrap_or(0);
+            let _ = st.write_all(&(n as u64).to_be_bytes()).await;
+            let _ = st.shutdown().await;
+            s.close(0, "bye").await;
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let cfg = Config {
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    for round in 0..2 {
+        let start = Instant::now();
+        let e = keyfile::connect(addr, &bad, cfg.clone())
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(e, SessionError::Closed(CloseReason::HandshakeTimeout(_))),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("wrong secret/key"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+
+        let s = keyfile::connect(addr, &good, cfg.clone())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let (mut r, mut w) = tokio::io::split(s.stream());
+        let writer = async {
+            w.write_all(&common::pattern(100_000, round)).await.unwrap();
+            common::shutdown_ok(&mut w).await;
+        };
+        let mut n = [0u8; 8];
+        let (_, got) = tokio::join!(writer, r.read_exact(&mut n));
+        got.unwrap();
+        assert_eq!(u64::from_be_bytes(n), 100_000);
+        s.close(0, "done").await;
+    }
+    let r = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("listener stops after max_sessions");
+    r.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_at_once_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = keyfile::load(&key_file(dir.path(), "good", 5)).unwrap();
+    let bad = keyfile::load(&key_file(dir.path(), "bad", 6)).unwrap();
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    const CLIENTS: u64 = 6;
+    let server_key = good.clone();
+    let server = tokio::spawn(async move {
+        let opts = ListenOptions {
+            max_sessions: Some(CLIENTS),
+            ..ListenOptions::default()
+        };
+        keyfile::serve(
+            std::sync::Arc::new(sock),
+            &server_key,
+            opts,
+            |s| async move {
+                // Echo, then close.
+                let (mut r, mut w) = tokio::io::split(s.stream());
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
+                s.close(0, "bye").await;
+            },
+        )
+        .await
+    });
+    let cfg = Config {
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let intruder = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { keyfile::connect(addr, &bad, cfg).await.map(|_| ()) })
+    };
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let (key, cfg) = (good.clone(), cfg.clone());
+        clients.push(tokio::spawn(async move {
+            let s = keyfile::connect(addr, &key, cfg).await.expect("connect");
+            let data = common::pattern(500_000, i);
+            let (mut r, mut w) = tokio::io::split(s.stream());
+            let writer = async {
+                w.write_all(&data).await.unwrap();
+                common::shutdown_ok(&mut w).await;
+            };
+            let mut back = Vec::new();
+            let (_, n) = tokio::join!(writer, r.read_to_end(&mut back));
+            n.unwrap();
+            s.close(0, "done").await;
+            back == data
+        }));
+    }
+    for c in clients {
+        assert!(c.await.unwrap(), "a client's echo differs");
+    }
+    assert!(
+        intruder.await.unwrap().is_err(),
+        "wrong key must not connect"
+    );
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("listener returns after max_sessions")
+        .unwrap()
+        .unwrap();
+}
