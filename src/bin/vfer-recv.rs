@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use vfer::bootstrap::ssh_client::RemoteRole;
@@ -18,6 +18,9 @@ Examples:
   vfer-recv -r host:photos/ backup/           fetch a directory
   vfer-recv host:log.txt -                    write the file to stdout
   vfer-recv --local /data/big.iso /tmp/       try it on this machine (no ssh)
+  vfer-recv --listen 0.0.0.0:7878 --key-file k --root /srv/drop
+                                              a standing daemon (key-file mode)
+  vfer-recv --key-file k vfer://host/in/f .   fetch from such a daemon
 
 Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
 111 temporary error (network, remote side), 130 interrupted.";
@@ -28,6 +31,18 @@ Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
 struct Cli {
     #[command(flatten)]
     common: Common,
+    /// Run as a standing daemon on this UDP address (key-file mode), e.g. 0.0.0.0:7878.
+    #[arg(long, value_name = "ADDR:PORT", requires_all = ["key_file", "root"])]
+    listen: Option<std::net::SocketAddr>,
+    /// With --listen: the directory clients read from and write into.
+    #[arg(long, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+    /// With --listen: most sessions at once.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
+    max_connections: usize,
+    /// With --listen: write the daemon's process id to this file.
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<std::path::PathBuf>,
     /// Sources ([user@]host:path, all on one host), then the local
     /// destination (a directory, a new name, or - for stdout).
     #[arg(value_name = "SRC... DEST", num_args = 0..)]
@@ -71,6 +86,18 @@ async fn run(cli: Cli) -> i32 {
 
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
+    if let Some(listen) = cli.listen {
+        let opts = vfer::cli::daemon::DaemonOptions {
+            listen,
+            key_file: c.key_file.clone().unwrap_or_default(),
+            root: cli.root.clone().unwrap_or_default(),
+            max_connections: cli.max_connections,
+            pidfile: cli.pidfile.clone(),
+            config: c.transport_config(),
+        };
+        vfer::cli::daemon::serve(opts).await?;
+        return Ok(exit::SUCCESS);
+    }
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(
             "give at least one source and a destination (see --help)",
@@ -98,9 +125,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
                      through vfer on this machine)"
                 )))
             }
-            Operand::Daemon { .. } => {
-                bail!("vfer:// daemon sources are not supported by this build yet")
-            }
+            Operand::Daemon {
+                host, port, path, ..
+            } => (Far::Daemon { host, port }, path),
         };
         match (&far, &this) {
             (Some(Far::Ssh(a)), Far::Ssh(b)) if a != b => {
@@ -146,8 +173,14 @@ async fn try_run(cli: Cli) -> Result<i32> {
             Ok(report::finish(&summary, &stats, c.json, c.quiet))
         }
         Err(e) => {
+            let peer = session::peer_reason(&session).await;
             session::close(session, 1).await;
-            Err(e.into())
+            match peer {
+                Some(why) => {
+                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
+                }
+                None => Err(e.into()),
+            }
         }
     }
 }

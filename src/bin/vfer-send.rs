@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use vfer::bootstrap::ssh_client::RemoteRole;
@@ -19,6 +19,7 @@ Examples:
   vfer-send -e 'ssh -p 2222' f host:          use another ssh command
   tar c dir | vfer-send - host:dir.tar        send a stream from stdin
   vfer-send --local big.iso /tmp/copy.iso     try it on this machine (no ssh)
+  vfer-send --key-file k f vfer://host:7878/in/  push to a vfer-recv --listen daemon
 
 Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
 111 temporary error (network, remote side), 130 interrupted.";
@@ -100,9 +101,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
                  through vfer on this machine)"
             )))
         }
-        Operand::Daemon { .. } => {
-            bail!("vfer:// daemon destinations are not supported by this build yet")
-        }
+        Operand::Daemon {
+            host, port, path, ..
+        } => (Far::Daemon { host, port }, path),
     };
     let path = if path.is_empty() {
         ".".to_string()
@@ -135,8 +136,14 @@ async fn try_run(cli: Cli) -> Result<i32> {
             Ok(report::finish(&summary, &stats, c.json, c.quiet))
         }
         Err(e) => {
+            let peer = session::peer_reason(&session).await;
             session::close(session, 1).await;
-            Err(e.into())
+            match peer {
+                Some(why) => {
+                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
+                }
+                None => Err(e.into()),
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! common options, operand parsing, sessions, progress and exit codes.
 
 pub mod args;
+pub mod daemon;
 pub mod exit;
 pub mod progress;
 pub mod rate;

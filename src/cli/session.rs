@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use tokio::io::AsyncWriteExt;
 
 use super::args::Common;
+use super::daemon::Request;
+use crate::bootstrap::keyfile;
 use crate::bootstrap::local::{self, LocalOptions};
 use crate::bootstrap::ssh_client::{self, RemoteRole, SshOptions, SshTarget};
 use crate::bootstrap::Family;
@@ -19,6 +21,13 @@ pub enum Far {
     Ssh(String),
     /// Started as a local child process (`--local`).
     Local,
+    /// A standing `vfer-recv --listen` daemon reached with a key file.
+    Daemon {
+        /// Host name or address.
+        host: String,
+        /// UDP port.
+        port: u16,
+    },
 }
 
 fn family(c: &Common) -> Option<Family> {
@@ -61,6 +70,36 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
                 .await
                 .context("cannot start the local server side (--local)")?
         }
+        Far::Daemon { host, port } => {
+            let Some(key_file) = &c.key_file else {
+                return Err(super::exit::usage(format!(
+                    "vfer://{host}:{port}/ needs --key-file FILE (the daemon's key; \
+                     user/password login is not in this build yet)"
+                )));
+            };
+            let key = keyfile::load(key_file)?;
+            let addr = tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .with_context(|| format!("cannot resolve {host}"))?
+                .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
+                .with_context(|| format!("{host} has no address of the asked family"))?;
+            let session = keyfile::connect(addr, &key, config)
+                .await
+                .with_context(|| {
+                    format!("{host}:{port}: no session (wrong key, or no daemon there?)")
+                })?;
+            let request = Request {
+                push: role == RemoteRole::Recv,
+                recursive: c.recursive,
+                preserve: c.preserve,
+                paths: operands.to_vec(),
+            };
+            request
+                .write(&mut session.stream())
+                .await
+                .with_context(|| format!("{host}:{port}: cannot send the request"))?;
+            session
+        }
     };
     if !c.quiet {
         if let Some(w) = session.socket_warning() {
@@ -73,11 +112,31 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
 /// Ends a session after the transfer: waits until the peer has every byte
 /// we sent, then closes with `code` (0 = success).
 pub async fn close(session: Session, code: u64) -> crate::transport::Stats {
+    close_with(session, code, if code == 0 { "done" } else { "failed" }).await
+}
+
+/// Like [`close`], telling the peer `reason` (shown to its user).
+pub async fn close_with(session: Session, code: u64, reason: &str) -> crate::transport::Stats {
     let mut stream = session.stream();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.shutdown()).await;
-    session
-        .close(code, if code == 0 { "done" } else { "failed" })
-        .await
+    session.close(code, reason).await
+}
+
+/// The peer's reason for ending the session in error, if it gave one
+/// (waits briefly: its CLOSE may trail the end of its stream).
+pub async fn peer_reason(session: &Session) -> Option<String> {
+    for _ in 0..25 {
+        match session.close_reason() {
+            Some(crate::transport::CloseReason::Peer { code, reason })
+                if code != 0 && !reason.is_empty() =>
+            {
+                return Some(reason)
+            }
+            Some(_) => return None,
+            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    None
 }
 
 /// Refuses operand combinations scp would refuse.
