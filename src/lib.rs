@@ -6,6 +6,7 @@
 //! See `docs/PROTOCOL.md` for the wire format.
 
 pub mod bootstrap;
+pub mod cli;
 pub mod transfer;
 pub mod transport;
 pub mod vsl;

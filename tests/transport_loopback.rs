@@ -35,10 +35,7 @@ async fn transfer(total: u64) -> (f64, vfer::transport::Stats) {
             }
             got += n as u64;
         }
-        // Wait for the client's close rather than closing first.
-        let mut probe = [0u8; 1];
-        let _ = stream.read(&mut probe).await;
-        (got, s.stats())
+        (got, s.close(0, "done").await)
     });
     let client = Session::connect(addr, &secret, Config::default())
         .await

@@ -1,22 +1,142 @@
-//! vfer-send: copy files to (or run programs on) another host over VFER.
+//! vfer-send: copy files to another host over VFER, started through ssh.
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--server") {
-        std::process::exit(server_main(args));
-    }
-    eprintln!("vfer-send: not implemented yet");
-    std::process::exit(2);
+use std::ffi::OsString;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use vfer::bootstrap::ssh_client::RemoteRole;
+use vfer::cli::args::Common;
+use vfer::cli::session::{self, Far};
+use vfer::cli::target::Operand;
+use vfer::cli::{exit, progress, report, server, signals};
+use vfer::transfer::{self, SendOptions, Source};
+
+const EXAMPLES: &str = "\
+Examples:
+  vfer-send big.iso user@host:/data/          copy a file through ssh
+  vfer-send -r photos/ host:backup/           copy a directory
+  vfer-send -e 'ssh -p 2222' f host:          use another ssh command
+  tar c dir | vfer-send - host:dir.tar        send a stream from stdin
+  vfer-send --local big.iso /tmp/copy.iso     try it on this machine (no ssh)
+
+Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
+111 temporary error (network, remote side), 130 interrupted.";
+
+/// Copy files to another host over VFER (fast on long, lossy paths).
+#[derive(Parser, Debug)]
+#[command(name = "vfer-send", version, after_long_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    /// Sources (local files, directories with -r, or - for stdin), then the
+    /// destination [user@]host:path.
+    #[arg(value_name = "SRC... DEST", num_args = 0..)]
+    operands: Vec<String>,
 }
 
-/// `vfer-send --server ...`: the ssh-started (or local-mode) server side.
-/// Must run before any tokio runtime or thread exists: it forks once the
-/// client is connected (see `vfer::bootstrap::ssh_server::run`). Argument
-/// errors are reported only after the secret was read (exit 21).
-fn server_main(args: Vec<String>) -> i32 {
-    let options = vfer::bootstrap::ssh_server::parse_args(args);
-    vfer::bootstrap::ssh_server::run("vfer-send", options, |session| async move {
-        // Placeholder until the transfer layer is wired in: end the session.
-        session.close(0, "no transfer service yet").await;
-    })
+fn main() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.iter().any(|a| a == "--server") {
+        // Started by ssh: the SSH starting mode's rules apply (nothing on
+        // stdout/stderr before the secret is read), so parse errors wait.
+        let parsed = Cli::try_parse_from(&argv).map_err(|e| e.to_string());
+        let common = parsed
+            .as_ref()
+            .map(|c| c.common.clone())
+            .map_err(Clone::clone);
+        let operands = parsed.map(|c| c.operands).unwrap_or_default();
+        std::process::exit(server::run("vfer-send", common, move |session, common| {
+            server::serve_send(session, common, operands)
+        }));
+    }
+    let cli = Cli::parse();
+    vfer::cli::init_logging(cli.common.verbose);
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("vfer-send: cannot start the async runtime: {e}");
+            exit::TEMPORARY
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> i32 {
+    match try_run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vfer-send: {e:#}");
+            exit::code_for(&e)
+        }
+    }
+}
+
+async fn try_run(cli: Cli) -> Result<i32> {
+    let c = &cli.common;
+    let Some((dest, sources)) = cli.operands.split_last() else {
+        return Err(exit::usage(
+            "give at least one source and a destination (see --help)",
+        ));
+    };
+    if sources.is_empty() {
+        return Err(exit::usage(
+            "give at least one source before the destination",
+        ));
+    }
+    for s in sources {
+        if Operand::parse(s)?.is_remote() {
+            return Err(exit::usage(format!(
+                "source '{s}' is remote: vfer-send sends local files; use vfer-recv to fetch"
+            )));
+        }
+    }
+    let (far, path) = match Operand::parse(dest)? {
+        Operand::Ssh { login, path } => (Far::Ssh(login), path),
+        Operand::Local(p) if c.local => (Far::Local, p),
+        Operand::Local(p) => {
+            return Err(exit::usage(format!(
+                "destination '{p}' is local: give [user@]host:path (or --local to copy \
+                 through vfer on this machine)"
+            )))
+        }
+        Operand::Daemon { .. } => {
+            bail!("vfer:// daemon destinations are not supported by this build yet")
+        }
+    };
+    let path = if path.is_empty() {
+        ".".to_string()
+    } else {
+        path
+    };
+    let session = session::open(&far, RemoteRole::Recv, &[path], c).await?;
+    let bar = progress::Bar::new(progress::mode(c));
+    let opts = SendOptions {
+        recursive: c.recursive,
+        preserve: c.preserve,
+        progress: bar.as_ref().map(|b| b.callback()),
+    };
+    let sources: Vec<Source> = sources.iter().map(Source::from_arg).collect();
+    let result = tokio::select! {
+        r = transfer::send(session.stream(), sources, &opts) => r,
+        sig = signals::stop_requested() => {
+            if let Some(b) = &bar { b.finish(); }
+            eprintln!("vfer-send: stopped by {sig}; run the same command again to resume");
+            session::close(session, 2).await;
+            return Ok(exit::INTERRUPTED);
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    match result {
+        Ok(summary) => {
+            let stats = session::close(session, 0).await;
+            Ok(report::finish(&summary, &stats, c.json, c.quiet))
+        }
+        Err(e) => {
+            session::close(session, 1).await;
+            Err(e.into())
+        }
+    }
 }

@@ -17,6 +17,8 @@ pub mod ranges;
 mod receive;
 pub mod recovery;
 pub mod rtt;
+/// Deterministic simulated network in virtual time, for transport tests.
+pub mod sim;
 pub mod socket;
 pub mod stream;
 mod transmit;

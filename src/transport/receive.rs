@@ -173,6 +173,10 @@ impl Connection {
         if error {
             self.stats.protocol_errors += 1;
         }
+        if let State::Closing { resend, .. } = &mut self.state {
+            // The peer has not seen our CLOSE yet: send it again.
+            *resend = true;
+        }
         self.on_packet_received(now, pn, eliciting);
     }
 

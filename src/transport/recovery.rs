@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::rtt::RttEstimator;
 
-/// A packet is lost once this many later packets are acknowledged.
+/// A packet is lost once this many later packets are acknowledged (at first;
+/// the threshold grows when the path is seen to reorder, as RACK does).
 pub const PACKET_THRESHOLD: u64 = 3;
+/// The most the reordering threshold grows to.
+pub const MAX_PACKET_THRESHOLD: u64 = 512;
 
 /// What one sent packet carried, remembered until it is acked or lost.
 #[derive(Debug, Clone)]
@@ -87,6 +90,9 @@ pub struct Recovery {
     pub lost_packets: u64,
     /// Bytes declared lost over the connection.
     pub lost_bytes: u64,
+    /// Packets declared lost that were acknowledged later (reordering).
+    pub spurious_losses: u64,
+    packet_threshold: u64,
 }
 
 impl Default for Recovery {
@@ -112,6 +118,8 @@ impl Recovery {
             app_limited_until: 0,
             lost_packets: 0,
             lost_bytes: 0,
+            spurious_losses: 0,
+            packet_threshold: PACKET_THRESHOLD,
         }
     }
 
@@ -209,9 +217,16 @@ impl Recovery {
                     }
                     out.acked.push(self.sent[i].clone());
                 } else if p.lost && !p.acked {
-                    // Acked after we gave up on it: its data may still be
-                    // counted as delivered by the caller (spurious loss).
+                    // Acked after we declared it lost: the path reorders.
+                    // Its data counts as delivered, and later packets get
+                    // more time before they are declared lost.
                     p.acked = true;
+                    self.spurious_losses += 1;
+                    let distance = largest.saturating_sub(p.pn) + 1;
+                    self.packet_threshold = self
+                        .packet_threshold
+                        .max(distance)
+                        .min(MAX_PACKET_THRESHOLD);
                     out.acked.push(self.sent[i].clone());
                 }
                 i += 1;
@@ -241,7 +256,7 @@ impl Recovery {
             self.pto_count = 0;
         }
         self.detect_lost(now, out);
-        self.trim();
+        self.trim(now);
     }
 
     /// Declares packets lost by packet or time threshold; sets the loss timer.
@@ -258,7 +273,7 @@ impl Recovery {
             if p.acked || p.lost {
                 continue;
             }
-            if p.pn + PACKET_THRESHOLD <= largest || p.time_sent + delay <= now {
+            if p.pn + self.packet_threshold <= largest || p.time_sent + delay <= now {
                 p.lost = true;
                 self.bytes_in_flight -= u64::from(p.size);
                 self.lost_packets += 1;
@@ -271,12 +286,17 @@ impl Recovery {
         }
     }
 
-    fn trim(&mut self) {
-        while self.sent.front().is_some_and(|p| p.acked || p.lost) {
+    /// Forgets settled packets at the front. Lost packets are kept for one
+    /// RTT more so that a late ACK (reordering) is recognised.
+    fn trim(&mut self, now: Instant) {
+        let keep_lost = self.rtt.smoothed();
+        while self
+            .sent
+            .front()
+            .is_some_and(|p| p.acked || (p.lost && p.time_sent + 2 * keep_lost < now))
+        {
             self.sent.pop_front();
         }
-        // Keep lost packets for a while so a late ACK is recognised, but
-        // bound the list: drop settled packets far below the largest acked.
     }
 
     /// The loss-detection or probe-timeout deadline.
@@ -304,7 +324,7 @@ impl Recovery {
         out.acked.clear();
         if self.loss_time.is_some_and(|t| t <= now) {
             self.detect_lost(now, out);
-            self.trim();
+            self.trim(now);
             return false;
         }
         self.pto_count += 1;
@@ -323,7 +343,6 @@ impl Recovery {
                 out.lost.push(p.clone());
             }
         }
-        self.trim();
     }
 
     /// The oldest unacknowledged packet still in flight.

@@ -72,6 +72,11 @@ impl Connection {
         let (code, reason) = self.close_frame.clone()?;
         let size = (self.mtu.current() as usize).min(buf.len());
         let mut w = Writer::new(&mut buf[HEADER_LEN..size]);
+        // Acknowledge everything first, so the peer learns its last data
+        // (and FIN) arrived even if this is the last packet we send.
+        if !self.ack.received.is_empty() {
+            w.ack(self.ack.received.iter_rev(), 0);
+        }
         w.close(code, &reason);
         let len = HEADER_LEN + w.pos;
         self.seal(buf, len).map(|_| len)

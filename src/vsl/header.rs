@@ -48,6 +48,9 @@ impl Header {
     }
 
     /// Writes the header into the first `HEADER_LEN` bytes of `out`.
+    ///
+    /// # Panics
+    /// If `out` is shorter than `HEADER_LEN` (a caller bug, never input).
     pub fn write(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.msgnr.to_be_bytes());
         out[8..24].copy_from_slice(&self.mac);
@@ -92,5 +95,27 @@ mod tests {
         buf[24] = b'X';
         assert!(Header::parse(&buf).is_none());
         assert!(Header::parse(&[]).is_none());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: no panic, and a header is returned exactly when the
+        /// magic is right and `datalen` matches the length.
+        #[test]
+        fn parse_accepts_exactly_well_formed(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let well_formed = bytes.len() >= HEADER_LEN
+                && bytes[24..28] == MAGIC
+                && u32::from_be_bytes([bytes[29], bytes[30], bytes[31], bytes[32]]) as usize
+                    == bytes.len() - HEADER_LEN;
+            proptest::prop_assert_eq!(Header::parse(&bytes).is_some(), well_formed);
+        }
+
+        /// write then parse gives back the same header.
+        #[test]
+        fn write_parse_round_trip(msgnr: u64, mac: [u8; MAC_LEN], ptype: u8, datalen in 0u32..300) {
+            let h = Header { msgnr, mac, ptype, datalen };
+            let mut buf = vec![0u8; HEADER_LEN + datalen as usize];
+            h.write(&mut buf);
+            proptest::prop_assert_eq!(Header::parse(&buf), Some(h));
+        }
     }
 }

@@ -58,7 +58,7 @@ impl SessionKeys {
             }
             None => KEY_LEN,
         };
-        let hk = Hkdf::<Sha256>::new(Some(&salt), &ikm[..ikm_len]);
+        let hk = extract(&salt, &ikm[..ikm_len]);
         ikm.zeroize();
         let expand = |label: &[u8]| {
             let mut k = [0u8; KEY_LEN];
@@ -78,6 +78,12 @@ impl SessionKeys {
             },
         }
     }
+}
+
+/// HKDF-SHA256-Extract: the PRK state every key of a connection is expanded
+/// from. Shared with the known-answer tests so they test this exact path.
+pub(crate) fn extract(salt: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
+    Hkdf::<Sha256>::new(Some(salt), ikm)
 }
 
 #[cfg(test)]

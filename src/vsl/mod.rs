@@ -6,6 +6,8 @@
 //! This module is sans-IO: it seals and opens byte buffers.
 
 mod header;
+#[doc(hidden)]
+pub mod kat;
 mod keys;
 mod packet;
 mod replay;

@@ -11,7 +11,7 @@ use super::keys::{DirectionKeys, SessionKeys};
 use super::replay::ReplayWindow;
 
 type AesCtr = ctr::Ctr64BE<Aes256>;
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The highest packet number a sender may use. A connection must close (or
 /// rekey) before it; `Sealer` refuses to go further. At a million packets a
@@ -81,14 +81,29 @@ pub struct Opener {
     replay: ReplayWindow,
 }
 
+// Keyed primitive states hold key material: make sure they wipe themselves
+// (the `zeroize` features of `aes`, `hmac` and `sha2` in Cargo.toml). HMAC
+// has no marker of its own; its keyed state is two SHA-256 cores, which do.
+const _: () = {
+    fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    fn check() {
+        assert_zeroize_on_drop::<Aes256>();
+        assert_zeroize_on_drop::<sha2::block_api::Sha256VarCore>();
+    }
+    let _ = check;
+};
+
 fn keyed(keys: &DirectionKeys) -> (Aes256, HmacSha256) {
-    let aes = Aes256::new(&keys.enc.into());
-    // HMAC accepts keys of any length; 32 bytes cannot fail.
-    let mac = <HmacSha256 as KeyInit>::new_from_slice(&keys.mac)
-        .expect("HMAC-SHA256 accepts a 32-byte key");
-    (aes, mac)
+    (Aes256::new(&keys.enc.into()), mac_state(&keys.mac))
 }
 
+/// HMAC-SHA256 keyed once; cloned per packet.
+pub(crate) fn mac_state(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length (longer ones are hashed): cannot fail.
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// The CTR IV of packet `msgnr`: `be64(msgnr) || 0^64`.
 fn iv(msgnr: u64) -> [u8; 16] {
     let mut iv = [0u8; 16];
     iv[..8].copy_from_slice(&msgnr.to_be_bytes());
@@ -104,11 +119,21 @@ fn tag(mac: &HmacSha256, datagram: &[u8]) -> HmacSha256 {
     m
 }
 
+/// Constant-time comparison of the leftmost `expected.len()` bytes of the
+/// HMAC with `expected`.
+pub(crate) fn verify_truncated(m: HmacSha256, expected: &[u8]) -> bool {
+    m.verify_truncated_left(expected).is_ok()
+}
+
 fn apply_ctr(aes: &Aes256, msgnr: u64, data: &mut [u8]) {
-    let core = ctr::CtrCore::<Aes256, ctr::flavors::Ctr64BE>::inner_iv_init(
-        aes.clone(),
-        &iv(msgnr).into(),
-    );
+    apply_ctr_iv(aes, &iv(msgnr), data);
+}
+
+/// AES-256-CTR with a 64-bit big-endian counter in the IV's low half (the
+/// high half is fixed): `Ctr64BE`, never `Ctr128BE`.
+pub(crate) fn apply_ctr_iv(aes: &Aes256, iv: &[u8; 16], data: &mut [u8]) {
+    let core =
+        ctr::CtrCore::<Aes256, ctr::flavors::Ctr64BE>::inner_iv_init(aes.clone(), &(*iv).into());
     let mut c = AesCtr::from_core(core);
     c.apply_keystream(data);
 }
@@ -198,9 +223,9 @@ impl Opener {
         if !self.replay.check(header.msgnr) {
             return Err(OpenError::Replayed);
         }
-        tag(&self.mac, datagram)
-            .verify_truncated_left(&header.mac)
-            .map_err(|_| OpenError::BadMac)?;
+        if !verify_truncated(tag(&self.mac, datagram), &header.mac) {
+            return Err(OpenError::BadMac);
+        }
         if !self.replay.update(header.msgnr) {
             return Err(OpenError::Replayed);
         }

@@ -2,7 +2,10 @@
 //!
 //! A bitmap of `REPLAY_BLOCKS` 64-bit words used as a ring; the newest
 //! accepted packet number sets the window's top. Packets older than the
-//! window, or already seen, are rejected. Memory is fixed (1 KiB).
+//! window, or already seen, are rejected, and so is any number above
+//! `MSGNR_LIMIT`, which no honest sender uses. Memory is fixed (1 KiB).
+
+use super::packet::MSGNR_LIMIT;
 
 const BLOCKS: usize = 128;
 const BITS_PER_BLOCK: u64 = 64;
@@ -38,9 +41,10 @@ impl ReplayWindow {
     /// Would `msgnr` be accepted? Does not change the window: call it before
     /// the MAC check, and `update` after.
     pub fn check(&self, msgnr: u64) -> bool {
-        let Some(n) = msgnr.checked_add(1) else {
+        if msgnr > MSGNR_LIMIT {
             return false;
-        };
+        }
+        let n = msgnr + 1; // MSGNR_LIMIT < u64::MAX: cannot overflow.
         if n.saturating_add(REPLAY_WINDOW) < self.top {
             return false;
         }
@@ -57,7 +61,7 @@ impl ReplayWindow {
         if !self.check(msgnr) {
             return false;
         }
-        let n = msgnr + 1; // cannot overflow: check() passed.
+        let n = msgnr + 1; // check() passed, so msgnr <= MSGNR_LIMIT.
         if n > self.top {
             let current = self.top / BITS_PER_BLOCK;
             let newest = n / BITS_PER_BLOCK;
@@ -101,5 +105,8 @@ mod tests {
         assert!(w.update(6));
         assert!(!w.update(4));
         assert!(!w.update(u64::MAX));
+        assert!(!w.update(MSGNR_LIMIT + 1));
+        assert!(w.update(MSGNR_LIMIT));
+        assert!(!w.update(MSGNR_LIMIT));
     }
 }

@@ -31,8 +31,10 @@ const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Queueing delay above the base RTT that ends a bandwidth probe or startup.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(8);
+/// Extra in-flight allowance for bursty acknowledgements, as sending time.
+const ACK_AGGREGATION: Duration = Duration::from_millis(2);
 /// Packets in the initial window.
-const INITIAL_WINDOW_PACKETS: u64 = 32;
+const INITIAL_WINDOW_PACKETS: u64 = 64;
 /// Smallest window, in packets.
 const MIN_WINDOW_PACKETS: u64 = 4;
 
@@ -58,6 +60,7 @@ pub struct Vfer {
     next_round_delivered: u64,
     /// Minimum RTT seen in the current and the previous round (standing RTT).
     round_min_rtt: Option<Duration>,
+    round_samples: u32,
     standing_rtt: Option<Duration>,
     full_bw: f64,
     full_bw_rounds: u32,
@@ -85,6 +88,7 @@ impl Vfer {
             round: 0,
             next_round_delivered: 0,
             round_min_rtt: None,
+            round_samples: 0,
             standing_rtt: None,
             full_bw: 0.0,
             full_bw_rounds: 0,
@@ -125,6 +129,7 @@ impl Vfer {
             self.round += 1;
             self.standing_rtt = self.round_min_rtt;
             self.round_min_rtt = None;
+            self.round_samples = 0;
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
             self.bw_rounds[slot] = (self.round, 0.0);
             self.on_round_start();
@@ -156,15 +161,30 @@ impl Vfer {
         } else {
             self.full_bw_rounds += 1;
         }
-        let queue_building = self
-            .queue_delay()
-            .zip(self.min_rtt)
-            .is_some_and(|(q, base)| q > TARGET_QUEUE_DELAY.max(base / 8));
-        if self.full_bw_rounds >= 3 || (queue_building && self.round > 2) {
-            self.pipe_filled = true;
-            self.mode = Mode::Drain;
-            self.pacing_gain = 1.0 / STARTUP_GAIN;
-            self.cwnd_gain = STARTUP_GAIN;
+        if self.full_bw_rounds >= 3 {
+            self.exit_startup();
+        }
+    }
+
+    fn exit_startup(&mut self) {
+        self.pipe_filled = true;
+        self.mode = Mode::Drain;
+        self.pacing_gain = 1.0 / STARTUP_GAIN;
+        self.cwnd_gain = STARTUP_GAIN;
+    }
+
+    /// HyStart-style delay exit: the first samples of a round already show
+    /// the queue the previous round built. Leaving startup then avoids
+    /// overflowing the bottleneck's buffer.
+    fn check_startup_delay(&mut self) {
+        const SAMPLES: u32 = 8;
+        if self.mode != Mode::Startup || self.round < 2 || self.round_samples < SAMPLES {
+            return;
+        }
+        if let (Some(round_min), Some(base)) = (self.round_min_rtt, self.min_rtt) {
+            if round_min.saturating_sub(base) > TARGET_QUEUE_DELAY.max(base / 8) {
+                self.exit_startup();
+            }
         }
     }
 
@@ -174,6 +194,7 @@ impl Vfer {
         }
         let sample = ack.rtt.latest();
         self.round_min_rtt = Some(self.round_min_rtt.map_or(sample, |m| m.min(sample)));
+        self.round_samples += 1;
         let expired = self
             .min_rtt_stamp
             .is_some_and(|t| ack.now.saturating_duration_since(t) > MIN_RTT_WINDOW);
@@ -253,7 +274,12 @@ impl Vfer {
             return;
         }
         let target = match self.bdp() {
-            Some(bdp) => ((bdp as f64 * self.cwnd_gain) as u64).max(self.min_window()),
+            Some(bdp) => {
+                // Plus room for acknowledgements that arrive in bursts (delayed
+                // ACKs, timer granularity, GRO): ACK_AGGREGATION of sending.
+                let slack = (self.btlbw * ACK_AGGREGATION.as_secs_f64()) as u64;
+                ((bdp as f64 * self.cwnd_gain) as u64 + slack).max(self.min_window())
+            }
             None => self.cwnd + ack.acked_bytes,
         };
         if self.pipe_filled {
@@ -280,6 +306,7 @@ impl Controller for Vfer {
         }
         self.update_rtt(ack);
         self.update_bw(ack);
+        self.check_startup_delay();
         self.update_mode(ack);
         self.update_cwnd(ack);
     }

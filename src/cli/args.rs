@@ -1,0 +1,112 @@
+//! Options both `vfer-send` and `vfer-recv` take.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+
+use super::rate::parse_rate;
+use crate::transport::cc::CcChoice;
+use crate::transport::Config;
+
+/// Options shared by both programs (scp/rsync spellings where they exist).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Copy directories recursively.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Preserve modification times and modes.
+    #[arg(short = 'p', long)]
+    pub preserve: bool,
+    /// Cap the sending rate, in bits per second (e.g. 50M, 1.5G, 800K).
+    #[arg(short = 'l', long = "limit", value_name = "RATE", value_parser = parse_rate)]
+    pub limit: Option<u64>,
+    /// Send at exactly this rate (bits per second) instead of probing:
+    /// for dedicated links only.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+    /// No progress bar, no warnings.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Log what happens (-v info, -vv debug, -vvv trace) on stderr.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Print a JSON summary on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the progress bar even when stderr is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// The ssh command to start the far side with, e.g. 'ssh -p 2222 -i key'.
+    #[arg(short = 'e', long = "rsh", value_name = "COMMAND")]
+    pub rsh: Option<String>,
+    /// The vfer program on the far side (default: vfer-recv or vfer-send on its PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    pub remote_path: Option<String>,
+    /// Run the far side as a local child process (no ssh): a transfer on this
+    /// machine over loopback UDP, e.g. to try vfer out.
+    #[arg(long)]
+    pub local: bool,
+    /// Key file for a `vfer-recv --listen` daemon (key-file mode, vfer:// URLs).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// UDP ports the far side may bind, e.g. 60000-60100 (for firewalls).
+    #[arg(long, value_name = "A-B")]
+    pub port_range: Option<String>,
+    /// Give up when the peer is silent this long (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Internal: started by ssh (or --local) as the far side.
+    #[arg(long, hide = true)]
+    pub server: bool,
+    /// With --server: exit (status 20) if no client arrives within SECS.
+    #[arg(long, hide = true, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub accept_timeout: Option<u64>,
+    /// Diagnostic: with --server, echo the stream back instead of transferring.
+    #[arg(long, hide = true)]
+    pub echo: bool,
+}
+
+impl Common {
+    /// The transport settings these options ask for.
+    pub fn transport_config(&self) -> Config {
+        Config {
+            cc: self.rate.map_or(CcChoice::Vfer, CcChoice::Fixed),
+            rate_cap: self.limit,
+            idle_timeout: Duration::from_secs(self.timeout.max(1)),
+            ..Config::default()
+        }
+    }
+
+    /// Options the far side must also apply, as its command-line words.
+    pub fn remote_flags(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.recursive {
+            w.push("-r".to_string());
+        }
+        if self.preserve {
+            w.push("-p".to_string());
+        }
+        if let Some(r) = self.limit {
+            w.push("--limit".to_string());
+            w.push((r * 8).to_string());
+        }
+        if let Some(r) = self.rate {
+            w.push("--rate".to_string());
+            w.push((r * 8).to_string());
+        }
+        if let Some(p) = &self.port_range {
+            w.push("--port-range".to_string());
+            w.push(p.clone());
+        }
+        w.push("--timeout".to_string());
+        w.push(self.timeout.to_string());
+        w
+    }
+}

@@ -1,0 +1,71 @@
+//! The end of a run: the `--json` summary and the exit code.
+
+use serde::Serialize;
+
+use super::exit;
+use crate::transfer::Summary;
+use crate::transport::Stats;
+
+/// The `--json` object (issue contract: files, bytes, seconds, goodput,
+/// retransmitted bytes, loss seen, smoothed RTT, path MTU, congestion control).
+#[derive(Serialize)]
+struct Json<'a> {
+    files: u64,
+    dirs: u64,
+    symlinks: u64,
+    bytes: u64,
+    bytes_skipped: u64,
+    seconds: f64,
+    goodput_mbit_s: f64,
+    retransmitted_bytes: u64,
+    packets_sent: u64,
+    packets_lost: u64,
+    loss_rate: f64,
+    srtt_ms: f64,
+    path_mtu: u16,
+    congestion_control: &'a str,
+    failures: &'a [crate::transfer::Failure],
+}
+
+/// Prints the summary (JSON on stdout if asked, failures on stderr) and
+/// returns the exit code.
+pub fn finish(summary: &Summary, stats: &Stats, json: bool, quiet: bool) -> i32 {
+    for f in &summary.failures {
+        eprintln!("vfer: {}: {}", f.path, f.message);
+    }
+    if json {
+        let secs = summary.seconds.max(1e-9);
+        let j = Json {
+            files: summary.files,
+            dirs: summary.dirs,
+            symlinks: summary.symlinks,
+            bytes: summary.bytes,
+            bytes_skipped: summary.bytes_skipped,
+            seconds: summary.seconds,
+            goodput_mbit_s: summary.bytes as f64 * 8.0 / secs / 1e6,
+            retransmitted_bytes: stats.stream_bytes_retransmitted,
+            packets_sent: stats.packets_sent,
+            packets_lost: stats.packets_lost,
+            loss_rate: stats.packets_lost as f64 / stats.packets_sent.max(1) as f64,
+            srtt_ms: stats.srtt.as_secs_f64() * 1e3,
+            path_mtu: stats.path_mtu,
+            congestion_control: stats.cc,
+            failures: &summary.failures,
+        };
+        match serde_json::to_string(&j) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("vfer: cannot write the JSON summary: {e}"),
+        }
+    } else if !quiet && !summary.failures.is_empty() {
+        eprintln!(
+            "vfer: {} of {} entries failed",
+            summary.failures.len(),
+            summary.files + summary.failures.len() as u64
+        );
+    }
+    if summary.is_complete() {
+        exit::SUCCESS
+    } else {
+        exit::PARTIAL
+    }
+}

@@ -1,0 +1,83 @@
+//! The far side of a transfer, as ssh (or `--local`) starts it:
+//! `vfer-recv --server [flags] -- DEST` or `vfer-send --server [flags] -- SRC...`.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use super::args::Common;
+use super::session;
+use crate::bootstrap::ssh_server::ServerOptions;
+use crate::bootstrap::Family;
+use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
+use crate::transport::Session;
+
+/// Runs the SSH starting mode's server and then `on_session`; returns the
+/// process exit status. Call before any runtime or thread starts.
+pub fn run<F, Fut>(program: &str, common: Result<Common, String>, on_session: F) -> i32
+where
+    F: FnOnce(Session, Common) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let opts = common.clone().and_then(|c| server_options(&c));
+    let c = common.unwrap_or_default();
+    crate::bootstrap::ssh_server::run(program, opts, move |session| on_session(session, c))
+}
+
+fn server_options(c: &Common) -> Result<ServerOptions, String> {
+    let port_range = match &c.port_range {
+        Some(p) => Some(p.parse()?),
+        None => None,
+    };
+    let family = if c.ipv4 {
+        Some(Family::V4)
+    } else if c.ipv6 {
+        Some(Family::V6)
+    } else {
+        None
+    };
+    let defaults = ServerOptions::default();
+    Ok(ServerOptions {
+        accept_timeout: c
+            .accept_timeout
+            .map_or(defaults.accept_timeout, std::time::Duration::from_secs),
+        port_range,
+        family,
+        echo: c.echo,
+        config: c.transport_config(),
+        ..defaults
+    })
+}
+
+/// The pull direction's far side: sends `operands`.
+pub async fn serve_send(session: Session, c: Common, operands: Vec<String>) {
+    let opts = SendOptions {
+        recursive: c.recursive,
+        preserve: c.preserve,
+        progress: None,
+    };
+    let sources = operands.iter().map(Source::from_arg).collect();
+    let ok = transfer::send(session.stream(), sources, &opts)
+        .await
+        .is_ok();
+    session::close(session, if ok { 0 } else { 1 }).await;
+}
+
+/// The push direction's far side: receives into the one operand.
+pub async fn serve_recv(session: Session, c: Common, operands: Vec<String>) {
+    let dest = match operands.as_slice() {
+        [d] => Dest::Path(PathBuf::from(d)),
+        _ => {
+            // The client always sends exactly one destination.
+            session::close(session, 21).await;
+            return;
+        }
+    };
+    let opts = ReceiveOptions {
+        preserve: c.preserve,
+        ..ReceiveOptions::default()
+    };
+    let ok = transfer::receive(session.stream(), dest, &opts)
+        .await
+        .is_ok();
+    session::close(session, if ok { 0 } else { 1 }).await;
+}

@@ -1,0 +1,482 @@
+//! One file at the sink: decide what to ask for (whole, resume after a
+//! verified `.vfer-part` prefix, or "I have it"), write the content to the
+//! part file off the async threads, then fsync, verify the BLAKE3 hash, set
+//! mode and mtime, and rename into place. A failure leaves the part behind
+//! for resume and never a file that looks complete.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use super::error::TransferError;
+use super::frame::{Kind, Want, WireEntry, CHUNK, HASH_LEN};
+use super::hashing::{blocking, digest, hash_prefix};
+use super::path::RelPath;
+use super::sink::{Sink, Target};
+use super::sinkfs::{self, part_name};
+use super::wire::FrameWriter;
+use super::{report, Progress};
+
+/// A file the sink asked for and has not yet received.
+pub(crate) struct Pending {
+    pub index: u64,
+    pub rel: RelPath,
+    pub local: RelPath,
+    pub kind: Kind,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime: (i64, u32),
+    pub want: Want,
+    /// BLAKE3 state after the kept prefix (for `Want::Resume`).
+    pub prefix: Option<blake3::Hasher>,
+}
+
+/// Where the current file's bytes go.
+pub(crate) enum Out {
+    /// The part file (`None` while a write is in flight).
+    File(Option<File>),
+    /// The sink's byte-stream destination.
+    Stream,
+    /// Nowhere: the file already failed; its data is drained.
+    Discard,
+}
+
+/// The file being received.
+pub(crate) struct Receiving {
+    p: Pending,
+    parent: Option<Arc<OwnedFd>>,
+    out: Out,
+    hasher: blake3::Hasher,
+    inflight: Option<JoinHandle<(File, Vec<u8>, io::Result<()>)>>,
+    spare: Vec<u8>,
+    offset: u64,
+    size: Option<u64>,
+    received: u64,
+    failed: Option<String>,
+}
+
+fn same_mtime(m: &sinkfs::Meta, e: &WireEntry<'_>) -> bool {
+    m.mtime_sec == e.mtime_sec && m.mtime_nsec == e.mtime_nsec
+}
+
+impl Pending {
+    /// Looks at the destination and decides what to ask for. An `Err` is a
+    /// per-file failure (the file is skipped).
+    pub async fn prepare(
+        sink: &mut Sink<'_>,
+        rel: RelPath,
+        e: &WireEntry<'_>,
+    ) -> Result<Pending, String> {
+        let local = sink.local(&rel);
+        let mut p = Pending {
+            index: e.index,
+            rel,
+            local,
+            kind: e.kind,
+            size: e.size,
+            mode: e.mode,
+            mtime: (e.mtime_sec, e.mtime_nsec),
+            want: Want::Full,
+            prefix: None,
+        };
+        if matches!(sink.target, Target::Writer) {
+            return Ok(p);
+        }
+        if e.kind == Kind::Stream && matches!(sink.target, Target::Into(_)) {
+            return Err(
+                "a stream (-) needs a file name as its destination, not a directory".into(),
+            );
+        }
+        let parent = sink.parent_fd(&p.local).map_err(|e| e.to_string())?;
+        let name = p.local.file_name().to_owned();
+        let existing = sinkfs::lstat_at(parent.as_fd(), &name).map_err(|e| e.to_string())?;
+        if let Some(m) = existing {
+            if m.kind == rustix::fs::FileType::Directory {
+                return Err("a directory with this name is in the way".into());
+            }
+        }
+        if e.kind == Kind::Stream {
+            return Ok(p);
+        }
+        if let Some(m) = existing {
+            if sink.opts.skip_identical
+                && m.kind == rustix::fs::FileType::RegularFile
+                && m.size == e.size
+                && same_mtime(&m, e)
+            {
+                let (par, n, size) = (parent.clone(), name.clone(), e.size);
+                let r = blocking(move || {
+                    let mut f = sinkfs::open_existing(par.as_fd(), &n)?;
+                    hash_prefix(&mut f, size)
+                })
+                .await;
+                if let Ok((h, got)) = r {
+                    if got == size {
+                        p.want = Want::Have { hash: digest(&h) };
+                        return Ok(p);
+                    }
+                }
+            }
+        }
+        if !sink.opts.resume {
+            return Ok(p);
+        }
+        let part = part_name(&name);
+        match sinkfs::lstat_at(parent.as_fd(), &part).map_err(|e| e.to_string())? {
+            Some(m) if m.kind != rustix::fs::FileType::RegularFile => Err(format!(
+                "{} exists and is not a regular file",
+                show_os(&part)
+            )),
+            Some(m) if m.size > 0 && m.size <= e.size => {
+                let r = blocking(move || {
+                    let mut f = sinkfs::open_part(parent.as_fd(), &part)?;
+                    hash_prefix(&mut f, m.size)
+                })
+                .await;
+                match r {
+                    Ok((h, got)) if got == m.size => {
+                        p.want = Want::Resume {
+                            offset: got,
+                            hash: digest(&h),
+                        };
+                        p.prefix = Some(h);
+                    }
+                    _ => {}
+                }
+                Ok(p)
+            }
+            _ => Ok(p),
+        }
+    }
+}
+
+fn show_os(s: &std::ffi::OsStr) -> String {
+    format!("{:?}", s.to_string_lossy())
+}
+
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl Sink<'_> {
+    /// FILE_BEGIN: open the part (or the stream) at `offset`.
+    pub async fn on_begin(
+        &mut self,
+        index: u64,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), TransferError> {
+        if self.current.is_some() {
+            return Err(TransferError::protocol("FILE_BEGIN inside another file"));
+        }
+        let mut p = self.take_pending(index)?;
+        let stream = p.kind == Kind::Stream;
+        if stream != (size == u64::MAX) {
+            return Err(TransferError::protocol(format!(
+                "file {index}: size {size} does not fit its kind"
+            )));
+        }
+        let resumed = match p.want {
+            Want::Resume { offset: o, .. } if o == offset => true,
+            _ if offset == 0 => false,
+            _ => {
+                return Err(TransferError::protocol(format!(
+                    "file {index}: offset {offset} was not offered"
+                )))
+            }
+        };
+        let hasher = if resumed {
+            p.prefix.take().unwrap_or_default()
+        } else {
+            blake3::Hasher::new()
+        };
+        let (out, parent, failed) = if matches!(self.target, Target::Writer) {
+            (Out::Stream, None, None)
+        } else {
+            match self.open_part(&p, offset) {
+                Ok((f, parent)) => (Out::File(Some(f)), Some(parent), None),
+                Err(e) => (Out::Discard, None, Some(e.to_string())),
+            }
+        };
+        self.summary.bytes_skipped += offset;
+        self.job_done += offset;
+        report(&self.opts.progress, || Progress::FileStarted {
+            path: p.rel.to_string(),
+            size: (!stream).then_some(size),
+            offset,
+        });
+        self.current = Some(Receiving {
+            p,
+            parent,
+            out,
+            hasher,
+            inflight: None,
+            spare: Vec::with_capacity(CHUNK),
+            offset,
+            size: (!stream).then_some(size),
+            received: 0,
+            failed,
+        });
+        Ok(())
+    }
+
+    fn open_part(&mut self, p: &Pending, offset: u64) -> io::Result<(File, Arc<OwnedFd>)> {
+        let parent = self.parent_fd(&p.local)?;
+        let part = part_name(p.local.file_name());
+        let mut f = sinkfs::open_part(parent.as_fd(), &part)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", show_os(&part))))?;
+        if offset == 0 {
+            f.set_len(0)?;
+        } else if f.metadata()?.len() != offset {
+            return Err(io::Error::other(
+                "the .vfer-part changed after it was checked",
+            ));
+        }
+        f.seek(SeekFrom::Start(offset))?;
+        Ok((f, parent))
+    }
+
+    /// DATA: hash and write one chunk (the previous chunk's disk write
+    /// overlapped with receiving this one).
+    pub async fn on_data(&mut self, d: &[u8]) -> Result<(), TransferError> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(TransferError::protocol("DATA outside a file"));
+        };
+        let n = d.len() as u64;
+        if let Some(size) = cur.size {
+            if cur.offset + cur.received + n > size {
+                return Err(TransferError::protocol(format!(
+                    "more data than announced for {}",
+                    cur.p.rel
+                )));
+            }
+        }
+        cur.received += n;
+        self.summary.bytes += n;
+        self.job_done += n;
+        if cur.failed.is_none() {
+            cur.hasher.update(d);
+            match &mut cur.out {
+                Out::Stream => {
+                    if let Some(o) = self.out.as_mut() {
+                        o.write_all(d).await.map_err(|e| TransferError::Local {
+                            path: PathBuf::from("-"),
+                            source: e,
+                        })?;
+                    }
+                }
+                Out::File(_) => {
+                    self.settle_write().await?;
+                    self.start_write(d);
+                }
+                Out::Discard => {}
+            }
+        }
+        let (file_done, job_done) = match &self.current {
+            Some(c) => (c.offset + c.received, self.job_done),
+            None => (0, self.job_done),
+        };
+        report(&self.opts.progress, || Progress::Bytes {
+            file_done,
+            job_done,
+        });
+        Ok(())
+    }
+
+    fn start_write(&mut self, d: &[u8]) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let Out::File(slot) = &mut cur.out else {
+            return;
+        };
+        let Some(mut file) = slot.take() else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut cur.spare);
+        buf.clear();
+        buf.extend_from_slice(d);
+        cur.inflight = Some(tokio::task::spawn_blocking(move || {
+            let r = file.write_all(&buf);
+            (file, buf, r)
+        }));
+    }
+
+    /// Waits for the write in flight; a full disk is fatal (the part stays
+    /// for resume), any other write error fails just this file.
+    async fn settle_write(&mut self) -> Result<(), TransferError> {
+        let after = self.bytes_after_current();
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let Some(h) = cur.inflight.take() else {
+            return Ok(());
+        };
+        let (file, buf, r) = h
+            .await
+            .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
+        cur.spare = buf;
+        match r {
+            Ok(()) => {
+                cur.out = Out::File(Some(file));
+                Ok(())
+            }
+            Err(e) if is_disk_full(&e) => {
+                let on_disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let end = cur.size.unwrap_or(cur.offset + cur.received);
+                let needed = end.saturating_sub(on_disk) + after;
+                let available = sinkfs::free_space(&file);
+                let _ = file.sync_data();
+                let path = PathBuf::from(format!("{}{}", cur.p.local, super::path::PART_SUFFIX));
+                Err(TransferError::DiskFull {
+                    path,
+                    needed,
+                    available,
+                })
+            }
+            Err(e) => {
+                cur.failed = Some(format!("writing: {e}"));
+                cur.out = Out::Discard;
+                Ok(())
+            }
+        }
+    }
+
+    /// The session failed: let the write in flight land, so the part holds
+    /// exactly the bytes received (and resume sees them).
+    pub async fn abandon(&mut self) {
+        if let Some(cur) = self.current.as_mut() {
+            if let Some(h) = cur.inflight.take() {
+                let _ = h.await;
+            }
+        }
+        self.current = None;
+    }
+
+    /// FILE_END: finish, verify, set mode and mtime, rename into place.
+    pub async fn on_end<W: AsyncWrite + Unpin>(
+        &mut self,
+        fw: &mut FrameWriter<W>,
+        index: u64,
+        hash: [u8; HASH_LEN],
+    ) -> Result<(), TransferError> {
+        match &self.current {
+            Some(c) if c.p.index == index => {}
+            _ => {
+                return Err(TransferError::protocol(format!(
+                    "FILE_END for {index} unexpected"
+                )))
+            }
+        }
+        self.settle_write().await?;
+        let Some(cur) = self.current.take() else {
+            return Err(TransferError::protocol("no current file"));
+        };
+        let rel = cur.p.rel.clone();
+        match self.complete(cur, hash).await {
+            Ok(()) => self.succeed(fw, index, &rel, Kind::File).await,
+            Err(why) => self.fail(fw, index, &rel, why).await,
+        }
+    }
+
+    async fn complete(&mut self, cur: Receiving, hash: [u8; HASH_LEN]) -> Result<(), String> {
+        if let Some(why) = cur.failed {
+            return Err(why);
+        }
+        if let Some(size) = cur.size {
+            let got = cur.offset + cur.received;
+            if got != size {
+                return Err(format!(
+                    "the source ended the file at {got} of {size} bytes"
+                ));
+            }
+        }
+        let good = digest(&cur.hasher) == hash;
+        let Out::File(Some(file)) = cur.out else {
+            return if good {
+                Ok(())
+            } else {
+                Err("BLAKE3 mismatch: the data written to the stream is corrupt".into())
+            };
+        };
+        let Some(parent) = cur.parent else {
+            return Err("no directory".into());
+        };
+        let name = cur.p.local.file_name().to_owned();
+        let part = part_name(&name);
+        if !good {
+            drop(file);
+            let _ = sinkfs::remove(parent.as_fd(), &part);
+            return Err(
+                "BLAKE3 mismatch (corrupted in transit, or the source changed): \
+                 the partial file was removed"
+                    .into(),
+            );
+        }
+        let mode = self.file_mode(cur.p.mode);
+        let mtime = self.preserve.then_some(cur.p.mtime);
+        blocking(move || {
+            file.sync_all()?;
+            sinkfs::set_mode_fd(&file, mode)?;
+            if let Some((s, ns)) = mtime {
+                sinkfs::set_mtime_fd(&file, s, ns)?;
+            }
+            sinkfs::rename_in(parent.as_fd(), &part, &name)
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// FILE_SAME: the destination's copy is identical.
+    pub async fn on_same<W: AsyncWrite + Unpin>(
+        &mut self,
+        fw: &mut FrameWriter<W>,
+        index: u64,
+    ) -> Result<(), TransferError> {
+        if self.current.is_some() {
+            return Err(TransferError::protocol("FILE_SAME inside another file"));
+        }
+        let p = self.take_pending(index)?;
+        if !matches!(p.want, Want::Have { .. }) {
+            return Err(TransferError::protocol(format!(
+                "FILE_SAME for {index}, which was not offered as present"
+            )));
+        }
+        self.summary.bytes_skipped += p.size;
+        self.job_done += p.size;
+        self.succeed(fw, index, &p.rel, Kind::File).await
+    }
+
+    /// FILE_ABORT: the source failed on this file; the part is kept.
+    pub async fn on_abort<W: AsyncWrite + Unpin>(
+        &mut self,
+        fw: &mut FrameWriter<W>,
+        index: u64,
+        message: &str,
+    ) -> Result<(), TransferError> {
+        let rel = match &self.current {
+            Some(c) if c.p.index == index => {
+                self.settle_write().await?;
+                let c = self.current.take();
+                c.map(|c| c.p.rel)
+            }
+            Some(_) => None,
+            None => Some(self.take_pending(index)?.rel),
+        };
+        let Some(rel) = rel else {
+            return Err(TransferError::protocol(format!(
+                "FILE_ABORT for {index} unexpected"
+            )));
+        };
+        self.fail(fw, index, &rel, format!("failed at the source: {message}"))
+            .await
+    }
+}

@@ -1,0 +1,437 @@
+//! A hostile or broken peer: a fake source that writes raw frames (escaping
+//! paths, symlink tricks, truncated and oversized frames), and local
+//! trouble (a file where a directory is needed, a vanishing or shrinking
+//! source, a full disk).
+
+#[path = "transfer_util/mod.rs"]
+mod util;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use util::*;
+use vfer::transfer::frame::{self, Kind, Msg, Role, WireEntry};
+use vfer::transfer::{
+    receive, Dest, Progress, ReceiveOptions, SendOptions, Source, Summary, TransferError,
+};
+
+fn enc(msgs: &[Msg<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        frame::encode(m, &mut out);
+    }
+    out
+}
+
+fn entry<'a>(index: u64, kind: Kind, path: &'a [u8], target: &'a [u8], size: u64) -> Msg<'a> {
+    Msg::Entry(WireEntry {
+        index,
+        kind,
+        mode: 0o644,
+        size,
+        mtime_sec: 1_600_000_000,
+        mtime_nsec: 0,
+        path,
+        target,
+    })
+}
+
+/// Plays a fake source that writes `bytes` and then listens until the sink
+/// closes. Returns the sink's result and everything it sent.
+async fn fake_source(bytes: Vec<u8>, dest: &Path) -> (Result<Summary, TransferError>, Vec<u8>) {
+    let (mut a, b) = tokio::io::duplex(1 << 20);
+    let peer = async move {
+        a.write_all(&bytes).await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        let _ = a.read_to_end(&mut back).await;
+        back
+    };
+    let opts = ReceiveOptions::default();
+    let (r, back) = tokio::join!(receive(b, Dest::Path(dest.to_owned()), &opts), peer);
+    (r, back)
+}
+
+fn hello() -> Msg<'static> {
+    Msg::Hello {
+        role: Role::Source,
+        flags: 0,
+    }
+}
+
+fn begin(entries: u64) -> Msg<'static> {
+    Msg::ManifestBegin {
+        roots: 1,
+        entries,
+        total_bytes: 0,
+    }
+}
+
+fn only_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn escaping_and_absolute_paths_are_refused() {
+    for bad in [
+        &b"../../etc/passwd"[..],
+        b"/etc/passwd",
+        b"a/../../x",
+        b"a//b",
+        b"./a",
+        b"a\0b",
+        b"",
+    ] {
+        let dst = tempfile::tempdir().unwrap();
+        let (r, back) = fake_source(
+            enc(&[hello(), begin(1), entry(0, Kind::File, bad, b"", 4)]),
+            dst.path(),
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, TransferError::UnsafePath { .. }),
+            "{bad:?}: {e}"
+        );
+        assert!(e.to_string().contains("unsafe path"), "{e}");
+        assert!(only_files(dst.path()).is_empty());
+        // The sink told the source why before closing.
+        let text = String::from_utf8_lossy(&back);
+        assert!(text.contains("unsafe path"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn symlink_tricks_do_not_escape() {
+    let outside = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let out = outside.path().as_os_str().as_encoded_bytes().to_vec();
+
+    // 1. A symlink to outside, then a file "through" it: the link is no
+    //    declared directory, so the manifest is refused.
+    let (r, _) = fake_source(
+        enc(&[
+            hello(),
+            begin(3),
+            entry(0, Kind::Dir, b"root", b"", 0),
+            entry(1, Kind::Symlink, b"root/link", &out, 0),
+            entry(2, Kind::File, b"root/link/evil", b"", 4),
+        ]),
+        dst.path(),
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("before its directory"), "{e}");
+    assert!(only_files(outside.path()).is_empty());
+
+    // 2. The same name as a directory after the link: a duplicate.
+    let (r, _) = fake_source(
+        enc(&[
+            hello(),
+            begin(3),
+            entry(0, Kind::Dir, b"root", b"", 0),
+            entry(1, Kind::Symlink, b"root/link", &out, 0),
+            entry(2, Kind::Dir, b"root/link", b"", 0),
+        ]),
+        dst.path(),
+    )
+    .await;
+    assert!(r.unwrap_err().to_string().contains("twice"));
+
+    // 3. A symlink already in DEST where the peer's directory goes: not
+    //    followed; the directory and its contents fail, nothing escapes.
+    let dst2 = tempfile::tempdir().unwrap();
+    symlink(outside.path(), dst2.path().join("root")).unwrap();
+    let s = tempfile::tempdir().unwrap();
+    fs::create_dir(s.path().join("root")).unwrap();
+    fs::write(s.path().join("root/evil"), b"pwned").unwrap();
+    let (_, r) = run(
+        vec![Source::Path(s.path().join("root"))],
+        Dest::Path(dst2.path().to_owned()),
+        &recursive(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let r = r.unwrap();
+    assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+    assert!(
+        r.failures[0].message.contains("symlink"),
+        "{:?}",
+        r.failures
+    );
+    assert!(only_files(outside.path()).is_empty());
+
+    // 4. A symlink in DEST where a file goes is replaced, not written through.
+    let dst3 = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"original").unwrap();
+    symlink(&victim, dst3.path().join("evil")).unwrap();
+    let (_, r) = run(
+        vec![Source::Path(s.path().join("root/evil"))],
+        Dest::Path(dst3.path().to_owned()),
+        &SendOptions::default(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    assert_eq!(r.unwrap().files, 1);
+    assert_eq!(fs::read(&victim).unwrap(), b"original");
+    assert_eq!(fs::read(dst3.path().join("evil")).unwrap(), b"pwned");
+    assert!(!fs::symlink_metadata(dst3.path().join("evil"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // 5. A planted `.vfer-part` symlink is refused, not followed.
+    let dst4 = tempfile::tempdir().unwrap();
+    symlink(&victim, dst4.path().join("evil.vfer-part")).unwrap();
+    let (_, r) = run(
+        vec![Source::Path(s.path().join("root/evil"))],
+        Dest::Path(dst4.path().to_owned()),
+        &SendOptions::default(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let r = r.unwrap();
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(fs::read(&victim).unwrap(), b"original");
+}
+
+#[tokio::test]
+async fn truncated_and_oversized_frames() {
+    let dst = tempfile::tempdir().unwrap();
+    // Cut in the middle of MANIFEST_BEGIN.
+    let mut bytes = enc(&[hello(), begin(1)]);
+    bytes.truncate(bytes.len() - 3);
+    let (r, _) = fake_source(bytes, dst.path()).await;
+    assert!(matches!(r.unwrap_err(), TransferError::TruncatedFrame));
+
+    // A length field far beyond the maximum: refused before allocating.
+    let mut bytes = enc(&[hello()]);
+    bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+    bytes.push(0x21);
+    let (r, _) = fake_source(bytes, dst.path()).await;
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+
+    // A clean end of stream between frames, before END.
+    let (r, _) = fake_source(
+        enc(&[
+            hello(),
+            Msg::ManifestBegin {
+                roots: 0,
+                entries: 0,
+                total_bytes: 0,
+            },
+            Msg::ManifestEnd { entries: 0 },
+        ]),
+        dst.path(),
+    )
+    .await;
+    assert!(matches!(r.unwrap_err(), TransferError::PeerClosed));
+
+    // More DATA than the file announced.
+    let (r, _) = fake_source(
+        enc(&[
+            hello(),
+            begin(1),
+            entry(0, Kind::File, b"f", b"", 2),
+            Msg::ManifestEnd { entries: 1 },
+            Msg::FileBegin {
+                index: 0,
+                offset: 0,
+                size: 2,
+            },
+            Msg::Data(b"abc"),
+        ]),
+        dst.path(),
+    )
+    .await;
+    assert!(r.unwrap_err().to_string().contains("more data"));
+    assert!(!dst.path().join("f").exists());
+
+    // A wrong hash: never a complete-looking file.
+    let (r, _) = fake_source(
+        enc(&[
+            hello(),
+            begin(1),
+            entry(0, Kind::File, b"g", b"", 3),
+            Msg::ManifestEnd { entries: 1 },
+            Msg::FileBegin {
+                index: 0,
+                offset: 0,
+                size: 3,
+            },
+            Msg::Data(b"abc"),
+            Msg::FileEnd {
+                index: 0,
+                hash: [0; 32],
+            },
+            Msg::End,
+        ]),
+        dst.path(),
+    )
+    .await;
+    let r = r.unwrap();
+    assert!(
+        r.failures[0].message.contains("mismatch"),
+        "{:?}",
+        r.failures
+    );
+    assert!(!dst.path().join("g").exists());
+    assert!(
+        !dst.path().join("g.vfer-part").exists(),
+        "a bad part is removed"
+    );
+
+    // Not a vfer peer at all.
+    let (r, _) = fake_source(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(), dst.path()).await;
+    assert!(r.is_err());
+}
+
+#[tokio::test]
+async fn a_file_where_a_directory_is_needed() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("d")).unwrap();
+    fs::write(src.path().join("d/x"), b"x").unwrap();
+    fs::write(dst.path().join("d"), b"i am a file").unwrap();
+    let (s, r) = run(
+        vec![Source::Path(src.path().join("d"))],
+        Dest::Path(dst.path().to_owned()),
+        &recursive(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let (s, r) = (s.unwrap(), r.unwrap());
+    assert!(
+        r.failures[0].message.contains("not a directory"),
+        "{:?}",
+        r.failures
+    );
+    assert_eq!(r.failures.len(), 2);
+    assert_eq!(s.failures, r.failures);
+    assert_eq!(fs::read(dst.path().join("d")).unwrap(), b"i am a file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shrinking_or_vanishing_source_fails_only_that_file() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        src.path().join("a"),
+        src.path().join("b"),
+        src.path().join("c"),
+    );
+    fs::write(&a, data(300_000, 1)).unwrap();
+    fs::write(&b, data(4 << 20, 2)).unwrap();
+    fs::write(&c, data(1000, 3)).unwrap();
+    let (b2, c2) = (b.clone(), c.clone());
+    let in_b = Arc::new(AtomicBool::new(false));
+    let opts = SendOptions {
+        progress: Some(Arc::new(move |p: &Progress| match p {
+            Progress::FileStarted { path, .. } => {
+                if path == "a" {
+                    let _ = fs::remove_file(&c2);
+                }
+                in_b.store(path == "b", Ordering::SeqCst);
+            }
+            Progress::Bytes { .. } if in_b.swap(false, Ordering::SeqCst) => {
+                // After b's first chunk went out: truncate it under our feet.
+                if let Ok(f) = fs::OpenOptions::new().write(true).open(&b2) {
+                    let _ = f.set_len(1000);
+                }
+            }
+            _ => {}
+        })),
+        ..Default::default()
+    };
+    let (s, r) = run(
+        vec![Source::Path(a), Source::Path(b), Source::Path(c)],
+        Dest::Path(dst.path().to_owned()),
+        &opts,
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let (s, r) = (s.unwrap(), r.unwrap());
+    assert_eq!(r.files, 1, "{:?}", r.failures);
+    assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+    assert_eq!(s.failures, r.failures);
+    let msgs: Vec<&str> = r.failures.iter().map(|f| f.message.as_str()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("shrank") && m.contains("/b")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("No such file") && m.contains("/c")),
+        "{msgs:?}"
+    );
+    assert!(
+        !dst.path().join("b").exists(),
+        "a shrunk file is not renamed"
+    );
+    assert!(dst.path().join("b.vfer-part").exists(), "its part is kept");
+}
+
+#[tokio::test]
+async fn disk_full_keeps_the_part_and_says_how_much_is_missing() {
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "vfer-test"])
+        .arg(mnt.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED disk_full test: cannot mount a 1 MiB tmpfs (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.path());
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("big");
+    fs::write(&f, data(3 << 20, 4)).unwrap();
+    let (s, r) = run(
+        vec![Source::Path(f)],
+        Dest::Path(mnt.path().to_owned()),
+        &SendOptions::default(),
+        &ReceiveOptions::default(),
+    )
+    .await;
+    let e = r.unwrap_err();
+    let TransferError::DiskFull {
+        needed, available, ..
+    } = &e
+    else {
+        panic!("expected DiskFull, got {e}");
+    };
+    assert!(*needed >= 2 << 20 && *needed <= 3 << 20, "{e}");
+    assert!(*available < 1 << 20, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("big.vfer-part") && text.contains("re-run"),
+        "{text}"
+    );
+    let se = s.unwrap_err();
+    assert!(se.to_string().contains("disk full"), "{se}");
+    assert!(
+        mnt.path().join("big.vfer-part").exists(),
+        "part kept for resume"
+    );
+    assert!(!mnt.path().join("big").exists());
+}

@@ -1,0 +1,435 @@
+//! Whole VFER transfers through the deterministic simulated network
+//! (`vfer::transport::sim`), in virtual time: byte-exact delivery under
+//! loss, reordering, duplication and blackouts, and efficiency assertions
+//! (valid because virtual time does not depend on this machine's load).
+
+use std::time::{Duration, Instant};
+
+use vfer::transport::sim::{GilbertElliott, LinkConfig, Network, Node};
+use vfer::transport::{Config, Connection, HandshakeRandom, Stats};
+
+const SECRET: [u8; 32] = [0x5a; 32];
+const MIB: u64 = 1 << 20;
+
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(0x9e37_79b9) >> 11) as u8
+}
+
+/// One endpoint: the client sends `total` pattern bytes, the server checks them.
+struct Peer {
+    sender: bool,
+    seed: u64,
+    cfg: Config,
+    conn: Option<Connection>,
+    total: u64,
+    written: u64,
+    received: u64,
+    corrupt: bool,
+    connected_at: Option<Instant>,
+    done_at: Option<Instant>,
+    scratch: Vec<u8>,
+}
+
+impl Peer {
+    fn client(total: u64, seed: u64, start: Instant) -> Peer {
+        let cfg = sim_config();
+        let conn = Connection::client(
+            cfg.clone(),
+            &SECRET,
+            HandshakeRandom::from_seed(seed),
+            start,
+        );
+        Peer::new(true, seed, cfg, Some(conn), total)
+    }
+
+    fn server(total: u64, seed: u64) -> Peer {
+        Peer::new(false, seed, sim_config(), None, total)
+    }
+
+    fn new(sender: bool, seed: u64, cfg: Config, conn: Option<Connection>, total: u64) -> Peer {
+        Peer {
+            sender,
+            seed,
+            cfg,
+            conn,
+            total,
+            written: 0,
+            received: 0,
+            corrupt: false,
+            connected_at: None,
+            done_at: None,
+            scratch: vec![0u8; 70_000],
+        }
+    }
+
+    fn app(&mut self, now: Instant) {
+        let Some(c) = self.conn.as_mut() else { return };
+        if !c.is_established() {
+            return;
+        }
+        self.connected_at.get_or_insert(now);
+        if self.sender {
+            while self.written < self.total && c.send_space() > 0 {
+                let n = (self.total - self.written).min(65_536) as usize;
+                for (k, b) in self.scratch[..n].iter_mut().enumerate() {
+                    *b = pattern(self.written + k as u64);
+                }
+                let took = c.write(&self.scratch[..n]);
+                self.written += took as u64;
+                if took < n {
+                    break;
+                }
+            }
+            if self.written == self.total {
+                c.finish();
+            }
+        } else {
+            loop {
+                let n = c.read(&mut self.scratch);
+                if n == 0 {
+                    break;
+                }
+                for (k, b) in self.scratch[..n].iter().enumerate() {
+                    if *b != pattern(self.received + k as u64) {
+                        self.corrupt = true;
+                    }
+                }
+                self.received += n as u64;
+            }
+            if self.received == self.total && c.is_read_finished() && self.done_at.is_none() {
+                self.done_at = Some(now);
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        self.conn.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+}
+
+fn sim_config() -> Config {
+    Config {
+        // An Ethernet path: 1500-byte MTU minus IPv4 and UDP headers.
+        max_udp_payload: 1472,
+        recv_window: 32 << 20,
+        send_buffer: 32 << 20,
+        ..Config::default()
+    }
+}
+
+impl Node for Peer {
+    fn handle_datagram(&mut self, now: Instant, d: &mut [u8]) {
+        match self.conn.as_mut() {
+            Some(c) => c.handle_datagram(now, d),
+            None => {
+                let rnd = HandshakeRandom::from_seed(self.seed);
+                self.conn = Connection::server(self.cfg.clone(), &SECRET, rnd, now, d).ok();
+            }
+        }
+        self.app(now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some(c) = self.conn.as_mut() {
+            c.handle_timeout(now);
+        }
+        self.app(now);
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.app(now);
+        let c = self.conn.as_mut()?;
+        let n = c.poll_transmit(now, &mut self.scratch)?;
+        Some(self.scratch[..n].to_vec())
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.as_ref()?.poll_timeout()
+    }
+}
+
+struct Outcome {
+    goodput_bps: f64,
+    client: Stats,
+    net: Network<Peer>,
+}
+
+fn transfer(total: u64, forward: LinkConfig, reverse: LinkConfig, limit: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut net = Network::pair(
+        start,
+        7,
+        Peer::client(total, 1, start),
+        Peer::server(total, 2),
+        forward,
+        reverse,
+    )
+    .expect("valid links");
+    net.run_until(limit, |n| n.node(1).done_at.is_some())
+        .unwrap_or_else(|e| {
+            panic!(
+                "transfer did not finish: {e}; received {} of {total}; client {:?}",
+                net.node(1).received,
+                net.node(0).stats()
+            )
+        });
+    let server = net.node(1);
+    assert!(!server.corrupt, "received bytes differ from the sent ones");
+    assert_eq!(server.received, total);
+    let began = net.node(0).connected_at.expect("connected");
+    let secs = (server.done_at.expect("done") - began).as_secs_f64();
+    Outcome {
+        goodput_bps: total as f64 * 8.0 / secs,
+        client: net.node(0).stats(),
+        net,
+    }
+}
+
+fn report(name: &str, o: &Outcome, capacity_bps: f64) {
+    eprintln!(
+        "{name}: goodput {:.1} Mbit/s = {:.1}% of capacity; retransmitted {} B, lost {} packets, srtt {:?}",
+        o.goodput_bps / 1e6,
+        100.0 * o.goodput_bps / capacity_bps,
+        o.client.stream_bytes_retransmitted,
+        o.client.packets_lost,
+        o.client.srtt,
+    );
+}
+
+const RATE: u64 = 100_000_000;
+
+#[test]
+fn clean_path() {
+    let rtt = Duration::from_millis(20);
+    let link = LinkConfig::wan(RATE, rtt, 0.0);
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(60));
+    report("clean", &o, RATE as f64);
+    assert!(o.goodput_bps > 0.9 * RATE as f64);
+    // Startup may overflow the 1-BDP queue a little; nothing more.
+    assert!((o.client.stream_bytes_retransmitted as f64) < 0.01 * (100 * MIB) as f64);
+}
+
+#[test]
+fn wan_1pct_loss_100ms_is_efficient() {
+    let rtt = Duration::from_millis(100);
+    let link = LinkConfig::wan(RATE, rtt, 0.01);
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(60));
+    let capacity = RATE as f64 * (1.0 - 0.01);
+    report("wan 1%/100ms", &o, capacity);
+    assert!(
+        o.goodput_bps >= 0.9 * capacity,
+        "goodput {:.1} Mbit/s is below 90% of {:.1}",
+        o.goodput_bps / 1e6,
+        capacity / 1e6
+    );
+    // Retransmissions beyond what was really lost stay small.
+    let lost_stream = o.net.link(0).stats().dropped_loss * 1440;
+    let extra = o
+        .client
+        .stream_bytes_retransmitted
+        .saturating_sub(lost_stream);
+    assert!(
+        (extra as f64) <= 0.03 * (100 * MIB) as f64,
+        "{extra} bytes retransmitted beyond the lost ones"
+    );
+}
+
+#[test]
+fn loss_5pct_200ms() {
+    let rtt = Duration::from_millis(200);
+    let link = LinkConfig::wan(RATE, rtt, 0.05);
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(120));
+    report("5%/200ms", &o, RATE as f64 * 0.95);
+    assert!(o.goodput_bps >= 0.5 * RATE as f64 * 0.95);
+}
+
+#[test]
+fn loss_20pct() {
+    let rtt = Duration::from_millis(50);
+    let link = LinkConfig::wan(RATE, rtt, 0.20);
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(300));
+    report("20%", &o, RATE as f64 * 0.8);
+}
+
+#[test]
+fn bursty_loss() {
+    let rtt = Duration::from_millis(100);
+    let link = LinkConfig::wan(RATE, rtt, 0.0).gilbert_elliott(GilbertElliott::bursty(0.02, 4.0));
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(120));
+    report("bursty 2%", &o, RATE as f64 * 0.98);
+}
+
+#[test]
+fn heavy_reordering() {
+    let rtt = Duration::from_millis(40);
+    let fwd = LinkConfig::wan(RATE, rtt, 0.0).reorder(0.1, Duration::from_millis(5));
+    let rev = LinkConfig::wan(RATE, rtt, 0.0);
+    let o = transfer(100 * MIB, fwd, rev, Duration::from_secs(120));
+    report("reordering", &o, RATE as f64);
+}
+
+#[test]
+fn duplication() {
+    let rtt = Duration::from_millis(40);
+    let link = LinkConfig::wan(RATE, rtt, 0.0).duplicate(0.05);
+    let o = transfer(100 * MIB, link.clone(), link, Duration::from_secs(60));
+    report("duplication", &o, RATE as f64);
+    assert!(o.goodput_bps > 0.8 * RATE as f64);
+}
+
+#[test]
+fn ten_second_blackout_recovers() {
+    let rtt = Duration::from_millis(100);
+    let out = (Duration::from_secs(3), Duration::from_secs(13));
+    let fwd = LinkConfig::wan(RATE, rtt, 0.0).blackout(out.0, out.1);
+    let rev = LinkConfig::wan(RATE, rtt, 0.0).blackout(out.0, out.1);
+    let o = transfer(100 * MIB, fwd, rev, Duration::from_secs(120));
+    report("blackout 10 s", &o, RATE as f64);
+    // 100 MiB needs ~8.5 s at full rate, plus the 10 s outage; recovery
+    // must not take more than a few seconds beyond that.
+    assert!(
+        o.net.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        o.net.elapsed()
+    );
+}
+
+#[test]
+fn asymmetric_loss_on_ack_path() {
+    let rtt = Duration::from_millis(100);
+    let fwd = LinkConfig::wan(RATE, rtt, 0.0);
+    let rev = LinkConfig::wan(RATE, rtt, 0.10);
+    let o = transfer(100 * MIB, fwd, rev, Duration::from_secs(60));
+    report("10% ack loss", &o, RATE as f64);
+    assert!(o.goodput_bps > 0.85 * RATE as f64);
+}
+
+#[test]
+fn queueing_delay_stays_near_target() {
+    // A deep buffer (4 BDP) and no random loss: a loss-based sender would
+    // fill it (400 ms of queue); vfer keeps the standing queue small.
+    let rtt = Duration::from_millis(100);
+    let fwd = LinkConfig::wan(RATE, rtt, 0.0).queue_bdp(rtt, 4.0);
+    let rev = LinkConfig::wan(RATE, rtt, 0.0);
+    let o = transfer(100 * MIB, fwd, rev, Duration::from_secs(60));
+    report("deep buffer", &o, RATE as f64);
+    let link = o.net.link(0);
+    let median = link
+        .queue_delay_quantile(0.5, Duration::from_secs(3))
+        .expect("queue samples");
+    let p90 = link
+        .queue_delay_quantile(0.9, Duration::from_secs(3))
+        .expect("queue samples");
+    eprintln!("queueing delay after startup: median {median:?}, p90 {p90:?}");
+    assert!(
+        median <= Duration::from_millis(10),
+        "median queue {median:?}"
+    );
+    assert!(p90 <= Duration::from_millis(30), "p90 queue {p90:?}");
+    assert!(o.goodput_bps > 0.9 * RATE as f64);
+}
+
+#[test]
+fn two_flows_share_a_bottleneck_fairly() {
+    let start = Instant::now();
+    let rtt = Duration::from_millis(50);
+    let total = 10_000 * MIB; // never finishes within the run
+    let flows = vec![
+        (Peer::client(total, 11, start), Peer::server(total, 12)),
+        (Peer::client(total, 13, start), Peer::server(total, 14)),
+    ];
+    let bottleneck = LinkConfig::wan(RATE, rtt, 0.0);
+    let reverse = LinkConfig::ideal(rtt / 2);
+    let mut net = Network::dumbbell(start, 3, flows, bottleneck, reverse).expect("valid links");
+    net.run_for(Duration::from_secs(10)).expect("warm-up");
+    let before = [net.node(1).received, net.node(3).received];
+    net.run_for(Duration::from_secs(20)).expect("measure");
+    let got = [
+        net.node(1).received - before[0],
+        net.node(3).received - before[1],
+    ];
+    let sum = (got[0] + got[1]) as f64;
+    let share = got[0] as f64 / sum;
+    let utilisation = sum * 8.0 / 20.0 / RATE as f64;
+    eprintln!("two flows: share {share:.3}, utilisation {utilisation:.3}");
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "flow 1 got {share:.3} of the bottleneck"
+    );
+    assert!(utilisation > 0.85);
+}
+
+/// A vfer flow or a simulated TCP (Reno) flow, in one network.
+enum Mixed {
+    Vfer(Box<Peer>),
+    Reno(vfer::transport::sim::RenoNode),
+}
+
+impl Node for Mixed {
+    fn handle_datagram(&mut self, now: Instant, d: &mut [u8]) {
+        match self {
+            Mixed::Vfer(p) => p.handle_datagram(now, d),
+            Mixed::Reno(r) => r.handle_datagram(now, d),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Mixed::Vfer(p) => p.handle_timeout(now),
+            Mixed::Reno(r) => r.handle_timeout(now),
+        }
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self {
+            Mixed::Vfer(p) => p.poll_transmit(now),
+            Mixed::Reno(r) => r.poll_transmit(now),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Mixed::Vfer(p) => p.poll_timeout(),
+            Mixed::Reno(r) => r.poll_timeout(),
+        }
+    }
+}
+
+fn delivered(n: &Mixed) -> u64 {
+    use vfer::transport::sim::RenoNode;
+    match n {
+        Mixed::Vfer(p) => p.received,
+        Mixed::Reno(RenoNode::Receiver(r)) => r.unique_bytes(),
+        Mixed::Reno(RenoNode::Sender(_)) => 0,
+    }
+}
+
+#[test]
+fn shares_a_bottleneck_with_tcp() {
+    use vfer::transport::sim::{RenoNode, RenoReceiver, RenoSender};
+    let start = Instant::now();
+    let rate = 20_000_000;
+    let rtt = Duration::from_millis(40);
+    let flows = vec![
+        (
+            Mixed::Vfer(Box::new(Peer::client(10_000 * MIB, 21, start))),
+            Mixed::Vfer(Box::new(Peer::server(10_000 * MIB, 22))),
+        ),
+        (
+            Mixed::Reno(RenoNode::Sender(RenoSender::new(10_000_000, 1440))),
+            Mixed::Reno(RenoNode::Receiver(RenoReceiver::new())),
+        ),
+    ];
+    let bottleneck = LinkConfig::wan(rate, rtt, 0.0);
+    let mut net = Network::dumbbell(start, 5, flows, bottleneck, LinkConfig::ideal(rtt / 2))
+        .expect("valid links");
+    net.run_for(Duration::from_secs(10)).expect("warm-up");
+    let before = [delivered(net.node(1)), delivered(net.node(3))];
+    net.run_for(Duration::from_secs(30)).expect("measure");
+    let got = [
+        delivered(net.node(1)) - before[0],
+        delivered(net.node(3)) - before[1],
+    ];
+    let sum = (got[0] + got[1]) as f64;
+    let share = got[0] as f64 / sum;
+    eprintln!(
+        "vfer beside Reno: vfer share {share:.3}, utilisation {:.3}",
+        sum * 8.0 / 30.0 / rate as f64
+    );
+    // Neither starves the other.
+    assert!((0.2..=0.8).contains(&share), "vfer got {share:.3}");
+}
