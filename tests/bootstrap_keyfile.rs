@@ -213,3 +213,60 @@ async fn replayed_request_from_another_address_gets_no_answer() {
     let r = tokio::time::timeout(Duration::from_millis(800), replayer.recv_from(&mut buf)).await;
     assert!(r.is_err(), "the server answered a replayed REQUEST");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_flood_does_not_disturb_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keyfile::load(&key_file(dir.path(), "k", 8)).unwrap();
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let server_key = key.clone();
+    tokio::spawn(async move {
+        keyfile::serve(
+            std::sync::Arc::new(sock),
+            &server_key,
+            ListenOptions::default(),
+            |s| async move {
+                let (mut r, mut w) = tokio::io::split(s.stream());
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
+                s.close(0, "bye").await;
+            },
+        )
+        .await
+    });
+    // Junk: random bytes, and well-formed REQUEST headers with bad MACs.
+    let flood = tokio::spawn(async move {
+        let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut d = common::pattern(1200, 99);
+        for i in 0..30_000u32 {
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            if i % 2 == 0 {
+                // VSL header: magic, type REQUEST, exact datalen.
+                d[24..28].copy_from_slice(b"VSL1");
+                d[28] = 0x01;
+                d[29..33].copy_from_slice(&(1200u32 - 33).to_be_bytes());
+            }
+            let _ = junk.send_to(&d, addr).await;
+            if i % 256 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let s = keyfile::connect(addr, &key, Config::default())
+        .await
+        .expect("connect during the flood");
+    let data = common::pattern(4 << 20, 5);
+    let (mut r, mut w) = tokio::io::split(s.stream());
+    let writer = async {
+        w.write_all(&data).await.unwrap();
+        common::shutdown_ok(&mut w).await;
+    };
+    let mut back = Vec::new();
+    let (_, n) = tokio::join!(writer, r.read_to_end(&mut back));
+    n.unwrap();
+    assert!(back == data, "echo differs under junk flood");
+    s.close(0, "done").await;
+    flood.await.unwrap();
+}
