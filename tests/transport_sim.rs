@@ -359,7 +359,7 @@ fn two_flows_share_a_bottleneck_fairly() {
 /// A vfer flow or a simulated TCP (Reno) flow, in one network.
 enum Mixed {
     Vfer(Box<Peer>),
-    Reno(vfer::transport::sim::RenoNode),
+    Reno(Box<vfer::transport::sim::RenoNode>),
 }
 
 impl Node for Mixed {
@@ -393,8 +393,10 @@ fn delivered(n: &Mixed) -> u64 {
     use vfer::transport::sim::RenoNode;
     match n {
         Mixed::Vfer(p) => p.received,
-        Mixed::Reno(RenoNode::Receiver(r)) => r.unique_bytes(),
-        Mixed::Reno(RenoNode::Sender(_)) => 0,
+        Mixed::Reno(r) => match r.as_ref() {
+            RenoNode::Receiver(r) => r.unique_bytes(),
+            RenoNode::Sender(_) => 0,
+        },
     }
 }
 
@@ -410,8 +412,10 @@ fn shares_a_bottleneck_with_tcp() {
             Mixed::Vfer(Box::new(Peer::server(10_000 * MIB, 22))),
         ),
         (
-            Mixed::Reno(RenoNode::Sender(RenoSender::new(10_000_000, 1440))),
-            Mixed::Reno(RenoNode::Receiver(RenoReceiver::new())),
+            Mixed::Reno(Box::new(RenoNode::Sender(RenoSender::new(
+                10_000_000, 1440,
+            )))),
+            Mixed::Reno(Box::new(RenoNode::Receiver(RenoReceiver::new()))),
         ),
     ];
     let bottleneck = LinkConfig::wan(rate, rtt, 0.0);

@@ -44,7 +44,6 @@ fn server_options(c: &Common) -> Result<ServerOptions, String> {
         family,
         echo: c.echo,
         config: c.transport_config(),
-        ..defaults
     })
 }
 

@@ -11,8 +11,10 @@
 //!
 //! One file per job: [`frame`] (the codec, sans-IO), `wire` (frames over a
 //! stream), [`path`] (validating the peer's paths), `walk` (the source's
-//! manifest), `source` (sending), `sink` and `sinkfs` (receiving and the
-//! no-follow file system operations), `hashing` (prefix and file hashes).
+//! manifest), `source` and `sourcefile` (the source's session and one
+//! file), `sink` and `sinkfile` (the sink's session and one file),
+//! `sinkfs` (the no-follow file system operations), `hashing` (BLAKE3 of
+//! files and prefixes).
 
 mod error;
 pub mod frame;
@@ -22,6 +24,7 @@ mod sink;
 mod sinkfile;
 mod sinkfs;
 mod source;
+mod sourcefile;
 mod walk;
 mod wire;
 

@@ -46,13 +46,16 @@ pub(crate) enum Out {
     Discard,
 }
 
+/// A finished disk write: the file and buffer come back with the result.
+type WriteDone = (File, Vec<u8>, io::Result<()>);
+
 /// The file being received.
 pub(crate) struct Receiving {
     p: Pending,
     parent: Option<Arc<OwnedFd>>,
     out: Out,
     hasher: blake3::Hasher,
-    inflight: Option<JoinHandle<(File, Vec<u8>, io::Result<()>)>>,
+    inflight: Option<JoinHandle<WriteDone>>,
     spare: Vec<u8>,
     offset: u64,
     size: Option<u64>,

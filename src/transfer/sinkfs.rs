@@ -39,7 +39,9 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Meta>> {
         Ok(st) => Ok(Some(Meta {
             kind: FileType::from_raw_mode(st.st_mode as _),
             size: st.st_size as u64,
-            mtime_sec: st.st_mtime as i64,
+            // `c_long`: i64 on 64-bit targets, i32 elsewhere.
+            #[allow(clippy::useless_conversion)]
+            mtime_sec: i64::from(st.st_mtime),
             mtime_nsec: st.st_mtime_nsec as u32,
         })),
         Err(rustix::io::Errno::NOENT) => Ok(None),

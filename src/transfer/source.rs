@@ -4,23 +4,18 @@
 //! with writing to it, so neither side can block the other.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::error::TransferError;
-use super::frame::{self, Kind, Msg, Role, Want, WireEntry, CHUNK, FLAG_PRESERVE, FRAME_HEADER};
-use super::hashing::{blocking, digest, hash_prefix};
+use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
 use super::path::RelPath;
+use super::sourcefile::{new_buf, send_file, send_stream, FileCtx, Reader, Sent, BUF_LEN};
 use super::walk::{walk_source, SrcEntry};
 use super::wire::{FrameReader, FrameWriter};
 use super::{report, Failure, Progress, ProgressFn, SendOptions, Source, Summary};
-
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
 /// Sends `sources` over `stream` as the source role. Returns when the sink
 /// has confirmed every entry; per-entry failures are in the summary.
@@ -65,19 +60,18 @@ where
             Ok(s)
         }
         Err(e) => {
-            if !matches!(e, TransferError::Peer(_) | TransferError::Stream(_)) {
+            if !matches!(
+                e,
+                TransferError::Peer(_)
+                    | TransferError::Stream(_)
+                    | TransferError::TruncatedFrame
+                    | TransferError::PeerClosed
+            ) {
                 fw.fail(&e).await;
             }
             Err(e)
         }
     }
-}
-
-/// What the writer half did.
-#[derive(Default)]
-struct Sent {
-    bytes: u64,
-    skipped: u64,
 }
 
 async fn session<R, W>(
@@ -329,7 +323,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         };
         debug_assert_eq!(index, i as u64);
         for b in bufs.iter_mut() {
-            if b.len() < FRAME_HEADER + CHUNK {
+            if b.len() < BUF_LEN {
                 *b = new_buf();
             }
         }
@@ -347,275 +341,4 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
     fw.send(&Msg::End).await?;
     fw.flush().await?;
     Ok(sent)
-}
-
-struct FileCtx<'a> {
-    index: u64,
-    entry: &'a SrcEntry,
-    progress: &'a Option<ProgressFn>,
-}
-
-impl FileCtx<'_> {
-    async fn abort<W: AsyncWrite + Unpin>(
-        &self,
-        fw: &mut FrameWriter<W>,
-        why: impl std::fmt::Display,
-    ) -> Result<(), TransferError> {
-        let local = self
-            .entry
-            .local
-            .as_ref()
-            .map_or_else(|| self.entry.rel.to_string(), |p| p.display().to_string());
-        let message = format!("{local}: {why}");
-        fw.send(&Msg::FileAbort {
-            index: self.index,
-            message: &message,
-        })
-        .await
-    }
-}
-
-/// Opens a source file without following a symlink below the top level,
-/// and checks it is still a regular file.
-fn open_source(e: &SrcEntry) -> io::Result<(File, u64)> {
-    let path = e
-        .local
-        .as_ref()
-        .ok_or_else(|| io::Error::other("no path"))?;
-    let flags = if e.top { 0 } else { libc::O_NOFOLLOW };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)?;
-    let md = f.metadata()?;
-    if !md.is_file() {
-        return Err(io::Error::other("is no longer a regular file"));
-    }
-    Ok((f, md.len()))
-}
-
-/// How a WANT is answered after looking at the file.
-enum Plan {
-    Same,
-    Send { offset: u64, hasher: blake3::Hasher },
-}
-
-fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
-    let fresh = |file: &mut File| -> io::Result<Plan> {
-        file.seek(SeekFrom::Start(0))?;
-        Ok(Plan::Send {
-            offset: 0,
-            hasher: blake3::Hasher::new(),
-        })
-    };
-    match want {
-        Want::Resume { offset, hash } if offset <= size => {
-            let (h, n) = hash_prefix(file, offset)?;
-            if n == offset && digest(&h) == hash {
-                Ok(Plan::Send { offset, hasher: h })
-            } else {
-                fresh(file)
-            }
-        }
-        Want::Have { hash } => {
-            let (h, n) = hash_prefix(file, size)?;
-            if n == size && digest(&h) == hash {
-                Ok(Plan::Same)
-            } else {
-                fresh(file)
-            }
-        }
-        _ => fresh(file),
-    }
-}
-
-/// Reads up to `want` bytes into `buf[FRAME_HEADER..]` (fewer only at end
-/// of file), hashing them.
-fn read_chunk(
-    file: &mut File,
-    h: &mut blake3::Hasher,
-    buf: &mut [u8],
-    want: usize,
-) -> io::Result<usize> {
-    let dst = &mut buf[FRAME_HEADER..FRAME_HEADER + want];
-    let mut n = 0;
-    while n < want {
-        match file.read(&mut dst[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    h.update(&dst[..n]);
-    Ok(n)
-}
-
-type ReadDone = (File, blake3::Hasher, Vec<u8>, io::Result<usize>);
-
-fn spawn_read(
-    mut file: File,
-    mut h: blake3::Hasher,
-    mut buf: Vec<u8>,
-    want: usize,
-) -> tokio::task::JoinHandle<ReadDone> {
-    tokio::task::spawn_blocking(move || {
-        let r = read_chunk(&mut file, &mut h, &mut buf, want);
-        (file, h, buf, r)
-    })
-}
-
-async fn send_file<W: AsyncWrite + Unpin>(
-    fw: &mut FrameWriter<W>,
-    ctx: &FileCtx<'_>,
-    want: Want,
-    bufs: &mut [Vec<u8>; 2],
-    sent: &mut Sent,
-) -> Result<(), TransferError> {
-    let e = ctx.entry.clone();
-    let opened = blocking(move || {
-        let (mut f, size) = open_source(&e)?;
-        let p = plan(&mut f, size, want)?;
-        Ok((f, size, p))
-    })
-    .await;
-    let (file, size, plan) = match opened {
-        Ok(x) => x,
-        Err(err) => return ctx.abort(fw, err).await,
-    };
-    let (offset, hasher) = match plan {
-        Plan::Same => {
-            sent.skipped += size;
-            return fw.send(&Msg::FileSame { index: ctx.index }).await;
-        }
-        Plan::Send { offset, hasher } => (offset, hasher),
-    };
-    sent.skipped += offset;
-    fw.send(&Msg::FileBegin {
-        index: ctx.index,
-        offset,
-        size,
-    })
-    .await?;
-    report(ctx.progress, || Progress::FileStarted {
-        path: ctx.entry.rel.to_string(),
-        size: Some(size),
-        offset,
-    });
-    let mut remaining = size - offset;
-    let mut done = offset;
-    let mut spare = Some(std::mem::take(&mut bufs[1]));
-    let mut last = None;
-    let mut pending = None;
-    if remaining == 0 {
-        last = Some(hasher);
-    } else {
-        let first = std::mem::take(&mut bufs[0]);
-        pending = Some(spawn_read(file, hasher, first, next_len(remaining)));
-    }
-    let mut failure = None;
-    while let Some(h) = pending.take() {
-        let (file, hasher, mut buf, res) = h
-            .await
-            .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
-        let n = match res {
-            Ok(0) => {
-                failure = Some(format!(
-                    "shrank from {size} to {done} bytes during the transfer"
-                ));
-                bufs[0] = buf;
-                break;
-            }
-            Ok(n) => n,
-            Err(err) => {
-                failure = Some(err.to_string());
-                bufs[0] = buf;
-                break;
-            }
-        };
-        remaining -= n as u64;
-        done += n as u64;
-        if remaining > 0 {
-            let next = spare.take().unwrap_or_else(new_buf);
-            pending = Some(spawn_read(file, hasher, next, next_len(remaining)));
-        } else {
-            last = Some(hasher);
-        }
-        buf[..FRAME_HEADER].copy_from_slice(&frame::data_header(n));
-        fw.send_raw(&buf[..FRAME_HEADER + n]).await?;
-        sent.bytes += n as u64;
-        report(ctx.progress, || Progress::Bytes {
-            file_done: done,
-            job_done: sent.bytes + sent.skipped,
-        });
-        if spare.is_none() {
-            spare = Some(buf);
-        } else {
-            bufs[0] = buf;
-        }
-    }
-    if let Some(b) = spare {
-        bufs[1] = b;
-    }
-    if let Some(why) = failure {
-        return ctx.abort(fw, why).await;
-    }
-    let hash = last.map_or_else(|| digest(&blake3::Hasher::new()), |h| digest(&h));
-    fw.send(&Msg::FileEnd {
-        index: ctx.index,
-        hash,
-    })
-    .await
-}
-
-fn new_buf() -> Vec<u8> {
-    vec![0u8; FRAME_HEADER + CHUNK]
-}
-
-fn next_len(remaining: u64) -> usize {
-    remaining.min(CHUNK as u64) as usize
-}
-
-async fn send_stream<W: AsyncWrite + Unpin>(
-    fw: &mut FrameWriter<W>,
-    ctx: &FileCtx<'_>,
-    mut reader: Reader,
-    buf: &mut Vec<u8>,
-    sent: &mut Sent,
-) -> Result<(), TransferError> {
-    fw.send(&Msg::FileBegin {
-        index: ctx.index,
-        offset: 0,
-        size: u64::MAX,
-    })
-    .await?;
-    report(ctx.progress, || Progress::FileStarted {
-        path: ctx.entry.rel.to_string(),
-        size: None,
-        offset: 0,
-    });
-    let mut h = blake3::Hasher::new();
-    let mut done = 0u64;
-    loop {
-        let n = match reader.read(&mut buf[FRAME_HEADER..]).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return ctx.abort(fw, e).await,
-        };
-        h.update(&buf[FRAME_HEADER..FRAME_HEADER + n]);
-        buf[..FRAME_HEADER].copy_from_slice(&frame::data_header(n));
-        fw.send_raw(&buf[..FRAME_HEADER + n]).await?;
-        done += n as u64;
-        sent.bytes += n as u64;
-        report(ctx.progress, || Progress::Bytes {
-            file_done: done,
-            job_done: sent.bytes + sent.skipped,
-        });
-    }
-    fw.send(&Msg::FileEnd {
-        index: ctx.index,
-        hash: digest(&h),
-    })
-    .await
 }

@@ -7,6 +7,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use super::error::TransferError;
 use super::frame::{self, Msg};
 
+/// How long [`FrameWriter::fail`] tries to deliver its ERROR frame.
+const FAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Buffer size for small frames on either side.
 const BUF: usize = 64 * 1024;
 
@@ -113,10 +116,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Best effort: tell the peer why we stop, then close our direction.
+    /// Bounded in time: a peer that no longer reads cannot hold us here.
     pub async fn fail(&mut self, err: &TransferError) {
         let text = err.to_string();
-        if self.send(&Msg::Error { message: &text }).await.is_ok() {
-            let _ = self.shutdown().await;
-        }
+        let _ = tokio::time::timeout(FAIL_TIMEOUT, async {
+            if self.send(&Msg::Error { message: &text }).await.is_ok() {
+                let _ = self.shutdown().await;
+            }
+        })
+        .await;
     }
 }
