@@ -151,3 +151,122 @@ async fn many_clients_at_once_on_one_port() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_request_from_another_address_gets_no_answer() {
+    use tokio::net::UdpSocket;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keyfile::load(&key_file(dir.path(), "k", 7)).unwrap();
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let server_addr = sock.local_addr().unwrap();
+    let server_key = key.clone();
+    tokio::spawn(async move {
+        keyfile::serve(
+            std::sync::Arc::new(sock),
+            &server_key,
+            ListenOptions::default(),
+            |s| async move {
+                let mut buf = Vec::new();
+                let _ = s.stream().read_to_end(&mut buf).await;
+                s.close(0, "bye").await;
+            },
+        )
+        .await
+    });
+
+    // A recording relay between the client and the server.
+    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let mut first_tx = Some(first_tx);
+        let mut client = None;
+        let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut a) => {
+                    client = Some(from);
+                    if let Some(tx) = first_tx.take() {
+                        let _ = tx.send(a[..n].to_vec());
+                    }
+                    let _ = back.send_to(&a[..n], server_addr).await;
+                }
+                Ok((n, _)) = back.recv_from(&mut b) => {
+                    if let Some(c) = client {
+                        let _ = front.send_to(&b[..n], c).await;
+                    }
+                }
+            }
+        }
+    });
+    let s = keyfile::connect(front_addr, &key, Config::default())
+        .await
+        .expect("connect through the relay");
+    let request = first_rx.await.unwrap();
+    s.close(0, "done").await;
+
+    // The captured REQUEST, replayed from a new address: no RESPONSE.
+    let replayer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    replayer.send_to(&request, server_addr).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let r = tokio::time::timeout(Duration::from_millis(800), replayer.recv_from(&mut buf)).await;
+    assert!(r.is_err(), "the server answered a replayed REQUEST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_flood_does_not_disturb_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keyfile::load(&key_file(dir.path(), "k", 8)).unwrap();
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let server_key = key.clone();
+    tokio::spawn(async move {
+        keyfile::serve(
+            std::sync::Arc::new(sock),
+            &server_key,
+            ListenOptions::default(),
+            |s| async move {
+                let (mut r, mut w) = tokio::io::split(s.stream());
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
+                s.close(0, "bye").await;
+            },
+        )
+        .await
+    });
+    // Junk: random bytes, and well-formed REQUEST headers with bad MACs.
+    let flood = tokio::spawn(async move {
+        let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut d = common::pattern(1200, 99);
+        for i in 0..30_000u32 {
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            if i % 2 == 0 {
+                // VSL header: magic, type REQUEST, exact datalen.
+                d[24..28].copy_from_slice(b"VSL1");
+                d[28] = 0x01;
+                d[29..33].copy_from_slice(&(1200u32 - 33).to_be_bytes());
+            }
+            let _ = junk.send_to(&d, addr).await;
+            if i % 256 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let s = keyfile::connect(addr, &key, Config::default())
+        .await
+        .expect("connect during the flood");
+    let data = common::pattern(4 << 20, 5);
+    let (mut r, mut w) = tokio::io::split(s.stream());
+    let writer = async {
+        w.write_all(&data).await.unwrap();
+        common::shutdown_ok(&mut w).await;
+    };
+    let mut back = Vec::new();
+    let (_, n) = tokio::join!(writer, r.read_to_end(&mut back));
+    n.unwrap();
+    assert!(back == data, "echo differs under junk flood");
+    s.close(0, "done").await;
+    flood.await.unwrap();
+}

@@ -89,3 +89,29 @@ async fn local_errors_are_classified() {
         .unwrap_err();
     assert!(matches!(e, BootstrapError::NoReply { .. }), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_over_each_address_family() {
+    let bin = env!("CARGO_BIN_EXE_vfer-recv");
+    for fam in ["-4", "-6"] {
+        let s = match local::connect(RemoteRole::Recv, &opts(bin, &["--echo", fam])).await {
+            Ok(s) => s,
+            Err(e) if fam == "-6" && std::net::UdpSocket::bind("[::1]:0").is_err() => {
+                eprintln!("SKIPPED -6: no IPv6 loopback ({e})");
+                continue;
+            }
+            Err(e) => panic!("{fam}: {e}"),
+        };
+        assert_eq!(s.peer().is_ipv6(), fam == "-6", "{fam}: peer {}", s.peer());
+        let (mut r, mut w) = tokio::io::split(s.stream());
+        let writer = async {
+            w.write_all(b"ping").await.unwrap();
+            common::shutdown_ok(&mut w).await;
+        };
+        let mut back = Vec::new();
+        let (_, n) = tokio::join!(writer, r.read_to_end(&mut back));
+        n.unwrap();
+        assert_eq!(back, b"ping");
+        s.close(0, "done").await;
+    }
+}

@@ -8,6 +8,15 @@
 //! key and the connection limit allows it; anything else is dropped without
 //! an answer, so spoofed or wrong-key traffic costs one HMAC and no memory.
 //! Each session's driver sends directly on the shared socket.
+//!
+//! Replays: a REQUEST carries no timestamp, so a captured one verifies
+//! forever. A REQUEST whose MAC was accepted from another address within
+//! [`REPLAY_WINDOW`] is dropped, so an attacker replaying a genuine REQUEST
+//! from spoofed addresses cannot fill the connection slots (each would be
+//! held for the handshake timeout). The same REQUEST from the same address
+//! (a client retransmitting) is not a replay. Older replays still cost one
+//! slot for the handshake timeout and never a session (the attacker cannot
+//! produce the client's next packet).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +32,7 @@ use tokio::sync::mpsc;
 use super::wire::Secret;
 use crate::transport::handshake::TYPE_REQUEST;
 use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
-use crate::vsl::Header;
+use crate::vsl::{Header, MAC_LEN};
 
 /// Receive buffer per batch slot: one datagram or a GRO train.
 const SLOT: usize = 64 * 1024;
@@ -31,6 +40,11 @@ const SLOT: usize = 64 * 1024;
 const QUEUE: usize = 4096;
 /// The pool datagrams are copied into before they go to a session.
 const POOL: usize = 4 << 20;
+/// How long accepted REQUESTs are remembered against replays.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
+/// Most REQUESTs remembered; beyond it new clients wait for old entries to
+/// expire (only genuine REQUESTs are remembered, so only key holders fill it).
+const REPLAY_CAP: usize = 65_536;
 
 /// Settings of the standing server.
 #[derive(Debug, Clone)]
@@ -98,6 +112,7 @@ where
         key: key.clone(),
         opts,
         peers: HashMap::new(),
+        recent: HashMap::new(),
         accepted: 0,
         pool: BytesMut::with_capacity(POOL),
     };
@@ -131,6 +146,27 @@ where
     }
 }
 
+impl Listener {
+    /// Records an authentic REQUEST; false if it is a replay from another
+    /// address (or the table is full of fresh entries).
+    fn remember(&mut self, mac: [u8; MAC_LEN], from: SocketAddr, now: Instant) -> bool {
+        let fresh = |t: &Instant| now.saturating_duration_since(*t) < REPLAY_WINDOW;
+        if let Some((addr, t)) = self.recent.get(&mac) {
+            if *addr != from && fresh(t) {
+                return false;
+            }
+        }
+        if self.recent.len() >= REPLAY_CAP {
+            self.recent.retain(|_, (_, t)| fresh(t));
+            if self.recent.len() >= REPLAY_CAP {
+                return false;
+            }
+        }
+        self.recent.insert(mac, (from, now));
+        true
+    }
+}
+
 type NewSession = (SocketAddr, Connection, mpsc::Receiver<BytesMut>);
 
 struct Listener {
@@ -139,6 +175,8 @@ struct Listener {
     key: Secret,
     opts: ListenOptions,
     peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
+    /// MAC of each recently accepted REQUEST -> (source, when).
+    recent: HashMap<[u8; MAC_LEN], (SocketAddr, Instant)>,
     accepted: u64,
     pool: BytesMut,
 }
@@ -193,16 +231,18 @@ impl Listener {
             }
             return None;
         }
-        if !self.accepting() || Header::parse(d).is_none_or(|h| h.ptype != TYPE_REQUEST) {
+        let header = Header::parse(d).filter(|h| h.ptype == TYPE_REQUEST)?;
+        if !self.accepting() {
             return None;
         }
+        let now = Instant::now();
         let mut request = d.to_vec();
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
             self.opts.config.clone(),
             self.key.bytes(),
             rnd,
-            Instant::now(),
+            now,
             &mut request,
         ) {
             Ok(c) => c,
@@ -211,6 +251,10 @@ impl Listener {
                 return None;
             }
         };
+        if !self.remember(header.mac, from, now) {
+            tracing::debug!("dropped replayed handshake from {from}");
+            return None;
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         self.peers.insert(from, tx);
         self.accepted += 1;

@@ -1,7 +1,7 @@
 //! Local mode (`--local`): the server side runs as a local child process
 //! over pipes, speaking exactly the SSH starting-mode bytes, and the data
 //! moves over loopback UDP. The same code path as ssh mode
-//! ([`super::child`]); only the spawned command differs. It needs no sshd,
+//! (the private `child` module); only the spawned command differs. It needs no sshd,
 //! which makes it the quick start and the test bed of the whole stack.
 
 use std::path::PathBuf;

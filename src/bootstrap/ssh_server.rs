@@ -205,7 +205,7 @@ pub fn ssh_connection_server_ip(ssh_connection: &str) -> Option<IpAddr> {
 }
 
 /// Binds the server's UDP socket. Addresses tried, in order:
-/// `-4` -> 0.0.0.0; `-6` -> [::] (IPv6 only); otherwise [::] accepting
+/// `-4` -> `0.0.0.0`; `-6` -> `[::]` (IPv6 only); otherwise `[::]` accepting
 /// IPv4-mapped peers too (so the client may reach us over either family,
 /// whichever its resolver picks), falling back to 0.0.0.0 when IPv6 is
 /// unavailable — unless SSH_CONNECTION says ssh itself came in over IPv6,
