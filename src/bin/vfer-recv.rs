@@ -51,6 +51,9 @@ struct Cli {
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    if vfer::cli::generate::handle::<Cli>(&argv) {
+        return;
+    }
     if argv.iter().any(|a| a == "--server") {
         let parsed = Cli::try_parse_from(&argv).map_err(|e| e.to_string());
         let common = parsed

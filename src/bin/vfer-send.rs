@@ -38,6 +38,9 @@ struct Cli {
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    if vfer::cli::generate::handle::<Cli>(&argv) {
+        return;
+    }
     if argv.iter().any(|a| a == "--server") {
         // Started by ssh: the SSH starting mode's rules apply (nothing on
         // stdout/stderr before the secret is read), so parse errors wait.

@@ -62,6 +62,12 @@ pub struct Common {
     /// Give up when the peer is silent this long (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<String>,
+    /// Print the man page (roff) and exit.
+    #[arg(long)]
+    pub man: bool,
     /// Internal: started by ssh (or --local) as the far side.
     #[arg(long, hide = true)]
     pub server: bool,

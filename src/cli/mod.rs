@@ -4,6 +4,7 @@
 pub mod args;
 pub mod daemon;
 pub mod exit;
+pub mod generate;
 pub mod progress;
 pub mod rate;
 pub mod report;
