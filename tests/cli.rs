@@ -181,7 +181,10 @@ fn key_file_daemon_push_pull_and_confinement() {
 
     // A wrong key gets no answer: the client times out (exit 99)...
     let url = format!("vfer://127.0.0.1:{port}/in/");
-    let out = run(SEND, &["--key-file", s(&bad_key), s(&src), &url]);
+    let out = run(
+        SEND,
+        &["--timeout", "2", "--key-file", s(&bad_key), s(&src), &url],
+    );
     assert_eq!(
         out.status.code(),
         Some(99),

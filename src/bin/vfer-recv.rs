@@ -9,7 +9,7 @@ use vfer::bootstrap::ssh_client::RemoteRole;
 use vfer::cli::args::Common;
 use vfer::cli::session::{self, Far};
 use vfer::cli::target::Operand;
-use vfer::cli::{exit, progress, report, server, signals};
+use vfer::cli::{exit, progress, server};
 use vfer::transfer::{self, Dest, ReceiveOptions};
 
 const EXAMPLES: &str = "\
@@ -67,24 +67,8 @@ fn main() {
     }
     let cli = Cli::parse();
     vfer::cli::init_logging(cli.common.verbose);
-    let code = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(run(cli)),
-        Err(e) => {
-            eprintln!("vfer-recv: cannot start the async runtime: {e}");
-            exit::TEMPORARY
-        }
-    };
+    let code = vfer::cli::app::block_on("vfer-recv", try_run(cli));
     std::process::exit(code);
-}
-
-async fn run(cli: Cli) -> i32 {
-    match try_run(cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("vfer-recv: {e:#}");
-            exit::code_for(&e)
-        }
-    }
 }
 
 async fn try_run(cli: Cli) -> Result<i32> {
@@ -158,32 +142,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         progress: bar.as_ref().map(|b| b.callback()),
         ..ReceiveOptions::default()
     };
-    let result = tokio::select! {
-        r = transfer::receive(session.stream(), Dest::from_arg(dest), &opts) => r,
-        sig = signals::stop_requested() => {
-            if let Some(b) = &bar { b.finish(); }
-            eprintln!("vfer-recv: stopped by {sig}; partial files are kept, run the same command again to resume");
-            session::close(session, 2).await;
-            return Ok(exit::INTERRUPTED);
-        }
-    };
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    match result {
-        Ok(summary) => {
-            let stats = session::close(session, 0).await;
-            Ok(report::finish(&summary, &stats, c.json, c.quiet))
-        }
-        Err(e) => {
-            let peer = session::peer_reason(&session).await;
-            session::close(session, 1).await;
-            match peer {
-                Some(why) => {
-                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
-                }
-                None => Err(e.into()),
-            }
-        }
-    }
+    let stream = session.stream();
+    let fut = transfer::receive(stream, Dest::from_arg(dest), &opts);
+    vfer::cli::app::run_transfer("vfer-recv", session, bar, c, fut).await
 }

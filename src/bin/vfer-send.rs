@@ -9,7 +9,7 @@ use vfer::bootstrap::ssh_client::RemoteRole;
 use vfer::cli::args::Common;
 use vfer::cli::session::{self, Far};
 use vfer::cli::target::Operand;
-use vfer::cli::{exit, progress, report, server, signals};
+use vfer::cli::{exit, progress, server};
 use vfer::transfer::{self, SendOptions, Source};
 
 const EXAMPLES: &str = "\
@@ -56,24 +56,8 @@ fn main() {
     }
     let cli = Cli::parse();
     vfer::cli::init_logging(cli.common.verbose);
-    let code = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(run(cli)),
-        Err(e) => {
-            eprintln!("vfer-send: cannot start the async runtime: {e}");
-            exit::TEMPORARY
-        }
-    };
+    let code = vfer::cli::app::block_on("vfer-send", try_run(cli));
     std::process::exit(code);
-}
-
-async fn run(cli: Cli) -> i32 {
-    match try_run(cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("vfer-send: {e:#}");
-            exit::code_for(&e)
-        }
-    }
 }
 
 async fn try_run(cli: Cli) -> Result<i32> {
@@ -121,32 +105,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         progress: bar.as_ref().map(|b| b.callback()),
     };
     let sources: Vec<Source> = sources.iter().map(Source::from_arg).collect();
-    let result = tokio::select! {
-        r = transfer::send(session.stream(), sources, &opts) => r,
-        sig = signals::stop_requested() => {
-            if let Some(b) = &bar { b.finish(); }
-            eprintln!("vfer-send: stopped by {sig}; run the same command again to resume");
-            session::close(session, 2).await;
-            return Ok(exit::INTERRUPTED);
-        }
-    };
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    match result {
-        Ok(summary) => {
-            let stats = session::close(session, 0).await;
-            Ok(report::finish(&summary, &stats, c.json, c.quiet))
-        }
-        Err(e) => {
-            let peer = session::peer_reason(&session).await;
-            session::close(session, 1).await;
-            match peer {
-                Some(why) => {
-                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
-                }
-                None => Err(e.into()),
-            }
-        }
-    }
+    let stream = session.stream();
+    let fut = transfer::send(stream, sources, &opts);
+    vfer::cli::app::run_transfer("vfer-send", session, bar, c, fut).await
 }

@@ -86,6 +86,11 @@ impl Common {
             cc: self.rate.map_or(CcChoice::Vfer, CcChoice::Fixed),
             rate_cap: self.limit,
             idle_timeout: Duration::from_secs(self.timeout.max(1)),
+            // A silent peer during the handshake is also "silent this long",
+            // but never wait longer for an answer than the default.
+            handshake_timeout: Config::default()
+                .handshake_timeout
+                .min(Duration::from_secs(self.timeout.max(1))),
             ..Config::default()
         }
     }

@@ -1,6 +1,7 @@
 //! Pieces shared by the `vfer-send` and `vfer-recv` command lines:
 //! common options, operand parsing, sessions, progress and exit codes.
 
+pub mod app;
 pub mod args;
 pub mod daemon;
 pub mod exit;
