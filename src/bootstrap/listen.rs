@@ -104,17 +104,63 @@ where
     F: Fn(Session) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let gate = StaticKey(key.clone());
+    serve_gated(sock, gate, opts, move |s, ()| on_session(s)).await
+}
+
+/// Decides which REQUESTs from addresses without a session may open one,
+/// and answers other datagrams from such addresses (a pre-handshake, as in
+/// challenge-response mode). Key-file mode is [`StaticKey`].
+pub trait Gate: Send + 'static {
+    /// What the session callback receives besides the session.
+    type Context: Send + 'static;
+    /// The secret a REQUEST from `from` must verify under (`None`: drop it).
+    fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret>;
+    /// A REQUEST from `from` verified and opened a connection.
+    fn admitted(&mut self, from: SocketAddr) -> Self::Context;
+    /// Any other datagram from an address without a session; may write a
+    /// reply into `reply` (sent to `from` at once, never larger than the
+    /// datagram unless `from` has proven its address).
+    fn other(&mut self, from: SocketAddr, datagram: &[u8], now: Instant, reply: &mut Vec<u8>);
+}
+
+/// Key-file mode's gate: every client holds the same secret.
+pub struct StaticKey(pub Secret);
+
+impl Gate for StaticKey {
+    type Context = ();
+    fn secret_for(&mut self, _: SocketAddr, _: Instant) -> Option<Secret> {
+        Some(self.0.clone())
+    }
+    fn admitted(&mut self, _: SocketAddr) {}
+    fn other(&mut self, _: SocketAddr, _: &[u8], _: Instant, _: &mut Vec<u8>) {}
+}
+
+/// Like [`serve`] with another [`Gate`]: `on_session` receives each
+/// session with what the gate knew about its client.
+pub async fn serve_gated<G, F, Fut>(
+    sock: Arc<UdpSocket>,
+    gate: G,
+    opts: ListenOptions,
+    on_session: F,
+) -> Result<(), SessionError>
+where
+    G: Gate,
+    F: Fn(Session, G::Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let state = Arc::new(UdpSocketState::new((&*sock).into())?);
     let on_session = Arc::new(on_session);
     let mut l = Listener {
         sock,
         state,
-        key: key.clone(),
+        gate,
         opts,
         peers: HashMap::new(),
         recent: HashMap::new(),
         accepted: 0,
         pool: BytesMut::with_capacity(POOL),
+        reply: Vec::with_capacity(2048),
     };
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
     let mut buf = vec![0u8; SLOT * BATCH_SIZE];
@@ -126,13 +172,13 @@ where
         tokio::select! {
             r = l.sock.readable() => {
                 r?;
-                for (peer, conn, rx) in l.receive(&mut buf, &mut meta) {
+                for (peer, conn, rx, ctx) in l.receive(&mut buf, &mut meta) {
                     let (sock, state) = (l.sock.clone(), l.state.clone());
                     let wait = l.opts.handshake_timeout;
                     let (f, done) = (on_session.clone(), done_tx.clone());
                     tokio::spawn(async move {
                         match Session::accept_demuxed(sock, state, conn, peer, rx, wait).await {
-                            Ok(s) => f(s).await,
+                            Ok(s) => f(s, ctx).await,
                             Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
                         }
                         let _ = done.send(peer);
@@ -146,7 +192,7 @@ where
     }
 }
 
-impl Listener {
+impl<G: Gate> Listener<G> {
     /// Records an authentic REQUEST; false if it is a replay from another
     /// address (or the table is full of fresh entries).
     fn remember(&mut self, mac: [u8; MAC_LEN], from: SocketAddr, now: Instant) -> bool {
@@ -167,12 +213,14 @@ impl Listener {
     }
 }
 
-type NewSession = (SocketAddr, Connection, mpsc::Receiver<BytesMut>);
+type NewSession<C> = (SocketAddr, Connection, mpsc::Receiver<BytesMut>, C);
 
-struct Listener {
+struct Listener<G> {
     sock: Arc<UdpSocket>,
     state: Arc<UdpSocketState>,
-    key: Secret,
+    gate: G,
+    /// The gate's answer to the datagram being dispatched.
+    reply: Vec<u8>,
     opts: ListenOptions,
     peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
     /// MAC of each recently accepted REQUEST -> (source, when).
@@ -181,7 +229,7 @@ struct Listener {
     pool: BytesMut,
 }
 
-impl Listener {
+impl<G: Gate> Listener<G> {
     fn finished(&self) -> bool {
         self.opts.max_sessions.is_some_and(|m| self.accepted >= m) && self.peers.is_empty()
     }
@@ -192,7 +240,7 @@ impl Listener {
     }
 
     /// Reads what the socket has; returns the new sessions to start.
-    fn receive(&mut self, buf: &mut [u8], meta: &mut [RecvMeta]) -> Vec<NewSession> {
+    fn receive(&mut self, buf: &mut [u8], meta: &mut [RecvMeta]) -> Vec<NewSession<G::Context>> {
         let mut new = Vec::new();
         loop {
             let mut slices: Vec<std::io::IoSliceMut<'_>> =
@@ -219,7 +267,7 @@ impl Listener {
         }
     }
 
-    fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession> {
+    fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession<G::Context>> {
         if let Some(tx) = self.peers.get(&from) {
             if self.pool.capacity() < d.len() {
                 self.pool.reserve(POOL);
@@ -231,16 +279,26 @@ impl Listener {
             }
             return None;
         }
-        let header = Header::parse(d).filter(|h| h.ptype == TYPE_REQUEST)?;
+        let now = Instant::now();
+        let header = Header::parse(d)?;
+        if header.ptype != TYPE_REQUEST {
+            self.reply.clear();
+            self.gate.other(from, d, now, &mut self.reply);
+            if !self.reply.is_empty() {
+                // Best effort, as UDP: a full socket buffer drops the reply.
+                let _ = self.sock.try_send_to(&self.reply, from);
+            }
+            return None;
+        }
         if !self.accepting() {
             return None;
         }
-        let now = Instant::now();
+        let key = self.gate.secret_for(from, now)?;
         let mut request = d.to_vec();
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
             self.opts.config.clone(),
-            self.key.bytes(),
+            key.bytes(),
             rnd,
             now,
             &mut request,
@@ -258,6 +316,7 @@ impl Listener {
         let (tx, rx) = mpsc::channel(QUEUE);
         self.peers.insert(from, tx);
         self.accepted += 1;
-        Some((from, conn, rx))
+        let ctx = self.gate.admitted(from);
+        Some((from, conn, rx, ctx))
     }
 }

@@ -21,6 +21,7 @@ mod daemon;
 pub mod keyfile;
 pub mod listen;
 pub mod local;
+pub mod login;
 pub mod ssh_client;
 pub mod ssh_server;
 pub mod wire;

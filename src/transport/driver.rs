@@ -89,6 +89,25 @@ impl Session {
         Ok(s)
     }
 
+    /// Like [`Session::connect`] on a socket the caller already bound (and
+    /// maybe used: challenge-response mode's pre-handshake must come from
+    /// the same address as the REQUEST). `warning` is what
+    /// [`Session::socket_warning`] will report.
+    pub async fn connect_on(
+        socket: UdpSocket,
+        warning: Option<String>,
+        peer: SocketAddr,
+        secret: &[u8; KEY_LEN],
+        config: Config,
+    ) -> Result<Session, SessionError> {
+        let rnd = HandshakeRandom::from_os()?;
+        let conn = Connection::client(config, secret, rnd, Instant::now());
+        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
+        s.warning = warning;
+        s.wait_connected().await?;
+        Ok(s)
+    }
+
     /// Waits on `socket` for a client whose REQUEST verifies under `secret`,
     /// then until its first packet under the session keys (which proves it
     /// received our RESPONSE). Gives up after `wait`.

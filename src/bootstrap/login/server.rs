@@ -1,0 +1,293 @@
+//! The server side of the pre-handshake (docs/PROTOCOL.md §7.6), sans-IO:
+//! a [`Gate`] for the standing server's demultiplexer. It keeps no state for
+//! an address that has not echoed a valid cookie, keeps at most
+//! `max_handshakes` pending secrets, and hands the transport handshake the
+//! secret S agreed with that address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+use super::cookie::CookieJar;
+use super::crypto::server_derive;
+use super::hostkey::HostKey;
+use super::wire::{Accept, Cookie, Hello};
+use crate::bootstrap::listen::Gate;
+use crate::bootstrap::wire::Secret;
+
+/// Limits of the pre-handshake.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Most addresses with a pending secret at once; HELLOs beyond it are
+    /// dropped (the client retries).
+    pub max_handshakes: usize,
+    /// A pending secret is forgotten if no REQUEST uses it within this.
+    pub pending_ttl: Duration,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            max_handshakes: 256,
+            pending_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters, for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateStats {
+    /// COOKIE replies sent.
+    pub cookies: u64,
+    /// ACCEPT replies sent (first and repeated).
+    pub accepts: u64,
+    /// Datagrams dropped: not a HELLO, malformed, low-order, or over the cap.
+    pub dropped: u64,
+}
+
+struct Pending {
+    client_eph: [u8; 32],
+    accept: Vec<u8>,
+    secret: Secret,
+    binding: [u8; 32],
+    created: Instant,
+}
+
+/// What the login handler learns about a session's client from its
+/// pre-handshake.
+#[derive(Debug, Clone)]
+pub struct LoginContext {
+    /// The value the client's login message must repeat (`None`: the
+    /// session did not come through this gate's pre-handshake).
+    pub binding: Option<[u8; 32]>,
+}
+
+/// The challenge-response [`Gate`].
+pub struct LoginGate {
+    key: HostKey,
+    jar: CookieJar,
+    pending: HashMap<SocketAddr, Pending>,
+    opts: GateOptions,
+    stats: GateStats,
+}
+
+fn random32() -> Option<Zeroizing<[u8; 32]>> {
+    let mut b = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut b[..]).ok()?;
+    Some(b)
+}
+
+impl LoginGate {
+    /// A gate for a server with host key `key`.
+    pub fn new(key: HostKey, opts: GateOptions, now: Instant) -> std::io::Result<Self> {
+        let fresh = random32().ok_or_else(|| std::io::Error::other("no OS randomness"))?;
+        Ok(LoginGate {
+            key,
+            jar: CookieJar::new(now, *fresh),
+            pending: HashMap::new(),
+            opts,
+            stats: GateStats::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> GateStats {
+        self.stats
+    }
+
+    /// Number of addresses with a pending secret.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Handles a datagram from `from` (an address without a session);
+    /// writes the answer, if any, into `reply`.
+    pub fn handle(&mut self, from: SocketAddr, d: &[u8], now: Instant, reply: &mut Vec<u8>) {
+        let Some(hello) = Hello::decode(d) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if self.jar.due(now) {
+            if let Some(fresh) = random32() {
+                self.jar.rotate(now, *fresh);
+            }
+        }
+        let proven = hello
+            .cookie
+            .is_some_and(|c| self.jar.check(from, &hello.client_eph, &c));
+        if !proven {
+            let c = Cookie {
+                client_eph: hello.client_eph,
+                cookie: self.jar.make(from, &hello.client_eph),
+            };
+            reply.extend_from_slice(&c.encode());
+            self.stats.cookies += 1;
+            return;
+        }
+        let ttl = self.opts.pending_ttl;
+        if let Some(p) = self.pending.get(&from) {
+            if p.client_eph == hello.client_eph && now.saturating_duration_since(p.created) < ttl {
+                reply.extend_from_slice(&p.accept);
+                self.stats.accepts += 1;
+                return;
+            }
+        }
+        if self.pending.len() >= self.opts.max_handshakes {
+            self.pending
+                .retain(|_, p| now.saturating_duration_since(p.created) < ttl);
+            if self.pending.len() >= self.opts.max_handshakes {
+                self.stats.dropped += 1;
+                return;
+            }
+        }
+        let Some(eph) = random32() else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let eph = StaticSecret::from(*eph);
+        let Ok((derived, server_eph)) = server_derive(&eph, self.key.secret(), &hello.client_eph)
+        else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let accept = Accept {
+            client_eph: hello.client_eph,
+            server_eph,
+            server_static: *self.key.public(),
+            confirm: derived.confirm,
+        }
+        .encode();
+        reply.extend_from_slice(&accept);
+        self.stats.accepts += 1;
+        self.pending.insert(
+            from,
+            Pending {
+                client_eph: hello.client_eph,
+                accept,
+                secret: derived.secret,
+                binding: derived.binding,
+                created: now,
+            },
+        );
+    }
+}
+
+impl Gate for LoginGate {
+    type Context = LoginContext;
+
+    fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret> {
+        let p = self.pending.get(&from)?;
+        if now.saturating_duration_since(p.created) >= self.opts.pending_ttl {
+            self.pending.remove(&from);
+            return None;
+        }
+        Some(p.secret.clone())
+    }
+
+    fn admitted(&mut self, from: SocketAddr) -> LoginContext {
+        LoginContext {
+            binding: self.pending.remove(&from).map(|p| p.binding),
+        }
+    }
+
+    fn other(&mut self, from: SocketAddr, d: &[u8], now: Instant, reply: &mut Vec<u8>) {
+        self.handle(from, d, now, reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::{ClientHandshake, Progress};
+    use super::*;
+
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], p))
+    }
+
+    #[test]
+    fn full_exchange_and_no_state_before_cookie() {
+        let t = Instant::now();
+        let key = HostKey::from_bytes([4; 32]);
+        let mut gate = LoginGate::new(key.clone(), GateOptions::default(), t).unwrap();
+        let mut client = ClientHandshake::new([9; 32], t);
+        let hello = client.poll_transmit(t).unwrap();
+        let mut reply = Vec::new();
+        gate.handle(addr(1), &hello, t, &mut reply);
+        assert_eq!(gate.pending(), 0, "no state before the cookie");
+        assert!(reply.len() * 3 <= hello.len());
+        // The cookie only works from the address it was sent to.
+        assert!(matches!(client.handle(&reply), Progress::Continue));
+        let hello2 = client.poll_transmit(t).unwrap();
+        let mut r2 = Vec::new();
+        gate.handle(addr(2), &hello2, t, &mut r2);
+        assert_eq!(gate.pending(), 0);
+        assert!(Cookie::decode(&r2).is_some());
+        let mut r3 = Vec::new();
+        gate.handle(addr(1), &hello2, t, &mut r3);
+        assert_eq!(gate.pending(), 1);
+        assert!(r3.len() * 3 <= hello2.len());
+        let Progress::Done(acc) = client.handle(&r3) else {
+            panic!("accept refused")
+        };
+        assert_eq!(&acc.server_static, key.public());
+        let s = gate.secret_for(addr(1), t).unwrap();
+        assert_eq!(s.bytes(), acc.secret.bytes());
+        assert!(gate.secret_for(addr(2), t).is_none());
+        // A retransmitted HELLO gets the same ACCEPT without new state.
+        let mut r4 = Vec::new();
+        gate.handle(addr(1), &hello2, t, &mut r4);
+        assert_eq!(r3, r4);
+        let ctx = gate.admitted(addr(1));
+        assert_eq!(ctx.binding, Some(acc.binding));
+        assert_eq!(gate.pending(), 0);
+    }
+
+    #[test]
+    fn pending_cap_and_expiry() {
+        let t = Instant::now();
+        let opts = GateOptions {
+            max_handshakes: 2,
+            pending_ttl: Duration::from_secs(10),
+        };
+        let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
+        let open = |gate: &mut LoginGate, port: u16, at: Instant| {
+            let mut c = ClientHandshake::new([port as u8; 32], at);
+            let mut r = Vec::new();
+            gate.handle(addr(port), &c.poll_transmit(at).unwrap(), at, &mut r);
+            c.handle(&r);
+            let mut r = Vec::new();
+            gate.handle(addr(port), &c.poll_transmit(at).unwrap(), at, &mut r);
+            Accept::decode(&r).is_some()
+        };
+        assert!(open(&mut gate, 1, t));
+        assert!(open(&mut gate, 2, t));
+        assert!(!open(&mut gate, 3, t), "over the cap");
+        let later = t + Duration::from_secs(11);
+        assert!(gate.secret_for(addr(1), later).is_none(), "expired");
+        assert!(open(&mut gate, 3, later), "room again after expiry");
+    }
+
+    #[test]
+    fn junk_is_dropped_silently() {
+        let t = Instant::now();
+        let mut gate =
+            LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
+        let mut r = Vec::new();
+        for len in [0, 10, 33, 1199, 1200, 1201] {
+            gate.handle(addr(1), &vec![0x10; len], t, &mut r);
+        }
+        assert!(r.is_empty());
+        assert_eq!(gate.stats().dropped, 6);
+        // A HELLO with a forged cookie gets a fresh cookie, never an ACCEPT.
+        let forged = Hello {
+            client_eph: [5; 32],
+            cookie: Some([6; 32]),
+        };
+        gate.handle(addr(1), &forged.encode(), t, &mut r);
+        assert!(Cookie::decode(&r).is_some());
+        assert_eq!(gate.pending(), 0);
+    }
+}
