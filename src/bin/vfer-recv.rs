@@ -21,8 +21,13 @@ Examples:
   vfer-recv --listen 0.0.0.0:7878 --key-file k --root /srv/drop
                                               a standing daemon (key-file mode)
   vfer-recv --key-file k vfer://host/in/f .   fetch from such a daemon
+  vfer-recv --add-user alice --users /etc/vfer/users
+  vfer-recv --listen 0.0.0.0:7878 --users /etc/vfer/users --root /srv/drop
+                                              a daemon with user/password login
+  vfer-recv vfer://alice@host/in/f .          fetch from it (asks the password)
 
-Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
+Exit codes: 0 success, 1 some files failed, 2 usage, 17 login refused or
+host key not trusted, 99 timeout,
 111 temporary error (network, remote side), 130 interrupted.";
 
 /// Fetch files from another host over VFER (fast on long, lossy paths).
@@ -31,9 +36,27 @@ Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
 struct Cli {
     #[command(flatten)]
     common: Common,
-    /// Run as a standing daemon on this UDP address (key-file mode), e.g. 0.0.0.0:7878.
-    #[arg(long, value_name = "ADDR:PORT", requires_all = ["key_file", "root"])]
+    /// Run as a standing daemon on this UDP address (with --key-file, or
+    /// --users for user/password login), e.g. 0.0.0.0:7878.
+    #[arg(long, value_name = "ADDR:PORT", requires = "root")]
     listen: Option<std::net::SocketAddr>,
+    /// With --listen: log users in (challenge-response mode) against this
+    /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
+    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    users: Option<std::path::PathBuf>,
+    /// With --listen --users: the daemon's X25519 host key, created (mode
+    /// 0600) if missing [default: vfer_host_key next to the users file].
+    #[arg(long, value_name = "FILE", requires = "users")]
+    host_key: Option<std::path::PathBuf>,
+    /// Add NAME to the --users file, or change its password (read with no
+    /// echo on a terminal, else one line from stdin), and exit.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "users",
+        conflicts_with = "listen"
+    )]
+    add_user: Option<String>,
     /// With --listen: the directory clients read from and write into.
     #[arg(long, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
@@ -73,6 +96,28 @@ fn main() {
 
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
+    if let (Some(name), Some(users)) = (&cli.add_user, &cli.users) {
+        vfer::cli::login_daemon::add_user(users, name)?;
+        return Ok(exit::SUCCESS);
+    }
+    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
+        let opts = vfer::cli::login_daemon::LoginDaemonOptions {
+            listen,
+            users: users.clone(),
+            host_key: cli.host_key.clone(),
+            root: cli.root.clone().unwrap_or_default(),
+            max_connections: cli.max_connections,
+            pidfile: cli.pidfile.clone(),
+            config: c.transport_config(),
+        };
+        vfer::cli::login_daemon::serve(opts).await?;
+        return Ok(exit::SUCCESS);
+    }
+    if cli.listen.is_some() && c.key_file.is_none() {
+        return Err(exit::usage(
+            "--listen needs --key-file FILE (key-file mode) or --users FILE (user/password login)",
+        ));
+    }
     if let Some(listen) = cli.listen {
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
@@ -112,6 +157,12 @@ async fn try_run(cli: Cli) -> Result<i32> {
                      through vfer on this machine)"
                 )))
             }
+            Operand::Daemon {
+                user: Some(user),
+                host,
+                port,
+                path,
+            } => (Far::Login { user, host, port }, path),
             Operand::Daemon {
                 host, port, path, ..
             } => (Far::Daemon { host, port }, path),

@@ -20,8 +20,10 @@ Examples:
   tar c dir | vfer-send - host:dir.tar        send a stream from stdin
   vfer-send --local big.iso /tmp/copy.iso     try it on this machine (no ssh)
   vfer-send --key-file k f vfer://host:7878/in/  push to a vfer-recv --listen daemon
+  vfer-send f vfer://alice@host:7878/in/      push to a login daemon (asks the password)
 
-Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
+Exit codes: 0 success, 1 some files failed, 2 usage, 17 login refused or
+host key not trusted, 99 timeout,
 111 temporary error (network, remote side), 130 interrupted.";
 
 /// Copy files to another host over VFER (fast on long, lossy paths).
@@ -88,6 +90,12 @@ async fn try_run(cli: Cli) -> Result<i32> {
                  through vfer on this machine)"
             )))
         }
+        Operand::Daemon {
+            user: Some(user),
+            host,
+            port,
+            path,
+        } => (Far::Login { user, host, port }, path),
         Operand::Daemon {
             host, port, path, ..
         } => (Far::Daemon { host, port }, path),

@@ -77,6 +77,9 @@ pub struct Common {
     /// Diagnostic: with --server, echo the stream back instead of transferring.
     #[arg(long, hide = true)]
     pub echo: bool,
+    /// Challenge-response mode (vfer://USER@HOST daemons).
+    #[command(flatten)]
+    pub login: super::login::LoginArgs,
 }
 
 impl Common {

@@ -214,7 +214,12 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", opts.listen))
 }
 
-async fn serve_one(session: &crate::transport::Session, root: &Path) -> anyhow::Result<()> {
+/// Serves one client's daemon request (§5) with paths confined under `root`
+/// (shared by key-file and challenge-response modes).
+pub(crate) async fn serve_one(
+    session: &crate::transport::Session,
+    root: &Path,
+) -> anyhow::Result<()> {
     use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
     let mut stream = session.stream();
     let req = Request::read(&mut stream).await?;

@@ -34,6 +34,9 @@ pub fn code_for(e: &anyhow::Error) -> i32 {
         if cause.is::<UsageError>() || cause.is::<super::target::OperandError>() {
             return USAGE;
         }
+        if let Some(e) = cause.downcast_ref::<crate::bootstrap::login::LoginError>() {
+            return super::login::exit_code(e);
+        }
         if let Some(BootstrapError::Usage(_)) = cause.downcast_ref::<BootstrapError>() {
             return USAGE;
         }

@@ -6,6 +6,8 @@ pub mod args;
 pub mod daemon;
 pub mod exit;
 pub mod generate;
+pub mod login;
+pub mod login_daemon;
 pub mod progress;
 pub mod rate;
 pub mod report;

@@ -28,6 +28,16 @@ pub enum Far {
         /// UDP port.
         port: u16,
     },
+    /// A standing `vfer-recv --listen --users` daemon, logged in to as `user`
+    /// (challenge-response mode).
+    Login {
+        /// Login name.
+        user: String,
+        /// Host name or address.
+        host: String,
+        /// UDP port.
+        port: u16,
+    },
 }
 
 fn family(c: &Common) -> Option<Family> {
@@ -73,8 +83,8 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
         Far::Daemon { host, port } => {
             let Some(key_file) = &c.key_file else {
                 return Err(super::exit::usage(format!(
-                    "vfer://{host}:{port}/ needs --key-file FILE (the daemon's key; \
-                     user/password login is not in this build yet)"
+                    "vfer://{host}:{port}/ needs --key-file FILE (the daemon's key), or a \
+                     user name for a login daemon: vfer://USER@{host}:{port}/..."
                 )));
             };
             let key = keyfile::load(key_file)?;
@@ -99,6 +109,9 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
                 .await
                 .with_context(|| format!("{host}:{port}: cannot send the request"))?;
             session
+        }
+        Far::Login { user, host, port } => {
+            super::login::open(user, host, *port, role, operands, c).await?
         }
     };
     if !c.quiet {

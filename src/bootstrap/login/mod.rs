@@ -53,6 +53,9 @@ pub enum LoginError {
         /// The transport's reason.
         source: crate::transport::SessionError,
     },
+    /// The server's host key is not the pinned one, or not trusted.
+    #[error("{0}")]
+    HostKey(String),
     /// Wrong user name or password.
     #[error("login refused: wrong user name or password")]
     Refused,
