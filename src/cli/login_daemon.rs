@@ -26,7 +26,7 @@ use crate::transport::Session;
 /// Most Argon2 verifications at once (each takes 64 MiB and one core).
 pub const MAX_ARGON2: usize = 2;
 /// How long a client has, once its session is up, to send its login.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Name of the host key file next to the users file when --host-key is not given.
 pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
 

@@ -135,13 +135,9 @@ impl LoginGate {
                 return;
             }
         }
-        if self.pending.len() >= self.opts.max_handshakes {
-            self.pending
-                .retain(|_, p| now.saturating_duration_since(p.created) < ttl);
-            if self.pending.len() >= self.opts.max_handshakes {
-                self.stats.dropped += 1;
-                return;
-            }
+        if self.pending.len() >= self.opts.max_handshakes && !self.make_room(from, now) {
+            self.stats.dropped += 1;
+            return;
         }
         let Some(eph) = random32() else {
             self.stats.dropped += 1;
@@ -172,6 +168,45 @@ impl LoginGate {
                 created: now,
             },
         );
+    }
+}
+
+impl LoginGate {
+    /// Frees a pending slot for a newcomer from `from`: expired entries go
+    /// first; then, so that one host cannot hold every slot, the oldest
+    /// entry of the IP address holding the most, if it holds more than the
+    /// newcomer's address would after admission. False if no room.
+    fn make_room(&mut self, from: SocketAddr, now: Instant) -> bool {
+        let ttl = self.opts.pending_ttl;
+        self.pending
+            .retain(|_, p| now.saturating_duration_since(p.created) < ttl);
+        if self.pending.len() < self.opts.max_handshakes {
+            return true;
+        }
+        let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
+        for a in self.pending.keys() {
+            *per_ip.entry(a.ip()).or_default() += 1;
+        }
+        let mine = per_ip.get(&from.ip()).copied().unwrap_or(0);
+        let Some((&heavy, &most)) = per_ip.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if most <= mine + 1 {
+            return false;
+        }
+        let oldest = self
+            .pending
+            .iter()
+            .filter(|(a, _)| a.ip() == heavy)
+            .min_by_key(|(_, p)| p.created)
+            .map(|(a, _)| *a);
+        match oldest {
+            Some(a) => {
+                self.pending.remove(&a);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -268,6 +303,35 @@ mod tests {
         let later = t + Duration::from_secs(11);
         assert!(gate.secret_for(addr(1), later).is_none(), "expired");
         assert!(open(&mut gate, 3, later), "room again after expiry");
+    }
+
+    #[test]
+    fn one_host_cannot_hold_every_pending_slot() {
+        let t = Instant::now();
+        let opts = GateOptions {
+            max_handshakes: 4,
+            pending_ttl: Duration::from_secs(10),
+        };
+        let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
+        let open = |gate: &mut LoginGate, from: SocketAddr| {
+            let mut c = ClientHandshake::new([from.port() as u8; 32], t);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            c.handle(&r);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            Accept::decode(&r).is_some()
+        };
+        let hog = |p: u16| SocketAddr::from(([198, 51, 100, 9], p));
+        for p in 1..=4 {
+            assert!(open(&mut gate, hog(p)));
+        }
+        assert!(!open(&mut gate, hog(5)), "the hog gets no fifth slot");
+        // Another host still gets in, at the hog's expense.
+        assert!(open(&mut gate, addr(1)));
+        assert!(open(&mut gate, addr(2)));
+        assert_eq!(gate.pending(), 4);
+        assert!(gate.secret_for(addr(1), t).is_some());
     }
 
     #[test]
