@@ -173,3 +173,53 @@ mod tests {
         assert!(ct_eq(&[7; 32], &[7; 32]) && !ct_eq(&[7; 32], &[8; 32]));
     }
 }
+
+#[cfg(test)]
+mod vector {
+    use super::*;
+
+    /// The worked example of docs/PROTOCOL.md §7.3.
+    #[test]
+    fn protocol_md_vector() {
+        let c = StaticSecret::from([0x11; 32]);
+        let e = StaticSecret::from([0x22; 32]);
+        let s = StaticSecret::from([0x33; 32]);
+        let e_c = PublicKey::from(&c).to_bytes();
+        let (d, e_s) = server_derive(&e, &s, &e_c).unwrap();
+        let s_pub = PublicKey::from(&s).to_bytes();
+        let h = transcript(&e_c, &e_s, &s_pub);
+        let hx = |b: &[u8]| hex::encode(b);
+        assert_eq!(
+            hx(&e_c),
+            "7b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13"
+        );
+        assert_eq!(
+            hx(&e_s),
+            "0faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20"
+        );
+        assert_eq!(
+            hx(&s_pub),
+            "7b0d47d93427f8311160781c7c733fd89f88970aef490d8aa0ee19a4cb8a1b14"
+        );
+        assert_eq!(
+            hx(&h),
+            "b3554c4b3813db33185e89ebf5c363efb79c46523368b70fadf58acda58afdd9"
+        );
+        assert_eq!(
+            hx(d.secret.bytes()),
+            "9d2778f55acf9eaa90e31a4411c9192c728ee90669138101d72e5b57add88607"
+        );
+        assert_eq!(
+            hx(&d.confirm),
+            "920e750179a07a5fb3bb542ae4827b756ddaa98ae7ceb9c043cdc5739e980bd9"
+        );
+        assert_eq!(
+            hx(&d.binding),
+            "b8f404d816ead73ceece18c6503ee7a6861e556440a884147ad39d90ccee688c"
+        );
+        assert_eq!(
+            super::super::hostkey::fingerprint(&s_pub),
+            "SHA256:Gb0ZX4+p7Llf2qjd1clvkQHFR9U9ioifDhBeRzsK/zY"
+        );
+    }
+}
