@@ -82,9 +82,11 @@ impl ClientHandshake {
         self.forged
     }
 
-    /// When [`ClientHandshake::poll_transmit`] next has something to send.
+    /// When [`ClientHandshake::poll_transmit`] next has something to send
+    /// (after [`ClientHandshake::handle`] returned [`Progress::Continue`]:
+    /// at once, whatever this says).
     pub fn poll_timeout(&self) -> Instant {
-        self.next_send // `send_now` is only set while handling; the driver polls right after
+        self.next_send
     }
 
     /// The HELLO to send if one is due at `now`.
