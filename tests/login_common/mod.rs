@@ -73,7 +73,25 @@ impl Daemon {
     /// Starts `vfer-recv --listen 127.0.0.1:PORT --users USERS --root ROOT
     /// --host-key KEY -v` and waits until it serves.
     pub fn start(users: &Path, root: &Path, host_key: &Path, port: u16, extra: &[&str]) -> Daemon {
-        let listen = format!("127.0.0.1:{port}");
+        Daemon::start_on(
+            &format!("127.0.0.1:{port}"),
+            users,
+            root,
+            host_key,
+            port,
+            extra,
+        )
+    }
+
+    /// Like [`Daemon::start`] on another listen address (e.g. `[::1]:PORT`).
+    pub fn start_on(
+        listen: &str,
+        users: &Path,
+        root: &Path,
+        host_key: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Daemon {
         let mut child = Command::new(RECV)
             .args([
                 "-v",
