@@ -74,10 +74,9 @@ fn unvalidated_addresses_get_little_back_and_cookies_work() {
     }
     assert!(got > 0, "HELLOs are answered");
     assert!(got * 3 <= sent, "amplification: sent {sent}, got {got}");
-    assert_eq!(
-        got,
-        100 * COOKIE_DATAGRAM_LEN,
-        "one COOKIE per full-size HELLO"
+    assert!(
+        got <= 100 * COOKIE_DATAGRAM_LEN,
+        "at most one COOKIE per full-size HELLO"
     );
     eprintln!("unproven address: sent {sent} bytes, received {got} bytes");
 
