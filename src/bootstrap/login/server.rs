@@ -123,7 +123,7 @@ impl LoginGate {
                 client_eph: hello.client_eph,
                 cookie: self.jar.make(from, &hello.client_eph),
             };
-            reply.extend_from_slice(&c.encode());
+            c.encode_into(reply);
             self.stats.cookies += 1;
             return;
         }

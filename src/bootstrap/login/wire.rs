@@ -109,13 +109,22 @@ impl Hello {
 impl Cookie {
     /// Encodes the datagram.
     pub fn encode(&self) -> Vec<u8> {
-        let mut d = vec![0u8; COOKIE_DATAGRAM_LEN];
-        header(&mut d, TYPE_COOKIE);
+        let mut d = Vec::with_capacity(COOKIE_DATAGRAM_LEN);
+        self.encode_into(&mut d);
+        d
+    }
+
+    /// Appends the datagram to `out` (no allocation when `out` has room:
+    /// the server answers floods of HELLOs with it).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + COOKIE_DATAGRAM_LEN, 0);
+        let d = &mut out[start..];
+        header(d, TYPE_COOKIE);
         let p = &mut d[HEADER_LEN..];
         p[..4].copy_from_slice(&LOGIN_VERSION.to_be_bytes());
         p[4..36].copy_from_slice(&self.client_eph);
         p[36..68].copy_from_slice(&self.cookie);
-        d
     }
 
     /// Decodes a COOKIE datagram.
