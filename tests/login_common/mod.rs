@@ -96,7 +96,7 @@ impl Daemon {
             .args([
                 "-v",
                 "--listen",
-                &listen,
+                listen,
                 "--users",
                 s(users),
                 "--root",
