@@ -83,6 +83,26 @@ fn login_push_pull_and_confinement() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(fs::read(&back).unwrap(), payload, "nothing overwritten");
 
+    // Nor does a symlink inside the root that points out of it.
+    let outside = t.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), b"not for clients").unwrap();
+    std::os::unix::fs::symlink(&outside, t.root.join("esc")).unwrap();
+    let url = format!("vfer://alice@127.0.0.1:{port}/esc/secret");
+    let got = t.path("got");
+    let out = run(client(RECV, &t.home, "correct horse", &[&url, s(&got)]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("outside the daemon's root"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!got.exists());
+    let url = format!("vfer://alice@127.0.0.1:{port}/esc/");
+    let out = run(client(SEND, &t.home, "correct horse", &[s(&src), &url]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!outside.join("f.bin").exists());
+
     // No password source and no terminal: a usage error naming the options.
     let url = format!("vfer://alice@127.0.0.1:{port}/in/");
     let mut c = client(SEND, &t.home, "", &[s(&src), &url]);
