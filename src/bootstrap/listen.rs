@@ -1,5 +1,6 @@
-//! A standing server on one UDP port (key-file mode): many clients over
-//! time and at once, demultiplexed by source address.
+//! A standing server on one UDP port (key-file mode, and challenge-response
+//! mode through a [`Gate`]): many clients over time and at once,
+//! demultiplexed by source address.
 //!
 //! The listener task owns the socket's receive side. A datagram from a
 //! known peer goes to that session's channel (dropped if the channel is
@@ -7,6 +8,10 @@
 //! address creates state only if it is a REQUEST that verifies under the
 //! key and the connection limit allows it; anything else is dropped without
 //! an answer, so spoofed or wrong-key traffic costs one HMAC and no memory.
+//! Which secret a REQUEST must verify under, and what other datagrams from
+//! unknown addresses get back, is the [`Gate`]'s decision: key-file mode's
+//! [`StaticKey`] has one secret for everyone and answers nothing; the login
+//! gate (`bootstrap::login::server`) has one pending secret per address.
 //! Each session's driver sends directly on the shared socket.
 //!
 //! Replays: a REQUEST carries no timestamp, so a captured one verifies
