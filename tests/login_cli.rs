@@ -174,7 +174,23 @@ fn host_key_pinning_and_mismatch() {
     fs::write(&src, data(5_000, 3)).unwrap();
     let url = format!("vfer://erin@127.0.0.1:{port}/in/");
 
+    // The administrator can print the key's fingerprint to hand it out.
+    let out = run(client(
+        RECV,
+        &t.home,
+        "",
+        &[
+            "--show-host-key",
+            "--users",
+            s(&t.users),
+            "--host-key",
+            s(&t.host_key),
+        ],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut d = t.daemon(port);
+    assert_eq!(shown, format!("{} {}\n", d.fingerprint, s(&t.host_key)));
     // Unknown key and no terminal: refused, the fingerprint and the options named.
     let out = run(client(SEND, &t.home, "pw", &[s(&src), &url]));
     assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));

@@ -57,6 +57,10 @@ struct Cli {
         conflicts_with = "listen"
     )]
     add_user: Option<String>,
+    /// Print the fingerprint of the daemon's host key (--host-key, or the
+    /// default next to --users; created if missing) and exit.
+    #[arg(long, requires = "users", conflicts_with = "listen")]
+    show_host_key: bool,
     /// With --listen: the directory clients read from and write into.
     #[arg(long, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
@@ -98,6 +102,11 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
     if let (Some(name), Some(users)) = (&cli.add_user, &cli.users) {
         vfer::cli::login_daemon::add_user(users, name)?;
+        return Ok(exit::SUCCESS);
+    }
+    if let (true, Some(users)) = (cli.show_host_key, &cli.users) {
+        let key = cli.host_key.clone();
+        println!("{}", vfer::cli::login_daemon::show_host_key(users, key)?);
         return Ok(exit::SUCCESS);
     }
     if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {

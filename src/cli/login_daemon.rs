@@ -51,13 +51,26 @@ pub struct LoginDaemonOptions {
 
 /// The host key path the daemon uses.
 pub fn host_key_path(opts: &LoginDaemonOptions) -> PathBuf {
-    opts.host_key.clone().unwrap_or_else(|| {
-        opts.users
+    key_path(&opts.users, opts.host_key.clone())
+}
+
+fn key_path(users: &Path, host_key: Option<PathBuf>) -> PathBuf {
+    host_key.unwrap_or_else(|| {
+        users
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(DEFAULT_HOST_KEY_NAME)
     })
+}
+
+/// `vfer-recv --show-host-key --users FILE [--host-key K]`: the line
+/// `FINGERPRINT PATH` of the key the daemon would use (created if missing),
+/// for the administrator to hand to users.
+pub fn show_host_key(users: &Path, host_key: Option<PathBuf>) -> Result<String> {
+    let path = key_path(users, host_key);
+    let (key, _) = HostKey::load_or_create(&path)?;
+    Ok(format!("{} {}", key.fingerprint(), path.display()))
 }
 
 struct Shared {
