@@ -63,10 +63,6 @@ pub(crate) struct Receiving {
     failed: Option<String>,
 }
 
-fn same_mtime(m: &sinkfs::Meta, e: &WireEntry<'_>) -> bool {
-    m.mtime_sec == e.mtime_sec && m.mtime_nsec == e.mtime_nsec
-}
-
 impl Pending {
     /// Looks at the destination and decides what to ask for. An `Err` is a
     /// per-file failure (the file is skipped).
@@ -107,10 +103,12 @@ impl Pending {
             return Ok(p);
         }
         if let Some(m) = existing {
+            // Same size: compare hashes (rsync's quick check would also
+            // want the same mtime, but without -p every copy has a new
+            // one, and reading a file is far cheaper than sending it).
             if sink.opts.skip_identical
                 && m.kind == rustix::fs::FileType::RegularFile
                 && m.size == e.size
-                && same_mtime(&m, e)
             {
                 let (par, n, size) = (parent.clone(), name.clone(), e.size);
                 let r = blocking(move || {
@@ -455,7 +453,29 @@ impl Sink<'_> {
         }
         self.summary.bytes_skipped += p.size;
         self.job_done += p.size;
+        if self.preserve {
+            if let Err(e) = self.restamp(&p).await {
+                return self
+                    .fail(fw, index, &p.rel, format!("setting mode and mtime: {e}"))
+                    .await;
+            }
+        }
         self.succeed(fw, index, &p.rel, Kind::File).await
+    }
+
+    /// `-p` on a file that was already there: give it the source's mode
+    /// and mtime.
+    async fn restamp(&mut self, p: &Pending) -> std::io::Result<()> {
+        let parent = self.parent_fd(&p.local)?;
+        let name = p.local.file_name().to_owned();
+        let mode = self.file_mode(p.mode);
+        let (sec, nsec) = p.mtime;
+        blocking(move || {
+            let f = sinkfs::open_existing(parent.as_fd(), &name)?;
+            sinkfs::set_mode_fd(&f, mode)?;
+            sinkfs::set_mtime_fd(&f, sec, nsec)
+        })
+        .await
     }
 
     /// FILE_ABORT: the source failed on this file; the part is kept.
