@@ -32,9 +32,10 @@ struct Cli {
     #[command(flatten)]
     common: Common,
     /// Run as a standing daemon on this UDP address (key-file mode), e.g. 0.0.0.0:7878.
-    #[arg(long, value_name = "ADDR:PORT", requires_all = ["key_file", "root"])]
+    #[arg(long, value_name = "ADDR:PORT", requires = "key_file")]
     listen: Option<std::net::SocketAddr>,
-    /// With --listen: the directory clients read from and write into.
+    /// With --listen: the directory clients read from and write into
+    /// (default: the current directory).
     #[arg(long, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
     /// With --listen: most sessions at once.
@@ -77,7 +78,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
             key_file: c.key_file.clone().unwrap_or_default(),
-            root: cli.root.clone().unwrap_or_default(),
+            root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),
             config: c.transport_config(),

@@ -220,8 +220,9 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
                     super::session::close(session, 0).await;
                 }
                 Err(e) => {
-                    tracing::warn!("{peer}: {e:#}");
-                    super::session::close_with(session, 1, &format!("{e:#}")).await;
+                    let why = super::exit::describe(&e);
+                    tracing::warn!("{peer}: {why}");
+                    super::session::close_with(session, 1, &why).await;
                 }
             }
         }
