@@ -193,6 +193,10 @@ fn two_gib_sparse_file_through_local() {
     assert_eq!(fs::metadata(&dst).unwrap().len(), len);
     assert_eq!(file_hash(&dst), file_hash(&src));
     assert!(!d.path().join("copy.img.vfer-part").exists());
+    // Holes stay holes (file systems allocate in blocks: allow slack).
+    use std::os::unix::fs::MetadataExt;
+    let allocated = fs::metadata(&dst).unwrap().blocks() * 512;
+    assert!(allocated < 64 << 20, "{allocated} bytes allocated");
 }
 
 /// Waits until `path` is at least `size` bytes (or panics after a minute).

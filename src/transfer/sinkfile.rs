@@ -156,6 +156,18 @@ impl Pending {
     }
 }
 
+/// Writes a chunk at the end of a part file, or leaves a hole when it is
+/// all zeros (sparse files stay sparse, like `rsync -S`). The part only
+/// ever grows at its end, so a hole reads back as the zeros it stands for;
+/// `complete` extends the length over a trailing hole.
+fn write_or_skip_zeros(file: &mut File, buf: &[u8]) -> io::Result<()> {
+    if buf.len() >= 4096 && buf.iter().all(|&b| b == 0) {
+        file.seek(SeekFrom::Current(buf.len() as i64)).map(|_| ())
+    } else {
+        file.write_all(buf)
+    }
+}
+
 fn show_os(s: &std::ffi::OsStr) -> String {
     format!("{:?}", s.to_string_lossy())
 }
@@ -306,7 +318,7 @@ impl Sink<'_> {
         buf.clear();
         buf.extend_from_slice(d);
         cur.inflight = Some(tokio::task::spawn_blocking(move || {
-            let r = file.write_all(&buf);
+            let r = write_or_skip_zeros(&mut file, &buf);
             (file, buf, r)
         }));
     }
@@ -424,7 +436,12 @@ impl Sink<'_> {
         }
         let mode = self.file_mode(cur.p.mode);
         let mtime = self.preserve.then_some(cur.p.mtime);
+        let size = cur.offset + cur.received;
         blocking(move || {
+            // A run of zeros at the end was skipped, not written.
+            if file.metadata()?.len() < size {
+                file.set_len(size)?;
+            }
             file.sync_all()?;
             sinkfs::set_mode_fd(&file, mode)?;
             if let Some((s, ns)) = mtime {
