@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{pattern, run};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -13,14 +15,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SEND: &str = env!("CARGO_BIN_EXE_vfer-send");
-
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run binary")
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
@@ -37,19 +31,6 @@ fn ok(out: &Output) {
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-/// Deterministic pseudo-random bytes.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// What a tree holds, path by path: file contents, link targets, dirs.
@@ -94,12 +75,12 @@ fn awkward_tree(root: &Path) {
         let dir = root.join(format!("many/d{}", i % 7));
         fs::create_dir_all(&dir).unwrap();
         let len = (i * 997 % 20_000) as usize;
-        fs::write(dir.join(format!("f{i}.bin")), pseudo_random(len, i)).unwrap();
+        fs::write(dir.join(format!("f{i}.bin")), pattern(len, i)).unwrap();
     }
     fs::create_dir_all(root.join("empty/also empty")).unwrap();
     fs::write(root.join("zero bytes"), b"").unwrap();
     fs::write(root.join("naïve café ☕.txt"), "ünïcødé\n").unwrap();
-    fs::write(root.join("many/big.bin"), pseudo_random(3_000_000, 99)).unwrap();
+    fs::write(root.join("many/big.bin"), pattern(3_000_000, 99)).unwrap();
     std::os::unix::fs::symlink("many/d1/f1.bin", root.join("inside link")).unwrap();
     std::os::unix::fs::symlink("../../../etc/passwd", root.join("many/outside")).unwrap();
     std::os::unix::fs::symlink("does/not/exist", root.join("dangling")).unwrap();
@@ -183,7 +164,7 @@ fn two_gib_sparse_file_through_local() {
             .enumerate()
         {
             f.seek(SeekFrom::Start(at)).unwrap();
-            f.write_all(&pseudo_random(4096, i as u64 + 7)).unwrap();
+            f.write_all(&pattern(4096, i as u64 + 7)).unwrap();
         }
     }
     let dst = d.path().join("copy.img");
@@ -212,29 +193,12 @@ fn wait_for_size(path: &Path, size: u64) {
     }
 }
 
-/// Waits until no process has `pattern` in its command line.
-fn wait_gone(pattern: &str) {
-    let start = Instant::now();
-    while Command::new("pgrep")
-        .args(["-f", pattern])
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{pattern} still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn resume_after_the_sender_is_killed_sends_only_the_rest() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("resume-src.bin");
     let size = 48 << 20;
-    let data = pseudo_random(size, 5);
+    let data = pattern(size, 5);
     fs::write(&src, &data).unwrap();
     let dst = d.path().join("resume-dst.bin");
     let part = d.path().join("resume-dst.bin.vfer-part");
@@ -251,7 +215,8 @@ fn resume_after_the_sender_is_killed_sends_only_the_rest() {
     sender.wait().unwrap();
     // The receiving side notices the silence (--timeout 2) and exits,
     // keeping the part.
-    wait_gone(&format!("vfer-recv --server .*{}", s(&dst)));
+    let left = common::wait_gone(&["vfer-recv", "--server", s(&dst)], Duration::from_secs(30));
+    assert!(left.is_empty(), "the far side did not exit: {left:?}");
     let kept = fs::metadata(&part).unwrap().len();
     assert!(kept >= size as u64 / 2, "part kept: {kept}");
     assert!(!dst.exists(), "no complete-looking file after the kill");
@@ -275,7 +240,7 @@ fn sigint_stops_cleanly_keeps_the_part_and_resumes() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("int-src.bin");
     let size = 32 << 20;
-    let data = pseudo_random(size, 6);
+    let data = pattern(size, 6);
     fs::write(&src, &data).unwrap();
     let dst = d.path().join("int-dst.bin");
     let part = d.path().join("int-dst.bin.vfer-part");
@@ -295,7 +260,8 @@ fn sigint_stops_cleanly_keeps_the_part_and_resumes() {
     let out = sender.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "SIGINT exits 130");
     assert!(String::from_utf8_lossy(&out.stderr).contains("resume"));
-    wait_gone(&format!("vfer-recv --server .*{}", s(&dst)));
+    let left = common::wait_gone(&["vfer-recv", "--server", s(&dst)], Duration::from_secs(30));
+    assert!(left.is_empty(), "the far side did not exit: {left:?}");
     assert!(part.exists(), "the part is kept for resume");
     assert!(!dst.exists());
 
@@ -330,7 +296,7 @@ fn a_full_disk_fails_the_file_keeps_the_part_and_says_how_much_is_missing() {
     fs::set_permissions(&mnt, fs::Permissions::from_mode(0o755)).unwrap();
 
     let src = d.path().join("big.bin");
-    fs::write(&src, pseudo_random(6 << 20, 8)).unwrap();
+    fs::write(&src, pattern(6 << 20, 8)).unwrap();
     let small = d.path().join("small.txt");
     fs::write(&small, b"fits\n").unwrap();
     let out = run(
