@@ -3,21 +3,15 @@
 
 mod common;
 
+use common::run;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SEND: &str = env!("CARGO_BIN_EXE_vfer-send");
 const RECV: &str = env!("CARGO_BIN_EXE_vfer-recv");
-
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run binary")
-}
 
 fn random_file(path: &Path, len: usize) -> Vec<u8> {
     let mut x = 0x1234_5678_u64 ^ len as u64;

@@ -171,3 +171,47 @@ async fn sparse_file_64_mib() {
 async fn sparse_file_2_gib() {
     sparse_roundtrip(2 << 30).await;
 }
+
+#[tokio::test]
+async fn same_size_files_are_compared_by_hash_not_mtime() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let f = src.path().join("same.bin");
+    let body = data(SIZE, 21);
+    fs::write(&f, &body).unwrap();
+    let preserve = SendOptions {
+        preserve: true,
+        ..SendOptions::default()
+    };
+    let recv = ReceiveOptions::default();
+    let send = || {
+        run(
+            vec![Source::Path(f.clone())],
+            Dest::Path(dst.path().to_owned()),
+            &preserve,
+            &recv,
+        )
+    };
+    // An identical copy with another mtime is not sent again, and -p gives
+    // it the source's mtime.
+    fs::write(dst.path().join("same.bin"), &body).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let r = send().await.1.unwrap();
+    assert_eq!((r.bytes, r.bytes_skipped), (0, SIZE as u64));
+    let got = fs::metadata(dst.path().join("same.bin")).unwrap();
+    assert_eq!(got.modified().unwrap(), old);
+
+    // Same size, other bytes: the whole file is sent.
+    let mut other = body.clone();
+    other[SIZE - 1] ^= 0x80;
+    fs::write(dst.path().join("same.bin"), &other).unwrap();
+    let r = send().await.1.unwrap();
+    assert_eq!((r.bytes, r.bytes_skipped), (SIZE as u64, 0));
+    assert_eq!(fs::read(dst.path().join("same.bin")).unwrap(), body);
+}

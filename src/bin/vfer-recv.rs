@@ -38,7 +38,7 @@ struct Cli {
     common: Common,
     /// Run as a standing daemon on this UDP address (with --key-file, or
     /// --users for user/password login), e.g. 0.0.0.0:7878.
-    #[arg(long, value_name = "ADDR:PORT", requires = "root")]
+    #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
     /// With --listen: log users in (challenge-response mode) against this
     /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
@@ -61,7 +61,8 @@ struct Cli {
     /// default next to --users; created if missing) and exit.
     #[arg(long, requires = "users", conflicts_with = "listen")]
     show_host_key: bool,
-    /// With --listen: the directory clients read from and write into.
+    /// With --listen: the directory clients read from and write into
+    /// (default: the current directory).
     #[arg(long, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
     /// With --listen: most sessions at once.
@@ -114,7 +115,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             listen,
             users: users.clone(),
             host_key: cli.host_key.clone(),
-            root: cli.root.clone().unwrap_or_default(),
+            root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),
             config: c.transport_config(),
@@ -131,7 +132,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
             key_file: c.key_file.clone().unwrap_or_default(),
-            root: cli.root.clone().unwrap_or_default(),
+            root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),
             config: c.transport_config(),

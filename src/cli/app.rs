@@ -24,7 +24,7 @@ pub fn block_on<F: Future<Output = Result<i32>>>(program: &str, fut: F) -> i32 {
     match rt.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{program}: {e:#}");
+            eprintln!("{program}: {}", exit::describe(&e));
             exit::code_for(&e)
         }
     }

@@ -111,10 +111,21 @@ pub fn confine(root: &Path, path: &str) -> Result<PathBuf, RequestError> {
         return Err(RequestError::Outside(path.to_string()));
     }
     let full = root.join(rel);
-    if let (Ok(real), Ok(real_root)) = (full.canonicalize(), root.canonicalize()) {
-        if !real.starts_with(&real_root) {
-            return Err(RequestError::Outside(path.to_string()));
+    let real_root = root.canonicalize()?;
+    // The deepest part of the path that exists must resolve inside the
+    // root: `link/new-file` with `link -> /etc` is refused too.
+    let mut probe = full.as_path();
+    let real = loop {
+        match probe.canonicalize() {
+            Ok(real) => break real,
+            Err(_) => match probe.parent() {
+                Some(up) => probe = up,
+                None => return Err(RequestError::Outside(path.to_string())),
+            },
         }
+    };
+    if !real.starts_with(&real_root) {
+        return Err(RequestError::Outside(path.to_string()));
     }
     Ok(full)
 }
@@ -148,6 +159,11 @@ mod tests {
         assert!(confine(root.path(), "/etc/passwd").is_err());
         std::os::unix::fs::symlink("/etc", root.path().join("esc")).unwrap();
         assert!(confine(root.path(), "esc/passwd").is_err());
+        assert!(confine(root.path(), "esc/not-there/new").is_err());
+        assert!(confine(root.path(), "new/deeper/file").is_ok());
+        std::os::unix::fs::symlink("in", root.path().join("inner")).unwrap();
+        std::fs::create_dir(root.path().join("in")).unwrap();
+        assert!(confine(root.path(), "inner/new").is_ok());
     }
 }
 
@@ -204,8 +220,9 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
                     super::session::close(session, 0).await;
                 }
                 Err(e) => {
-                    tracing::warn!("{peer}: {e:#}");
-                    super::session::close_with(session, 1, &format!("{e:#}")).await;
+                    let why = super::exit::describe(&e);
+                    tracing::warn!("{peer}: {why}");
+                    super::session::close_with(session, 1, &why).await;
                 }
             }
         }

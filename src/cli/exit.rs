@@ -60,3 +60,35 @@ pub fn code_for(e: &anyhow::Error) -> i32 {
     }
     PARTIAL
 }
+
+/// An error and its causes on one line, `outer: inner: innermost`, leaving
+/// out a cause whose text an outer message already quotes (many errors
+/// embed their source in their own message).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::describe;
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(io).context("key file k: No such file");
+        assert_eq!(describe(&e), "key file k: No such file");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&e), "outer: inner");
+    }
+}

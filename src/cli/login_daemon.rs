@@ -178,8 +178,9 @@ async fn serve_client(session: Session, ctx: LoginContext, shared: &Shared) {
                     super::session::close(session, 0).await;
                 }
                 Err(e) => {
-                    tracing::warn!("{peer} ({user}): {e:#}");
-                    super::session::close_with(session, 1, &format!("{e:#}")).await;
+                    let why = super::exit::describe(&e);
+                    tracing::warn!("{peer} ({user}): {why}");
+                    super::session::close_with(session, 1, &why).await;
                 }
             }
         }

@@ -23,31 +23,60 @@ pub enum Mode {
 /// A progress bar fed by the transfer layer's progress reports.
 pub struct Bar {
     bar: ProgressBar,
-    file: Arc<Mutex<String>>,
+    file: Arc<Mutex<Current>>,
+    /// `--progress` without a terminal: a plain line every second instead
+    /// of a redrawn bar (for logs).
+    lines: bool,
+}
+
+/// The file being moved, for the bar's message.
+#[derive(Default)]
+struct Current {
+    path: String,
+    size: Option<u64>,
+    /// Last percentage shown (the message is rebuilt only when it moves).
+    shown: Option<u64>,
+    /// When the last plain line was printed.
+    printed: Option<std::time::Instant>,
+}
+
+/// The bar's message for the current file: name, bytes done and percent.
+fn file_label(path: &str, done: u64, size: Option<u64>) -> String {
+    let done_h = indicatif::BinaryBytes(done);
+    match size {
+        Some(n) if n > 0 => format!("{path} {done_h} ({}%)", done.min(n) * 100 / n),
+        _ => format!("{path} {done_h}"),
+    }
 }
 
 impl Bar {
     /// A bar for `mode`, or `None` when nothing should be drawn.
     pub fn new(mode: Mode) -> Option<Bar> {
-        let draw = match mode {
+        let terminal = std::io::stderr().is_terminal();
+        match mode {
             Mode::Off => return None,
-            Mode::On => true,
-            Mode::Auto => std::io::stderr().is_terminal(),
-        };
-        if !draw {
-            return None;
+            Mode::Auto if !terminal => return None,
+            _ => {}
         }
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
         let style = ProgressStyle::with_template(
-            "{msg:30!} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>4} [{bar:30}]",
+            "{msg:40!} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>4} [{bar:30}]",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
         bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(250));
+        if terminal {
+            bar.enable_steady_tick(Duration::from_millis(250));
+        }
         Some(Bar {
             bar,
-            file: Arc::new(Mutex::new(String::new())),
+            file: Arc::new(Mutex::new(Current::default())),
+            lines: !terminal,
         })
     }
 
@@ -55,15 +84,44 @@ impl Bar {
     pub fn callback(&self) -> ProgressFn {
         let bar = self.bar.clone();
         let file = self.file.clone();
+        let lines = self.lines;
         Arc::new(move |p: &Progress| match p {
             Progress::Started { total_bytes, .. } => bar.set_length(*total_bytes),
-            Progress::FileStarted { path, .. } => {
+            Progress::FileStarted { path, size, offset } => {
                 if let Ok(mut f) = file.lock() {
-                    f.clone_from(path);
+                    f.path.clone_from(path);
+                    f.size = *size;
+                    f.shown = None;
                 }
-                bar.set_message(path.clone());
+                bar.set_message(file_label(path, *offset, *size));
             }
-            Progress::Bytes { job_done, .. } => bar.set_position(*job_done),
+            Progress::Bytes {
+                file_done,
+                job_done,
+            } => {
+                if let Ok(mut f) = file.lock() {
+                    let pct = f.size.map_or(*file_done >> 20, |n| {
+                        file_done.saturating_mul(100) / n.max(1)
+                    });
+                    if f.shown != Some(pct) {
+                        f.shown = Some(pct);
+                        bar.set_message(file_label(&f.path, *file_done, f.size));
+                    }
+                    bar.set_position(*job_done);
+                    let now = std::time::Instant::now();
+                    if lines && f.printed.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                        f.printed = Some(now);
+                        eprintln!(
+                            "{}  {}/{}  {}/s  ETA {}s",
+                            bar.message(),
+                            indicatif::BinaryBytes(*job_done),
+                            indicatif::BinaryBytes(bar.length().unwrap_or(0)),
+                            indicatif::BinaryBytes(bar.per_sec() as u64),
+                            bar.eta().as_secs()
+                        );
+                    }
+                }
+            }
             Progress::FileFinished { .. } => {}
         })
     }
@@ -82,5 +140,21 @@ pub fn mode(c: &super::args::Common) -> Mode {
         Mode::On
     } else {
         Mode::Auto
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_label;
+
+    #[test]
+    fn labels_show_the_current_file() {
+        assert_eq!(file_label("a.iso", 0, Some(0)), "a.iso 0 B");
+        assert_eq!(file_label("a.iso", 512, Some(1024)), "a.iso 512 B (50%)");
+        assert_eq!(
+            file_label("big", 3 << 30, Some(4 << 30)),
+            "big 3.00 GiB (75%)"
+        );
+        assert_eq!(file_label("-", 2048, None), "- 2.00 KiB");
     }
 }

@@ -63,10 +63,6 @@ pub(crate) struct Receiving {
     failed: Option<String>,
 }
 
-fn same_mtime(m: &sinkfs::Meta, e: &WireEntry<'_>) -> bool {
-    m.mtime_sec == e.mtime_sec && m.mtime_nsec == e.mtime_nsec
-}
-
 impl Pending {
     /// Looks at the destination and decides what to ask for. An `Err` is a
     /// per-file failure (the file is skipped).
@@ -107,10 +103,12 @@ impl Pending {
             return Ok(p);
         }
         if let Some(m) = existing {
+            // Same size: compare hashes (rsync's quick check would also
+            // want the same mtime, but without -p every copy has a new
+            // one, and reading a file is far cheaper than sending it).
             if sink.opts.skip_identical
                 && m.kind == rustix::fs::FileType::RegularFile
                 && m.size == e.size
-                && same_mtime(&m, e)
             {
                 let (par, n, size) = (parent.clone(), name.clone(), e.size);
                 let r = blocking(move || {
@@ -155,6 +153,18 @@ impl Pending {
             }
             _ => Ok(p),
         }
+    }
+}
+
+/// Writes a chunk at the end of a part file, or leaves a hole when it is
+/// all zeros (sparse files stay sparse, like `rsync -S`). The part only
+/// ever grows at its end, so a hole reads back as the zeros it stands for;
+/// `complete` extends the length over a trailing hole.
+fn write_or_skip_zeros(file: &mut File, buf: &[u8]) -> io::Result<()> {
+    if buf.len() >= 4096 && buf.iter().all(|&b| b == 0) {
+        file.seek(SeekFrom::Current(buf.len() as i64)).map(|_| ())
+    } else {
+        file.write_all(buf)
     }
 }
 
@@ -308,7 +318,7 @@ impl Sink<'_> {
         buf.clear();
         buf.extend_from_slice(d);
         cur.inflight = Some(tokio::task::spawn_blocking(move || {
-            let r = file.write_all(&buf);
+            let r = write_or_skip_zeros(&mut file, &buf);
             (file, buf, r)
         }));
     }
@@ -426,7 +436,12 @@ impl Sink<'_> {
         }
         let mode = self.file_mode(cur.p.mode);
         let mtime = self.preserve.then_some(cur.p.mtime);
+        let size = cur.offset + cur.received;
         blocking(move || {
+            // A run of zeros at the end was skipped, not written.
+            if file.metadata()?.len() < size {
+                file.set_len(size)?;
+            }
             file.sync_all()?;
             sinkfs::set_mode_fd(&file, mode)?;
             if let Some((s, ns)) = mtime {
@@ -455,7 +470,29 @@ impl Sink<'_> {
         }
         self.summary.bytes_skipped += p.size;
         self.job_done += p.size;
+        if self.preserve {
+            if let Err(e) = self.restamp(&p).await {
+                return self
+                    .fail(fw, index, &p.rel, format!("setting mode and mtime: {e}"))
+                    .await;
+            }
+        }
         self.succeed(fw, index, &p.rel, Kind::File).await
+    }
+
+    /// `-p` on a file that was already there: give it the source's mode
+    /// and mtime.
+    async fn restamp(&mut self, p: &Pending) -> std::io::Result<()> {
+        let parent = self.parent_fd(&p.local)?;
+        let name = p.local.file_name().to_owned();
+        let mode = self.file_mode(p.mode);
+        let (sec, nsec) = p.mtime;
+        blocking(move || {
+            let f = sinkfs::open_existing(parent.as_fd(), &name)?;
+            sinkfs::set_mode_fd(&f, mode)?;
+            sinkfs::set_mtime_fd(&f, sec, nsec)
+        })
+        .await
     }
 
     /// FILE_ABORT: the source failed on this file; the part is kept.

@@ -23,10 +23,6 @@ pub struct Meta {
     pub kind: FileType,
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, seconds.
-    pub mtime_sec: i64,
-    /// Modification time, nanoseconds.
-    pub mtime_nsec: u32,
 }
 
 fn io_err(e: rustix::io::Errno) -> io::Error {
@@ -39,10 +35,6 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Meta>> {
         Ok(st) => Ok(Some(Meta {
             kind: FileType::from_raw_mode(st.st_mode as _),
             size: st.st_size as u64,
-            // `c_long`: i64 on 64-bit targets, i32 elsewhere.
-            #[allow(clippy::useless_conversion)]
-            mtime_sec: i64::from(st.st_mtime),
-            mtime_nsec: st.st_mtime_nsec as u32,
         })),
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(e) => Err(io_err(e)),

@@ -129,6 +129,15 @@ pub fn wait_gone(needles: &[&str], timeout: Duration) -> Vec<u32> {
     }
 }
 
+/// Runs `bin` with `args` (stdin closed) and collects its output.
+pub fn run(bin: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run binary")
+}
+
 /// A deterministic test pattern.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len as u64)
