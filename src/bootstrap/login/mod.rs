@@ -75,6 +75,10 @@ fn no_answer(addr: &SocketAddr, after: &Duration, forged: u64) -> String {
              Nothing was sent."
         )
     } else {
-        format!("{addr}: no answer from a vfer daemon within {after:?} (is it running, and is UDP to that port open?)")
+        format!(
+            "{addr}: no answer from a vfer login daemon within {after:?} (is `vfer-recv --listen \
+             --users` running there, and is UDP to that port open? A key-file daemon needs \
+             --key-file and no user name)"
+        )
     }
 }
