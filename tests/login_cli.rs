@@ -296,3 +296,44 @@ fn usage_errors() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
 }
+
+#[test]
+fn concurrent_guesses_cannot_overtake_the_user_limit() {
+    let t = Setup::new(&[("gwen", "the real one")]);
+    let port = free_udp_port();
+    let d = t.daemon(port);
+    let src = t.path("f.bin");
+    fs::write(&src, data(1_000, 4)).unwrap();
+    let url = format!("vfer://gwen@127.0.0.1:{port}/in/");
+    // Ten wrong guesses at once, from one address.
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            let mut c = client(
+                SEND,
+                &t.home,
+                &format!("guess {i}"),
+                &[
+                    "-q",
+                    "--host-key-fingerprint",
+                    &d.fingerprint,
+                    s(&src),
+                    &url,
+                ],
+            );
+            c.stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut limited = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
+        if stderr(&out).contains("too many failed logins") {
+            limited += 1;
+        }
+    }
+    // Exactly the burst of 5 reached Argon2; the rest were limited.
+    assert_eq!(d.count("login refused for user"), 5);
+    assert_eq!(limited, 5);
+    assert_eq!(d.count("rate-limited"), 5);
+}

@@ -73,11 +73,29 @@ pub fn show_host_key(users: &Path, host_key: Option<PathBuf>) -> Result<String> 
     Ok(format!("{} {}", key.fingerprint(), path.display()))
 }
 
+/// Logins of one user name are checked one at a time (user names map to
+/// one of this many locks), so concurrent attempts cannot overtake the
+/// per-user limit: each sees the failures of those before it.
+pub const USER_STRIPES: usize = 64;
+
 struct Shared {
     users: Mutex<Users>,
     limits: Mutex<LoginLimits>,
     argon2: Semaphore,
+    /// Per-user-name serialisation (see [`USER_STRIPES`]).
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Keyed hashing of names onto stripes (an attacker cannot aim at a
+    /// victim's stripe).
+    stripe_hash: std::collections::hash_map::RandomState,
     root: PathBuf,
+}
+
+impl Shared {
+    fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::BuildHasher;
+        let i = self.stripe_hash.hash_one(user) as usize % self.stripes.len();
+        &self.stripes[i]
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,6 +171,10 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
         users: Mutex::new(users),
         limits: Mutex::new(LoginLimits::default()),
         argon2: Semaphore::new(MAX_ARGON2),
+        stripes: (0..USER_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect(),
+        stripe_hash: std::collections::hash_map::RandomState::new(),
         root,
     });
     let listen = ListenOptions {
@@ -199,32 +221,43 @@ async fn login(session: &Session, ctx: &LoginContext, shared: &Shared) -> Result
         .await
         .context("no login within the login timeout")??;
     let user = msg.user.clone();
-    let limited = lock(&shared.limits).check(&user, ip, Instant::now());
-    if let Err(wait) = limited {
-        let secs = wait.as_secs().saturating_add(1).min(u64::from(u32::MAX)) as u32;
-        auth::write_verdict(&mut stream, Verdict::RateLimited(secs)).await?;
-        bail!("login for user {user:?} rate-limited ({secs} s)");
-    }
-    let (hash, known) = {
-        let mut users = lock(&shared.users);
-        users.refresh();
-        users.hash_for(&user)
-    };
     let bound = ctx.binding.is_some_and(|b| ct_eq(&b, &msg.binding));
     let password: Zeroizing<Vec<u8>> = msg.password;
-    // No Argon2 before here: the client has proven its address (cookie) and
-    // completed a transport handshake under the agreed secret.
-    let matched = {
-        let _permit = shared.argon2.acquire().await?;
-        tokio::task::spawn_blocking(move || users::verify(&hash, &password)).await?
+    let verdict = {
+        let _turn = shared.stripe(&user).lock().await;
+        let limited = lock(&shared.limits).check(&user, ip, Instant::now());
+        match limited {
+            Err(wait) => Verdict::RateLimited(
+                wait.as_secs().saturating_add(1).min(u64::from(u32::MAX)) as u32,
+            ),
+            Ok(()) => {
+                let (hash, known) = {
+                    let mut users = lock(&shared.users);
+                    users.refresh();
+                    users.hash_for(&user)
+                };
+                // No Argon2 before here: the client has proven its address
+                // (cookie) and completed a transport handshake under the
+                // agreed secret.
+                let matched = {
+                    let _permit = shared.argon2.acquire().await?;
+                    tokio::task::spawn_blocking(move || users::verify(&hash, &password)).await?
+                };
+                if matched && known && bound {
+                    Verdict::Ok
+                } else {
+                    lock(&shared.limits).fail(&user, ip, Instant::now());
+                    Verdict::Refused
+                }
+            }
+        }
     };
-    if matched && known && bound {
-        auth::write_verdict(&mut stream, Verdict::Ok).await?;
-        return Ok(user);
+    auth::write_verdict(&mut stream, verdict).await?;
+    match verdict {
+        Verdict::Ok => Ok(user),
+        Verdict::RateLimited(secs) => bail!("login for user {user:?} rate-limited ({secs} s)"),
+        Verdict::Refused => bail!("login refused for user {user:?}"),
     }
-    lock(&shared.limits).fail(&user, ip, Instant::now());
-    auth::write_verdict(&mut stream, Verdict::Refused).await?;
-    bail!("login refused for user {user:?}")
 }
 
 /// `vfer-recv --add-user NAME --users FILE`: reads a password (twice, with
