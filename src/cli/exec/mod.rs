@@ -1,0 +1,55 @@
+//! Programs over the secure channel (docs/PROTOCOL.md §8): `vfer-send
+//! --exec CMD HOST -- REMOTE_CMD...` starts REMOTE_CMD on the far side
+//! through the SSH starting mode (or `--local`), joins its stdin/stdout to
+//! the session's stream and CMD's stdout/stdin to the other end, and
+//! returns the far program's exit status — `tar c dir | … | tar x` at vfer
+//! speed, the job s6-tlsd and minssl-tunnel do for one connection.
+//!
+//! - [`frame`]: the far side → client framing (stdout, stderr, EOF, exit).
+//! - [`server`]: the far side (`vfer-recv --server --exec-remote -- ARGV`).
+//! - [`client`]: the client (`vfer-send --exec`).
+
+pub mod client;
+pub mod frame;
+pub mod server;
+mod stdin;
+
+use std::net::SocketAddr;
+
+/// Hidden flag that makes `vfer-recv --server` run the operands as a
+/// program instead of receiving files.
+pub const REMOTE_FLAG: &str = "--exec-remote";
+
+/// `VSL_PROTOCOL` in the programs' environment: the packet protection's
+/// name and version.
+pub const VSL_PROTOCOL: &str = "VSL1";
+/// `VSL_CIPHER`: the exact construction protecting the packets
+/// (§1: AES-256-CTR, then HMAC-SHA256 truncated to 128 bits).
+pub const VSL_CIPHER: &str = "AES-256-CTR+HMAC-SHA256-128";
+/// `VSL_KEX`: the key exchange of the handshake (§2, forward secrecy).
+pub const VSL_KEX: &str = "X25519";
+
+/// The session facts given to a program, s6-tlsd style (nothing secret):
+/// `VSL_PROTOCOL`, `VSL_CIPHER`, `VSL_KEX`, `VFER_PEER` (`ip:port` of the
+/// other end's UDP socket, IPv4-mapped addresses shown as IPv4).
+pub fn session_env(peer: SocketAddr) -> [(&'static str, String); 4] {
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    [
+        ("VSL_PROTOCOL", VSL_PROTOCOL.to_string()),
+        ("VSL_CIPHER", VSL_CIPHER.to_string()),
+        ("VSL_KEX", VSL_KEX.to_string()),
+        ("VFER_PEER", peer.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_shows_mapped_peers_as_ipv4() {
+        let env = session_env("[::ffff:10.1.2.3]:4000".parse().unwrap());
+        assert_eq!(env[3], ("VFER_PEER", "10.1.2.3:4000".to_string()));
+        assert_eq!(env[1].1, "AES-256-CTR+HMAC-SHA256-128");
+    }
+}
