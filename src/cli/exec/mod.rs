@@ -53,3 +53,53 @@ mod tests {
         assert_eq!(env[1].1, "AES-256-CTR+HMAC-SHA256-128");
     }
 }
+
+/// `vfer-send` options of `--exec`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExecArgs {
+    /// Run CMD here (sh -c) and the program after `--` on the far side,
+    /// CMD's stdout feeding its stdin and its stdout feeding CMD's stdin,
+    /// over the secure stream: `--exec 'tar c d' host -- tar x -C /dst`.
+    /// CMD `-` joins our own stdin/stdout instead. Exits with the far
+    /// program's status.
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub exec: Option<String>,
+}
+
+/// `vfer-send --exec CMD OPERANDS`: OPERANDS are `[USER@]HOST REMOTE_CMD...`
+/// (with `--local`: only `REMOTE_CMD...`). Returns the exit status.
+pub async fn from_cli(
+    program: &str,
+    cmd: &str,
+    operands: &[String],
+    c: &crate::cli::args::Common,
+) -> anyhow::Result<i32> {
+    use crate::cli::exit::usage;
+    use crate::cli::session::Far;
+    let (far, remote) = if c.local {
+        (Far::Local, operands)
+    } else {
+        let Some((host, rest)) = operands.split_first() else {
+            return Err(usage(
+                "--exec needs a host and a remote command: --exec CMD [USER@]HOST -- REMOTE_CMD...",
+            ));
+        };
+        if host.contains(':') && !host.starts_with('[') || host.starts_with("vfer://") {
+            return Err(usage(format!(
+                "--exec: '{host}' is not [USER@]HOST (no path or URL: the remote command goes after --)"
+            )));
+        }
+        (Far::Ssh(host.clone()), rest)
+    };
+    if remote.is_empty() {
+        return Err(usage(
+            "--exec needs the remote command after --, e.g. -- tar x -C /dest",
+        ));
+    }
+    let req = client::ExecRequest {
+        far,
+        local: (cmd != "-").then(|| cmd.to_string()),
+        remote: remote.to_vec(),
+    };
+    client::run(program, req, c).await
+}

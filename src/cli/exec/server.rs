@@ -4,8 +4,9 @@
 //! (§8.2), then sends the exit status and closes.
 //!
 //! The program inherits nothing secret: the session secret arrived on our
-//! stdin (already consumed and wiped), every descriptor of ours is
-//! close-on-exec, and its stdio are fresh pipes. It runs in its own process
+//! stdin (already consumed and wiped), every descriptor above stdio is
+//! closed at exec (ours are close-on-exec; inherited ones are marked so
+//! just before exec), and its stdio are fresh pipes. It runs in its own process
 //! group, which gets SIGTERM (then SIGKILL after [`KILL_GRACE`]) when the
 //! session dies under it, and SIGTERM when this server is asked to stop.
 
@@ -180,6 +181,24 @@ fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs between fork and exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Descriptors we inherited without close-on-exec (from sshd or
+            // whoever started us) are not the program's business: mark all
+            // above stdio close-on-exec (Linux >= 5.11; older kernels skip
+            // it; ours are close-on-exec already).
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     cmd.spawn().map_err(|e| Exit {
         status: if e.kind() == std::io::ErrorKind::NotFound {
             127

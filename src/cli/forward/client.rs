@@ -137,3 +137,45 @@ async fn one(
         }
     }
 }
+
+/// `vfer-send --key-file K --forward-from ADDR vfer://HOST[:PORT]`.
+pub async fn from_cli(
+    args: &super::ForwardFromArgs,
+    operands: &[String],
+    c: &crate::cli::args::Common,
+) -> Result<i32> {
+    use crate::cli::exit::{self, usage};
+    use crate::cli::target::Operand;
+    let [url] = operands else {
+        return Err(usage(
+            "--forward-from ADDR:PORT takes one operand: the daemon, vfer://HOST[:PORT]",
+        ));
+    };
+    let (host, port) = match Operand::parse(url)? {
+        Operand::Daemon {
+            host, port, path, ..
+        } if path.is_empty() || path == "/" => (host, port),
+        _ => {
+            return Err(usage(format!(
+                "--forward-from: '{url}' is not vfer://HOST[:PORT] (the daemon's --forward names the target)"
+            )))
+        }
+    };
+    let daemon = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
+        .with_context(|| format!("{host} has no address of the asked family"))?;
+    let opts = ClientOptions {
+        from: args.forward_from.clone().unwrap_or_default(),
+        daemon,
+        key_file: c.key_file.clone().unwrap_or_default(),
+        max_connections: args.max_connections as usize,
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        pidfile: args.pidfile.clone(),
+        config: c.transport_config(),
+        quiet: c.quiet,
+    };
+    run(opts).await?;
+    Ok(exit::SUCCESS)
+}
