@@ -118,7 +118,7 @@ async fn one(
         .with_context(|| format!("no session with {daemon} (wrong key, or no daemon there?)"))?;
     let mut s = session.stream();
     if let Err(e) = s.write_all(HELLO).await {
-        session::close_with(session, 1, "cannot send hello").await;
+        session.close(1, "cannot send hello").await;
         return Err(e.into());
     }
     match splice(tcp, &session, stop).await {
@@ -129,7 +129,7 @@ async fn one(
         }
         Err(e) => {
             let peer = session::peer_reason(&session).await;
-            session::close_with(session, 1, &e.to_string()).await;
+            session.close(1, &e.to_string()).await;
             match peer {
                 Some(why) => Err(anyhow::anyhow!("the daemon says: {why}")),
                 None => Err(e.into()),

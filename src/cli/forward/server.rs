@@ -66,7 +66,7 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
         let guard = act.enter();
         async move {
             if *stop.borrow() {
-                session::close_with(s, 1, "the daemon is shutting down").await;
+                s.close(1, "the daemon is shutting down").await;
                 return;
             }
             let peer = s.peer();
@@ -76,7 +76,9 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
                 }
                 Err(e) => {
                     tracing::warn!("{peer}: {e:#}");
-                    session::close_with(s, 1, &format!("{e:#}")).await;
+                    // No FIN first: the client must see a failure, not an
+                    // empty but complete stream.
+                    s.close(1, &format!("{e:#}")).await;
                 }
             }
             drop(guard);
