@@ -251,11 +251,11 @@ fn echo_through_one_percent_loss() {
     let relay = LossyRelay::start(daddr, 10, 0x5eed);
     let (cl, caddr) = client(&k, relay.addr, &[]);
     let _procs = Procs(vec![dm, cl]);
-    // Three connections at once, each its own session, 1.5 MB each way.
+    // Three connections at once, each its own session, 4 MB each way.
     let workers: Vec<_> = (0..3u64)
         .map(|i| {
             thread::spawn(move || {
-                let data = common::pattern(1_500_000, 100 + i);
+                let data = common::pattern(4_000_000, 100 + i);
                 let got = round_trip(caddr, data.clone());
                 assert!(
                     got == data,
