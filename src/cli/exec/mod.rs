@@ -62,7 +62,12 @@ pub struct ExecArgs {
     /// over the secure stream: `--exec 'tar c d' host -- tar x -C /dst`.
     /// CMD `-` joins our own stdin/stdout instead. Exits with the far
     /// program's status.
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "CMD",
+        allow_hyphen_values = true,
+        conflicts_with = "forward_from"
+    )]
     pub exec: Option<String>,
 }
 
