@@ -196,6 +196,16 @@ fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
+            // Ignored signals survive exec: give the program the default
+            // disposition of every signal, and none blocked.
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             Ok(())
         });
     }
