@@ -4,7 +4,8 @@
 //! unreachable target, pidfiles and SIGTERM.
 //!
 //! Loss: a UDP relay on loopback between client and daemon (this file's
-//! [`LossyRelay`]), dropping datagrams from a seeded xorshift generator,
+//! [`LossyRelay`]), dropping 1% of the datagrams (seeded xorshift) and all
+//! over a 1500-byte MTU,
 //! so real binaries, sockets and timers are exercised end to end.
 
 mod common;
@@ -27,13 +28,18 @@ fn s(p: &Path) -> &str {
 }
 
 /// Drops `per_mille`/1000 of the datagrams each way between its clients
-/// and `upstream`; one upstream socket per client address.
+/// and `upstream`, and every datagram over [`RELAY_MTU`] bytes of UDP
+/// payload (an Ethernet path: PLPMTUD's probes above it get lost, as on a
+/// real path); one upstream socket per client address.
 struct LossyRelay {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     passed: Arc<AtomicU64>,
 }
+
+/// Largest UDP payload the relay passes: 1500-byte IPv4 MTU.
+const RELAY_MTU: usize = 1472;
 
 struct Dice(u64);
 
@@ -83,6 +89,9 @@ impl LossyRelay {
                                 let mut buf = vec![0u8; 65_536];
                                 while !st2.load(Ordering::Relaxed) {
                                     let Ok(n) = b2.recv(&mut buf) else { continue };
+                                    if n > RELAY_MTU {
+                                        continue;
+                                    }
                                     if dice.drop(per_mille) {
                                         dr2.fetch_add(1, Ordering::Relaxed);
                                     } else {
@@ -95,6 +104,9 @@ impl LossyRelay {
                         })
                         .clone()
                 };
+                if n > RELAY_MTU {
+                    continue;
+                }
                 if dice.drop(per_mille) {
                     dr.fetch_add(1, Ordering::Relaxed);
                 } else {
