@@ -5,8 +5,8 @@
 //!
 //! Loss: a UDP relay on loopback between client and daemon (this file's
 //! [`LossyRelay`]), dropping 1% of the datagrams (seeded xorshift) and all
-//! over a 1500-byte MTU,
-//! so real binaries, sockets and timers are exercised end to end.
+//! over a 1500-byte MTU, so real binaries, sockets and timers are exercised
+//! end to end.
 
 mod common;
 
