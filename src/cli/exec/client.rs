@@ -29,7 +29,7 @@ use crate::bootstrap::Family;
 use crate::cli::args::Common;
 use crate::cli::session::{self, Far};
 use crate::cli::{exit, signals};
-use crate::transport::{CloseReason, Session, SessionError, VferStream};
+use crate::transport::{CloseReason, Session, VferStream};
 
 /// How long the far program may take to finish after we were signalled.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(5);
@@ -95,7 +95,7 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
             let reason = session.close_reason();
             let why = result.err();
             session::close_with(session, 1, "exec stream failed").await;
-            return Err(ended_early(reason, why));
+            return Ok(ended_early(program, reason, why));
         }
     };
     session::close(session, 0).await;
@@ -128,13 +128,24 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
     })
 }
 
-/// The error for a session that ended without the far program's status.
-fn ended_early(reason: Option<CloseReason>, why: Option<anyhow::Error>) -> anyhow::Error {
-    let base = match reason {
-        Some(r) => anyhow::Error::from(SessionError::Closed(r)),
-        None => why.unwrap_or_else(|| anyhow::anyhow!("the stream ended")),
+/// Reports a session that ended without the far program's status; 99 if
+/// the peer fell silent (no progress), 111 otherwise.
+fn ended_early(program: &str, reason: Option<CloseReason>, why: Option<anyhow::Error>) -> i32 {
+    let timeout = matches!(
+        reason,
+        Some(CloseReason::IdleTimeout(_) | CloseReason::HandshakeTimeout(_))
+    );
+    let what = match (reason, why) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(e)) => format!("{e:#}"),
+        (None, None) => "the stream ended".to_string(),
     };
-    base.context("the session ended before the remote program did")
+    eprintln!("{program}: the session ended before the remote program did: {what}");
+    if timeout {
+        exit::TIMEOUT
+    } else {
+        exit::TEMPORARY
+    }
 }
 
 /// Starts the far side: `vfer-recv --server FLAGS --exec-remote -- ARGV`.

@@ -211,3 +211,30 @@ pub fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
     std::fs::write(path, format!("{}\n", std::process::id()))
         .with_context(|| format!("cannot write --pidfile {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn active_counts_and_wakes_when_idle() {
+        let a = Active::default();
+        let g1 = a.enter();
+        let g2 = a.enter();
+        assert_eq!(a.count(), 2);
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move { a.idle().await }
+        });
+        drop(g1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(g2);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("idle() woke")
+            .expect("task");
+        assert_eq!(a.count(), 0);
+        a.idle().await; // already idle: returns at once
+    }
+}
