@@ -320,3 +320,22 @@ fn through_real_openssh() {
     f.read_to_string(&mut s).unwrap();
     assert_eq!(s, "hello\n");
 }
+
+#[test]
+fn far_program_ending_first_does_not_wait_for_our_stdin() {
+    // Our stdin stays open (a terminal, say): when the far program ends
+    // without reading it, vfer must not wait for input that never comes.
+    let mut child = Command::new(SEND)
+        .args(["--local", "--exec", "-", "--", "echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, _err) = common::collect(&mut child);
+    let stdin = child.stdin.take();
+    let code = common::wait_code(&mut child, Duration::from_secs(30));
+    drop(stdin);
+    assert_eq!(code, Some(0));
+    assert_eq!(text(&out.finish()), "done\n");
+}
