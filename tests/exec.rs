@@ -339,3 +339,57 @@ fn far_program_ending_first_does_not_wait_for_our_stdin() {
     assert_eq!(code, Some(0));
     assert_eq!(text(&out.finish()), "done\n");
 }
+
+#[test]
+fn program_daemon_with_a_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("key");
+    fs::write(&key, common::pattern(40, 11)).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let port = common::free_udp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let pidfile = d.path().join("pid");
+    let mut daemon = Command::new(RECV)
+        .args(["--listen", &listen, "--key-file", s(&key), "--pidfile"])
+        .arg(&pidfile)
+        .args(["--exec", "wc -c; echo \"peer $VFER_PEER\" >&2; exit 4"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !pidfile.exists() {
+        assert!(std::time::Instant::now() < end, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("vfer://127.0.0.1:{port}");
+    // Two clients in turn, each its own program, status and EOF.
+    for n in [0usize, 250_000] {
+        let out = exec(
+            &["--key-file", s(&key), "--exec", "-", &url],
+            &common::pattern(n, 2),
+        );
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{n}\n"));
+        assert!(text(&out.stderr).contains("peer 127.0.0.1:"));
+    }
+    // The daemon chooses the program: a client cannot.
+    let out = exec(
+        &["--key-file", s(&key), "--exec", "-", &url, "--", "id"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // A local command on the client side works as with ssh.
+    let out = exec(
+        &["--key-file", s(&key), "--exec", "printf 12345", &url],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(4));
+    // SIGTERM: the daemon stops cleanly.
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        common::wait_code(&mut daemon, Duration::from_secs(30)),
+        Some(0)
+    );
+}

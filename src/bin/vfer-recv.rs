@@ -23,6 +23,8 @@ Examples:
   vfer-recv --key-file k vfer://host/in/f .   fetch from such a daemon
   vfer-recv --listen 0.0.0.0:7878 --key-file k --forward 127.0.0.1:80
                                               forward sessions to a TCP service (spiped -d)
+  vfer-recv --listen 0.0.0.0:7879 --key-file k --exec 'cat >> /srv/log'
+                                              run a program for each session (s6-tlsd)
 
 Exit codes: 0 success, 1 some files failed, 2 usage, 99 timeout,
 111 temporary error (network, remote side), 130 interrupted.";
@@ -47,6 +49,8 @@ struct Cli {
     pidfile: Option<std::path::PathBuf>,
     #[command(flatten)]
     forward: vfer::cli::forward::ForwardToArgs,
+    #[command(flatten)]
+    exec: vfer::cli::exec::ExecDaemonArgs,
     /// Internal: with --server, run the operands as a program (--exec).
     #[arg(long = "exec-remote", hide = true)]
     exec_remote: bool,
@@ -100,9 +104,22 @@ async fn try_run(cli: Cli) -> Result<i32> {
             vfer::cli::forward::server::run(opts).await?;
             return Ok(exit::SUCCESS);
         }
+        if let Some(command) = &cli.exec.exec {
+            let opts = vfer::cli::exec::daemon::DaemonOptions {
+                listen,
+                key_file: c.key_file.clone().unwrap_or_default(),
+                command: command.clone(),
+                max_connections: cli.max_connections,
+                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
+                pidfile: cli.pidfile.clone(),
+                config: c.transport_config(),
+            };
+            vfer::cli::exec::daemon::run(opts).await?;
+            return Ok(exit::SUCCESS);
+        }
         if cli.root.is_none() {
             return Err(exit::usage(
-                "--listen needs --root DIR (serve files) or --forward HOST:PORT (forward TCP)",
+                "--listen needs --root DIR (files), --forward HOST:PORT (TCP) or --exec CMD (a program)",
             ));
         }
         let opts = vfer::cli::daemon::DaemonOptions {

@@ -23,13 +23,14 @@ use tokio::sync::watch;
 
 use super::frame::{self, Exit, Frame, How, HEADER_LEN, MAX_PAYLOAD};
 use super::stdin::ThreadStdin;
+use crate::bootstrap::keyfile;
 use crate::bootstrap::local::{self, LocalOptions};
 use crate::bootstrap::ssh_client::{self, RemoteRole, SshOptions, SshTarget};
 use crate::bootstrap::Family;
 use crate::cli::args::Common;
 use crate::cli::session::{self, Far};
 use crate::cli::{exit, signals};
-use crate::transport::{CloseReason, Session, VferStream};
+use crate::transport::{CloseReason, Config, Session, VferStream};
 
 /// How long the far program may take to finish after we were signalled.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(5);
@@ -185,18 +186,37 @@ async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
                 .await
                 .context("cannot start the local server side (--local)")?
         }
-        Far::Daemon { .. } => {
-            return Err(exit::usage(
-                "--exec runs the far program through ssh ([user@]host) or --local; \
-                 key-file daemons (vfer://) do not run programs",
-            ))
-        }
+        Far::Daemon { host, port } => daemon_session(host, *port, c, config).await?,
     };
     if !c.quiet {
         if let Some(w) = session.socket_warning() {
             eprintln!("{w}");
         }
     }
+    Ok(session)
+}
+
+/// A key-file session with a `vfer-recv --listen --exec` daemon, HELLO sent.
+async fn daemon_session(host: &str, port: u16, c: &Common, config: Config) -> Result<Session> {
+    let Some(key_file) = &c.key_file else {
+        return Err(exit::usage(format!(
+            "vfer://{host}:{port} needs --key-file FILE (the daemon's key)"
+        )));
+    };
+    let key = keyfile::load(key_file)?;
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
+        .with_context(|| format!("{host} has no address of the asked family"))?;
+    let session = keyfile::connect(addr, &key, config)
+        .await
+        .with_context(|| format!("{host}:{port}: no session (wrong key, or no daemon there?)"))?;
+    session
+        .stream()
+        .write_all(super::daemon::HELLO)
+        .await
+        .with_context(|| format!("{host}:{port}: cannot send the HELLO"))?;
     Ok(session)
 }
 

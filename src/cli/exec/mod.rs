@@ -8,8 +8,11 @@
 //! - [`frame`]: the far side → client framing (stdout, stderr, EOF, exit).
 //! - [`server`]: the far side (`vfer-recv --server --exec-remote -- ARGV`).
 //! - [`client`]: the client (`vfer-send --exec`).
+//! - [`daemon`]: a key-file daemon running one program per session
+//!   (`vfer-recv --listen --key-file K --exec CMD`, s6-tlsd's job).
 
 pub mod client;
+pub mod daemon;
 pub mod frame;
 pub mod server;
 mod stdin;
@@ -72,7 +75,8 @@ pub struct ExecArgs {
 }
 
 /// `vfer-send --exec CMD OPERANDS`: OPERANDS are `[USER@]HOST REMOTE_CMD...`
-/// (with `--local`: only `REMOTE_CMD...`). Returns the exit status.
+/// (with `--local`: only `REMOTE_CMD...`; for a program daemon: only
+/// `vfer://HOST[:PORT]`). Returns the exit status.
 pub async fn from_cli(
     program: &str,
     cmd: &str,
@@ -89,7 +93,21 @@ pub async fn from_cli(
                 "--exec needs a host and a remote command: --exec CMD [USER@]HOST -- REMOTE_CMD...",
             ));
         };
-        if host.contains(':') && !host.starts_with('[') || host.starts_with("vfer://") {
+        if let Some(url) = host.strip_prefix("vfer://") {
+            let (h, port) = daemon_address(url)?;
+            if !rest.is_empty() {
+                return Err(usage(
+                    "--exec with vfer://: the daemon chooses the program; give no remote command",
+                ));
+            }
+            let req = client::ExecRequest {
+                far: Far::Daemon { host: h, port },
+                local: (cmd != "-").then(|| cmd.to_string()),
+                remote: Vec::new(),
+            };
+            return client::run(program, req, c).await;
+        }
+        if host.contains(':') && !host.starts_with('[') {
             return Err(usage(format!(
                 "--exec: '{host}' is not [USER@]HOST (no path or URL: the remote command goes after --)"
             )));
@@ -107,4 +125,29 @@ pub async fn from_cli(
         remote: remote.to_vec(),
     };
     client::run(program, req, c).await
+}
+
+/// `HOST[:PORT][/]` of a `vfer://` operand (no path: the daemon runs a
+/// fixed program).
+fn daemon_address(url: &str) -> anyhow::Result<(String, u16)> {
+    use crate::cli::target::Operand;
+    match Operand::parse(&format!("vfer://{url}"))? {
+        Operand::Daemon {
+            host, port, path, ..
+        } if path.is_empty() || path == "/" => Ok((host, port)),
+        _ => Err(crate::cli::exit::usage(format!(
+            "--exec: 'vfer://{url}' has a path; a program daemon takes vfer://HOST[:PORT]"
+        ))),
+    }
+}
+
+/// `vfer-recv` option of the program daemon.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExecDaemonArgs {
+    /// With --listen: run CMD (sh -c) for each session, its stdin/stdout
+    /// joined to the stream (like s6-tlsd), instead of serving files.
+    /// Clients: vfer-send --key-file K --exec LOCAL_CMD vfer://HOST.
+    #[arg(long = "exec", value_name = "CMD", requires = "listen",
+          conflicts_with_all = ["root", "forward"])]
+    pub exec: Option<String>,
 }
