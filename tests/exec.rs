@@ -393,3 +393,35 @@ fn program_daemon_with_a_key_file() {
         Some(0)
     );
 }
+
+#[test]
+fn far_program_is_stopped_when_the_client_goes() {
+    // A far program that neither reads nor writes: the client's SIGTERM
+    // closes the session, and the far side then stops the program.
+    let mut child = Command::new(SEND)
+        .args(["--local", "--exec", "-", "--", "echo $$; exec sleep 97"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, _err) = common::collect(&mut child);
+    let stdin = child.stdin.take();
+    let first = text(&out.wait_for(2, Duration::from_secs(20)));
+    let far: i32 = first.trim().parse().unwrap_or_else(|_| panic!("{first:?}"));
+    // SAFETY: plain syscalls on processes this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        common::wait_code(&mut child, Duration::from_secs(30)),
+        Some(130)
+    );
+    drop(stdin);
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while unsafe { libc::kill(far, 0) } == 0 {
+        if std::time::Instant::now() > end {
+            unsafe { libc::kill(far, libc::SIGKILL) };
+            panic!("the far program {far} outlived its session");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -75,6 +75,9 @@ pub async fn serve(session: Session, argv: Vec<String>) {
     let mut stopping = false;
     let mut ok = true;
     let mut watching = true;
+    // A session that ends while the program neither reads nor writes
+    // (the client closed, or fell silent) is noticed here.
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         if status.is_some() && !out_open && !err_open {
             break;
@@ -118,6 +121,11 @@ pub async fn serve(session: Session, argv: Vec<String>) {
             _ = &mut stop, if !stopping => {
                 stopping = true;
                 signal_group(pgid, libc::SIGTERM);
+            }
+            _ = tick.tick() => {
+                if session.close_reason().is_some() {
+                    ok = false;
+                }
             }
             _ = drain => break,
         }
