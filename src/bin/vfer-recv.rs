@@ -118,11 +118,8 @@ async fn try_run(cli: Cli) -> Result<i32> {
             vfer::cli::exec::daemon::run(opts).await?;
             return Ok(exit::SUCCESS);
         }
-        if cli.root.is_none() {
-            return Err(exit::usage(
-                "--listen needs --root DIR (files), --forward HOST:PORT (TCP) or --exec CMD (a program)",
-            ));
-        }
+        // Files (issue 4's contract: --root is optional, the current
+        // directory by default).
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
             key_file: c.key_file.clone().unwrap_or_default(),
