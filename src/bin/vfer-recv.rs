@@ -25,6 +25,10 @@ Examples:
   vfer-recv --listen 0.0.0.0:7878 --users /etc/vfer/users --root /srv/drop
                                               a daemon with user/password login
   vfer-recv vfer://alice@host/in/f .          fetch from it (asks the password)
+  vfer-recv --listen 0.0.0.0:7878 --key-file k --forward 127.0.0.1:80
+                                              forward sessions to a TCP service (spiped -d)
+  vfer-recv --listen 0.0.0.0:7879 --key-file k --exec 'cat >> /srv/log'
+                                              run a program for each session (s6-tlsd)
 
 Exit codes: 0 success, 1 some files failed, 2 usage, 17 login refused or
 host key not trusted, 99 timeout,
@@ -42,7 +46,7 @@ struct Cli {
     listen: Option<std::net::SocketAddr>,
     /// With --listen: log users in (challenge-response mode) against this
     /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
-    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "forward", "exec"])]
     users: Option<std::path::PathBuf>,
     /// With --listen --users: the daemon's X25519 host key, created (mode
     /// 0600) if missing [default: vfer_host_key next to the users file].
@@ -71,6 +75,13 @@ struct Cli {
     /// With --listen: write the daemon's process id to this file.
     #[arg(long, value_name = "FILE")]
     pidfile: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    forward: vfer::cli::forward::ForwardToArgs,
+    #[command(flatten)]
+    exec: vfer::cli::exec::ExecDaemonArgs,
+    /// Internal: with --server, run the operands as a program (--exec).
+    #[arg(long = "exec-remote", hide = true)]
+    exec_remote: bool,
     /// Sources ([user@]host:path, all on one host), then the local
     /// destination (a directory, a new name, or - for stdout).
     #[arg(value_name = "SRC... DEST", num_args = 0..)]
@@ -88,7 +99,13 @@ fn main() {
             .as_ref()
             .map(|c| c.common.clone())
             .map_err(Clone::clone);
+        let exec = parsed.as_ref().is_ok_and(|c| c.exec_remote);
         let operands = parsed.map(|c| c.operands).unwrap_or_default();
+        if exec {
+            std::process::exit(server::run("vfer-recv", common, move |session, _| {
+                vfer::cli::exec::server::serve(session, operands)
+            }));
+        }
         std::process::exit(server::run("vfer-recv", common, move |session, common| {
             server::serve_recv(session, common, operands)
         }));
@@ -129,6 +146,34 @@ async fn try_run(cli: Cli) -> Result<i32> {
         ));
     }
     if let Some(listen) = cli.listen {
+        if let Some(target) = &cli.forward.forward {
+            let opts = vfer::cli::forward::server::ServerOptions {
+                listen,
+                key_file: c.key_file.clone().unwrap_or_default(),
+                target: target.clone(),
+                max_connections: cli.max_connections,
+                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
+                pidfile: cli.pidfile.clone(),
+                config: c.transport_config(),
+            };
+            vfer::cli::forward::server::run(opts).await?;
+            return Ok(exit::SUCCESS);
+        }
+        if let Some(command) = &cli.exec.exec {
+            let opts = vfer::cli::exec::daemon::DaemonOptions {
+                listen,
+                key_file: c.key_file.clone().unwrap_or_default(),
+                command: command.clone(),
+                max_connections: cli.max_connections,
+                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
+                pidfile: cli.pidfile.clone(),
+                config: c.transport_config(),
+            };
+            vfer::cli::exec::daemon::run(opts).await?;
+            return Ok(exit::SUCCESS);
+        }
+        // Files (issue 4's contract: --root is optional, the current
+        // directory by default).
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
             key_file: c.key_file.clone().unwrap_or_default(),

@@ -21,10 +21,16 @@ Examples:
   vfer-send --local big.iso /tmp/copy.iso     try it on this machine (no ssh)
   vfer-send --key-file k f vfer://host:7878/in/  push to a vfer-recv --listen daemon
   vfer-send f vfer://alice@host:7878/in/      push to a login daemon (asks the password)
+  vfer-send --exec 'tar c dir' host -- tar x -C /dest
+                                              pipe a program to a remote one
+  vfer-send --exec - host -- wc -c            our stdin/stdout to a remote program
+  vfer-send --key-file k --forward-from 127.0.0.1:8080 vfer://host:7878
+                                              forward local TCP port 8080 (spiped/ssh -L)
 
 Exit codes: 0 success, 1 some files failed, 2 usage, 17 login refused or
 host key not trusted, 99 timeout,
-111 temporary error (network, remote side), 130 interrupted.";
+111 temporary error (network, remote side), 130 interrupted.
+With --exec: the remote program's exit status (128+N if killed by signal N).";
 
 /// Copy files to another host over VFER (fast on long, lossy paths).
 #[derive(Parser, Debug)]
@@ -32,6 +38,10 @@ host key not trusted, 99 timeout,
 struct Cli {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    exec: vfer::cli::exec::ExecArgs,
+    #[command(flatten)]
+    forward: vfer::cli::forward::ForwardFromArgs,
     /// Sources (local files, directories with -r, or - for stdin), then the
     /// destination [user@]host:path.
     #[arg(value_name = "SRC... DEST", num_args = 0..)]
@@ -64,6 +74,12 @@ fn main() {
 
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
+    if let Some(cmd) = &cli.exec.exec {
+        return vfer::cli::exec::from_cli("vfer-send", cmd, &cli.operands, c).await;
+    }
+    if cli.forward.forward_from.is_some() {
+        return vfer::cli::forward::client::from_cli(&cli.forward, &cli.operands, c).await;
+    }
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(
             "give at least one source and a destination (see --help)",

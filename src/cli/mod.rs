@@ -4,7 +4,9 @@
 pub mod app;
 pub mod args;
 pub mod daemon;
+pub mod exec;
 pub mod exit;
+pub mod forward;
 pub mod generate;
 pub mod login;
 pub mod login_daemon;

@@ -1,0 +1,181 @@
+//! The forwarding client: `vfer-send --key-file K --forward-from ADDR
+//! vfer://HOST[:PORT]`. One vfer session per accepted TCP connection
+//! (spiped's model: a slow or broken connection never holds up another).
+//!
+//! SIGINT/SIGTERM/SIGHUP: stop accepting, let every connection stop
+//! reading, send what it has and its EOF, wait [`super::STOP_GRACE`] for
+//! the far side's rest, close cleanly, exit 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::{splice, write_pidfile, Active, HELLO};
+use crate::bootstrap::{keyfile, Secret};
+use crate::cli::{session, signals};
+use crate::transport::Config;
+
+/// Settings of the forwarding client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Where to accept TCP connections.
+    pub from: String,
+    /// The daemon's UDP address.
+    pub daemon: SocketAddr,
+    /// Its key file.
+    pub key_file: std::path::PathBuf,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Handshake timeout of each session.
+    pub connect_timeout: Duration,
+    /// Write our pid here.
+    pub pidfile: Option<std::path::PathBuf>,
+    /// Transport settings (the handshake timeout is replaced).
+    pub config: Config,
+    /// No messages on stderr.
+    pub quiet: bool,
+}
+
+/// Runs until a stop signal; returns after the connections wound down.
+pub async fn run(opts: ClientOptions) -> Result<()> {
+    let key = keyfile::load(&opts.key_file)?;
+    let listener = TcpListener::bind(&opts.from)
+        .await
+        .with_context(|| format!("cannot listen on tcp {}", opts.from))?;
+    if let Some(p) = &opts.pidfile {
+        write_pidfile(p)?;
+    }
+    if !opts.quiet {
+        eprintln!(
+            "vfer-send: forwarding tcp {} to vfer://{}",
+            listener
+                .local_addr()
+                .map_or(opts.from.clone(), |a| a.to_string()),
+            opts.daemon
+        );
+    }
+    let config = Config {
+        handshake_timeout: opts.connect_timeout,
+        ..opts.config.clone()
+    };
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let active = Active::default();
+    let key = Arc::new(key);
+    let mut stop = std::pin::pin!(signals::stop_requested());
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.context("connection slots closed")?,
+            _ = &mut stop => break,
+        };
+        let (tcp, from) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, then go on.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let guard = active.enter();
+        let (key, config, stop_rx) = (key.clone(), config.clone(), stop_rx.clone());
+        let (daemon, quiet) = (opts.daemon, opts.quiet);
+        tokio::spawn(async move {
+            if let Err(e) = one(tcp, daemon, &key, config, stop_rx).await {
+                if !quiet {
+                    eprintln!("vfer-send: tcp {from}: {e:#}");
+                }
+            }
+            drop(permit);
+            drop(guard);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let wind_down = super::STOP_GRACE + opts.connect_timeout + Duration::from_secs(10);
+    let _ = tokio::time::timeout(wind_down, active.idle()).await;
+    Ok(())
+}
+
+/// Carries one TCP connection over a fresh session.
+async fn one(
+    tcp: TcpStream,
+    daemon: SocketAddr,
+    key: &Secret,
+    config: Config,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let session = keyfile::connect(daemon, key, config)
+        .await
+        .with_context(|| format!("no session with {daemon} (wrong key, or no daemon there?)"))?;
+    let mut s = session.stream();
+    if let Err(e) = s.write_all(HELLO).await {
+        session.close(1, "cannot send hello").await;
+        return Err(e.into());
+    }
+    match splice(tcp, &session, stop).await {
+        Ok(m) => {
+            tracing::info!("{daemon}: connection done, {} up, {} down", m.up, m.down);
+            session::close(session, 0).await;
+            Ok(())
+        }
+        Err(e) => {
+            let peer = session::peer_reason(&session).await;
+            session.close(1, &e.to_string()).await;
+            match peer {
+                Some(why) => Err(anyhow::anyhow!("the daemon says: {why}")),
+                None => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// `vfer-send --key-file K --forward-from ADDR vfer://HOST[:PORT]`.
+pub async fn from_cli(
+    args: &super::ForwardFromArgs,
+    operands: &[String],
+    c: &crate::cli::args::Common,
+) -> Result<i32> {
+    use crate::cli::exit::{self, usage};
+    use crate::cli::target::Operand;
+    let [url] = operands else {
+        return Err(usage(
+            "--forward-from ADDR:PORT takes one operand: the daemon, vfer://HOST[:PORT]",
+        ));
+    };
+    let (host, port) = match Operand::parse(url)? {
+        Operand::Daemon {
+            host, port, path, ..
+        } if path.is_empty() || path == "/" => (host, port),
+        _ => {
+            return Err(usage(format!(
+                "--forward-from: '{url}' is not vfer://HOST[:PORT] (the daemon's --forward names the target)"
+            )))
+        }
+    };
+    let daemon = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
+        .with_context(|| format!("{host} has no address of the asked family"))?;
+    let opts = ClientOptions {
+        from: args.forward_from.clone().unwrap_or_default(),
+        daemon,
+        key_file: c.key_file.clone().unwrap_or_default(),
+        max_connections: args.max_connections as usize,
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        pidfile: args.pidfile.clone(),
+        config: c.transport_config(),
+        quiet: c.quiet,
+    };
+    run(opts).await?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,240 @@
+//! TCP port forwarding over vfer, spiped style (docs/PROTOCOL.md §8.3):
+//! `vfer-send --forward-from ADDR vfer://HOST:PORT` accepts local TCP
+//! connections and carries each over its own key-file session to a
+//! `vfer-recv --listen ADDR --key-file K --forward TARGET` daemon, which
+//! connects it to TARGET. Half-close is carried both ways (TCP FIN <->
+//! STREAM_FIN).
+//!
+//! - [`client`]: the accepting side (`vfer-send --forward-from`).
+//! - [`server`]: the daemon (`vfer-recv --listen --forward`).
+//! - here: the options, the HELLO message and [`splice`].
+
+pub mod client;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+
+use crate::transport::Session;
+
+/// The client's first bytes on a forwarding session: magic and version.
+pub const HELLO: &[u8; 5] = b"VFFW\x01";
+/// How long a connection may take to wind down after a stop signal: the
+/// peer's remaining data still arrives for this long.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+const CHUNK: usize = 64 * 1024;
+
+/// `vfer-send` options of the forwarding client.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ForwardFromArgs {
+    /// Accept TCP connections on ADDR:PORT and carry each over vfer to the
+    /// vfer:// daemon's --forward target (like spiped -e, ssh -L).
+    #[arg(long, value_name = "ADDR:PORT", requires = "key_file")]
+    pub forward_from: Option<String>,
+    /// With --forward-from: most connections at once (more wait in the backlog).
+    #[arg(short = 'n', long = "max-connections", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// With --forward-from: give up a connection whose handshake takes longer (seconds).
+    #[arg(short = 'o', long = "connect-timeout", value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: u64,
+    /// With --forward-from: write our process id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+}
+
+/// `vfer-recv --listen` options of the forwarding daemon.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ForwardToArgs {
+    /// With --listen: connect each session to this TCP HOST:PORT and carry
+    /// the bytes (like spiped -d) instead of serving files.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires = "listen",
+        conflicts_with = "root"
+    )]
+    pub forward: Option<String>,
+    /// With --forward or --exec: give up a session whose handshake (or
+    /// HELLO, or TCP connection to the target) takes longer (seconds).
+    #[arg(short = 'o', long = "connect-timeout", value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: u64,
+}
+
+/// Bytes moved by one forwarded connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// TCP -> vfer.
+    pub up: u64,
+    /// vfer -> TCP.
+    pub down: u64,
+}
+
+/// Joins a TCP connection to the session's stream until both directions
+/// ended. EOF goes through as EOF: TCP EOF -> STREAM_FIN (and we wait
+/// until the peer has everything), STREAM_FIN -> TCP shutdown(Write).
+/// When `stop` turns true we stop reading TCP, send what we have and the
+/// FIN, and give the peer [`STOP_GRACE`] to finish. Fails when the session
+/// or the socket fails.
+pub async fn splice(
+    tcp: TcpStream,
+    session: &Session,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<Moved> {
+    let _ = tcp.set_nodelay(true);
+    let (mut tr, mut tw) = tcp.into_split();
+    let (mut sr, mut sw) = tokio::io::split(session.stream());
+    let mut stop2 = stop.clone();
+    let up = async {
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = tokio::select! {
+                r = tr.read(&mut buf) => r?,
+                _ = stopped(&mut stop) => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            sw.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+        sw.shutdown().await?;
+        Ok::<u64, std::io::Error>(total)
+    };
+    let down = async {
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = tokio::select! {
+                r = sr.read(&mut buf) => r?,
+                _ = async {
+                    stopped(&mut stop2).await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                } => return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "stopped: the peer did not finish in time",
+                )),
+            };
+            if n == 0 {
+                break;
+            }
+            tw.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+        tw.shutdown().await?;
+        Ok::<u64, std::io::Error>(total)
+    };
+    let watchdog = async {
+        // A session that dies while we wait on an idle TCP peer.
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if let Some(r) = session.close_reason() {
+                return Err::<(), _>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    r.to_string(),
+                ));
+            }
+        }
+    };
+    let both = async { tokio::try_join!(up, down) };
+    tokio::select! {
+        r = both => r.map(|(up, down)| Moved { up, down }),
+        Err(e) = watchdog => Err(e),
+    }
+}
+
+/// Resolves once `stop` is (or turns) true; never if the sender is gone
+/// while false.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Counts connections in progress, so a stopping process can wait for them.
+#[derive(Debug, Clone, Default)]
+pub struct Active {
+    n: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+/// One counted connection; uncounted on drop.
+#[derive(Debug)]
+pub struct ActiveGuard(Active);
+
+impl Active {
+    /// Counts one more connection until the guard drops.
+    pub fn enter(&self) -> ActiveGuard {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        ActiveGuard(self.clone())
+    }
+
+    /// Connections in progress.
+    pub fn count(&self) -> usize {
+        self.n.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when no connection is in progress.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Writes `pid` to `path` (with a newline).
+pub fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write --pidfile {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn active_counts_and_wakes_when_idle() {
+        let a = Active::default();
+        let g1 = a.enter();
+        let g2 = a.enter();
+        assert_eq!(a.count(), 2);
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move { a.idle().await }
+        });
+        drop(g1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(g2);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("idle() woke")
+            .expect("task");
+        assert_eq!(a.count(), 0);
+        a.idle().await; // already idle: returns at once
+    }
+}
