@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-/// How much sending time one burst may cover: roughly the timer resolution
-/// of a tokio driver, so each wakeup sends a GSO-sized batch.
-pub const BURST_INTERVAL: Duration = Duration::from_millis(1);
+/// How much unused sending time the bucket keeps: a few timer ticks.
+pub const CREDIT_INTERVAL: Duration = Duration::from_millis(4);
 
 /// A token bucket refilled at the pacing rate.
 #[derive(Debug, Clone)]
@@ -32,9 +31,13 @@ impl Pacer {
     }
 
     fn refill(&mut self, now: Instant, rate: u64, mtu: u64) {
-        // Burst: BURST_INTERVAL of sending, at least 2 and at most 64 packets.
-        self.capacity =
-            (rate as f64 * BURST_INTERVAL.as_secs_f64()).clamp(2.0 * mtu as f64, 64.0 * mtu as f64);
+        // Credit: CREDIT_INTERVAL of sending, at least 2 and at most 64
+        // packets. A timer fires up to a millisecond or two late; credit
+        // that covers only one BURST_INTERVAL would be lost to that
+        // lateness, capping a slow flow (few ACKs to wake the sender) near
+        // two packets per timer tick, ~11 Mbit/s, whatever the rate asked.
+        self.capacity = (rate as f64 * CREDIT_INTERVAL.as_secs_f64())
+            .clamp(2.0 * mtu as f64, 64.0 * mtu as f64);
         match self.last {
             None => self.tokens = self.capacity,
             Some(t) => {
@@ -86,5 +89,32 @@ mod tests {
         }
         let ratio = sent as f64 / rate as f64;
         assert!((0.98..1.03).contains(&ratio), "sent {sent}");
+    }
+
+    /// A timer with 1 ms ticks that fires up to 2 ms after the deadline
+    /// must not cap a slow flow (the bug: ~11 Mbit/s whatever the rate).
+    #[test]
+    fn late_timers_do_not_cap_the_rate() {
+        for rate in [1_000_000u64, 2_000_000, 5_000_000, 12_500_000] {
+            let mut p = Pacer::new();
+            let start = Instant::now();
+            let mut now = start;
+            let mut sent = 0u64;
+            while now < start + Duration::from_secs(2) {
+                match p.delay(now, 1430, rate, 1430) {
+                    None => {
+                        p.on_sent(1430);
+                        sent += 1430;
+                    }
+                    Some(t) => {
+                        // Round up to the next 1 ms tick, then 1 ms late.
+                        let ms = (t - start).as_nanos().div_ceil(1_000_000) as u64 + 1;
+                        now = start + Duration::from_millis(ms);
+                    }
+                }
+            }
+            let ratio = sent as f64 / (2 * rate) as f64;
+            assert!((0.97..1.03).contains(&ratio), "rate {rate}: ratio {ratio}");
+        }
     }
 }
