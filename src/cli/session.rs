@@ -52,52 +52,15 @@ fn family(c: &Common) -> Option<Family> {
 
 /// Starts the far side as `role` with `operands` (its paths) and connects.
 pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) -> Result<Session> {
-    let mut args = c.remote_flags();
-    args.push("--".to_string());
-    args.extend(operands.iter().cloned());
-    let config = c.transport_config();
     let session = match far {
-        Far::Ssh(login) => {
-            let target = SshTarget::parse(login)?;
-            let opts = SshOptions {
-                rsh: c.rsh.clone(),
-                remote_path: c.remote_path.clone(),
-                remote_args: args,
-                family: family(c),
-                config,
-                ..SshOptions::default()
-            };
-            ssh_client::connect(&target, role, &opts).await?
-        }
-        Far::Local => {
-            let opts = LocalOptions {
-                program: c.remote_path.as_ref().map(PathBuf::from),
-                server_args: args,
-                config,
-                ..LocalOptions::default()
-            };
-            local::connect(role, &opts)
-                .await
-                .context("cannot start the local server side (--local)")?
+        Far::Ssh(_) | Far::Local => {
+            let mut args = c.remote_flags();
+            args.push("--".to_string());
+            args.extend(operands.iter().cloned());
+            start_child(far, role, args, c).await?
         }
         Far::Daemon { host, port } => {
-            let Some(key_file) = &c.key_file else {
-                return Err(super::exit::usage(format!(
-                    "vfer://{host}:{port}/ needs --key-file FILE (the daemon's key), or a \
-                     user name for a login daemon: vfer://USER@{host}:{port}/..."
-                )));
-            };
-            let key = keyfile::load(key_file)?;
-            let addr = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .with_context(|| format!("cannot resolve {host}"))?
-                .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
-                .with_context(|| format!("{host} has no address of the asked family"))?;
-            let session = keyfile::connect(addr, &key, config)
-                .await
-                .with_context(|| {
-                    format!("{host}:{port}: no session (wrong key, or no daemon there?)")
-                })?;
+            let session = key_file_session(host, *port, c).await?;
             let request = Request {
                 push: role == RemoteRole::Recv,
                 recursive: c.recursive,
@@ -114,12 +77,75 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
             super::login::open(user, host, *port, role, operands, c).await?
         }
     };
+    warn_about_socket(&session, c);
+    Ok(session)
+}
+
+/// Starts `vfer-recv`/`vfer-send --server ARGS` through ssh or as a local
+/// child (the SSH starting mode either way) and connects to it.
+pub async fn start_child(
+    far: &Far,
+    role: RemoteRole,
+    args: Vec<String>,
+    c: &Common,
+) -> Result<Session> {
+    let config = c.transport_config();
+    match far {
+        Far::Ssh(login) => {
+            let target = SshTarget::parse(login)?;
+            let opts = SshOptions {
+                rsh: c.rsh.clone(),
+                remote_path: c.remote_path.clone(),
+                remote_args: args,
+                family: family(c),
+                config,
+                ..SshOptions::default()
+            };
+            Ok(ssh_client::connect(&target, role, &opts).await?)
+        }
+        Far::Local => {
+            let opts = LocalOptions {
+                program: c.remote_path.as_ref().map(PathBuf::from),
+                server_args: args,
+                config,
+                ..LocalOptions::default()
+            };
+            local::connect(role, &opts)
+                .await
+                .context("cannot start the local server side (--local)")
+        }
+        Far::Daemon { host, .. } | Far::Login { host, .. } => {
+            bail!("{host}: a standing daemon is not started through ssh")
+        }
+    }
+}
+
+/// A session with a key-file daemon (`vfer-recv --listen --key-file`).
+pub async fn key_file_session(host: &str, port: u16, c: &Common) -> Result<Session> {
+    let Some(key_file) = &c.key_file else {
+        return Err(super::exit::usage(format!(
+            "vfer://{host}:{port}/ needs --key-file FILE (the daemon's key), or a \
+             user name for a login daemon: vfer://USER@{host}:{port}/..."
+        )));
+    };
+    let key = keyfile::load(key_file)?;
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
+        .with_context(|| format!("{host} has no address of the asked family"))?;
+    keyfile::connect(addr, &key, c.transport_config())
+        .await
+        .with_context(|| format!("{host}:{port}: no session (wrong key, or no daemon there?)"))
+}
+
+/// Prints the one-line warning about capped socket buffers (unless `-q`).
+pub fn warn_about_socket(session: &Session, c: &Common) {
     if !c.quiet {
         if let Some(w) = session.socket_warning() {
             eprintln!("{w}");
         }
     }
-    Ok(session)
 }
 
 /// Ends a session after the transfer: waits until the peer has every byte

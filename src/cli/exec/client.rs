@@ -23,14 +23,11 @@ use tokio::sync::watch;
 
 use super::frame::{self, Exit, Frame, How, HEADER_LEN, MAX_PAYLOAD};
 use super::stdin::ThreadStdin;
-use crate::bootstrap::keyfile;
-use crate::bootstrap::local::{self, LocalOptions};
-use crate::bootstrap::ssh_client::{self, RemoteRole, SshOptions, SshTarget};
-use crate::bootstrap::Family;
+use crate::bootstrap::ssh_client::RemoteRole;
 use crate::cli::args::Common;
 use crate::cli::session::{self, Far};
 use crate::cli::{exit, signals};
-use crate::transport::{CloseReason, Config, Session, VferStream};
+use crate::transport::{CloseReason, Session, VferStream};
 
 /// How long the far program may take to finish after we were signalled.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(5);
@@ -151,77 +148,31 @@ fn ended_early(program: &str, reason: Option<CloseReason>, why: Option<anyhow::E
 
 /// Starts the far side: `vfer-recv --server FLAGS --exec-remote -- ARGV`.
 async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
-    let mut args = c.remote_flags();
-    args.push(super::REMOTE_FLAG.to_string());
-    args.push("--".to_string());
-    args.extend(remote.iter().cloned());
-    let config = c.transport_config();
     let session = match far {
-        Far::Ssh(login) => {
-            let target = SshTarget::parse(login)?;
-            let opts = SshOptions {
-                rsh: c.rsh.clone(),
-                remote_path: c.remote_path.clone(),
-                remote_args: args,
-                family: if c.ipv4 {
-                    Some(Family::V4)
-                } else if c.ipv6 {
-                    Some(Family::V6)
-                } else {
-                    None
-                },
-                config,
-                ..SshOptions::default()
-            };
-            ssh_client::connect(&target, RemoteRole::Recv, &opts).await?
+        Far::Ssh(_) | Far::Local => {
+            let mut args = c.remote_flags();
+            args.push(super::REMOTE_FLAG.to_string());
+            args.push("--".to_string());
+            args.extend(remote.iter().cloned());
+            session::start_child(far, RemoteRole::Recv, args, c).await?
         }
-        Far::Local => {
-            let opts = LocalOptions {
-                program: c.remote_path.as_ref().map(std::path::PathBuf::from),
-                server_args: args,
-                config,
-                ..LocalOptions::default()
-            };
-            local::connect(RemoteRole::Recv, &opts)
+        Far::Daemon { host, port } => {
+            // A `vfer-recv --listen --exec` daemon: HELLO, then the program.
+            let session = session::key_file_session(host, *port, c).await?;
+            session
+                .stream()
+                .write_all(super::daemon::HELLO)
                 .await
-                .context("cannot start the local server side (--local)")?
+                .with_context(|| format!("{host}:{port}: cannot send the HELLO"))?;
+            session
         }
-        Far::Daemon { host, port } => daemon_session(host, *port, c, config).await?,
         Far::Login { host, .. } => {
             return Err(exit::usage(format!(
                 "--exec to {host}: program daemons use --key-file, not a user login"
             )))
         }
     };
-    if !c.quiet {
-        if let Some(w) = session.socket_warning() {
-            eprintln!("{w}");
-        }
-    }
-    Ok(session)
-}
-
-/// A key-file session with a `vfer-recv --listen --exec` daemon, HELLO sent.
-async fn daemon_session(host: &str, port: u16, c: &Common, config: Config) -> Result<Session> {
-    let Some(key_file) = &c.key_file else {
-        return Err(exit::usage(format!(
-            "vfer://{host}:{port} needs --key-file FILE (the daemon's key)"
-        )));
-    };
-    let key = keyfile::load(key_file)?;
-    let addr = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
-        .with_context(|| format!("{host} has no address of the asked family"))?;
-    let session = keyfile::connect(addr, &key, config)
-        .await
-        .with_context(|| format!("{host}:{port}: no session (wrong key, or no daemon there?)"))?;
-    session
-        .stream()
-        .write_all(super::daemon::HELLO)
-        .await
-        .with_context(|| format!("{host}:{port}: cannot send the HELLO"))?;
+    session::warn_about_socket(&session, c);
     Ok(session)
 }
 
