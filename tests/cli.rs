@@ -117,6 +117,16 @@ fn local_tree_and_stdin_stream() {
     assert_eq!(fs::read(&stream_dst).unwrap(), b"from a pipe\n");
 }
 
+/// A child process killed when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn key_file_daemon_push_pull_and_confinement() {
     let d = tempfile::tempdir().unwrap();
@@ -132,7 +142,7 @@ fn key_file_daemon_push_pull_and_confinement() {
     }
     let port = common::free_udp_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut daemon = Command::new(RECV)
+    let daemon = Command::new(RECV)
         .args([
             "--listen",
             &listen,
@@ -144,6 +154,8 @@ fn key_file_daemon_push_pull_and_confinement() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed even when an assertion below fails.
+    let _daemon = KillOnDrop(daemon);
     std::thread::sleep(Duration::from_millis(300));
     let src = d.path().join("f.bin");
     let data = random_file(&src, 1_000_000);
@@ -196,8 +208,6 @@ fn key_file_daemon_push_pull_and_confinement() {
         ],
     );
     assert!(out.status.success());
-    let _ = daemon.kill();
-    let _ = daemon.wait();
 }
 
 #[test]
