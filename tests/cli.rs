@@ -67,6 +67,12 @@ fn local_push_pull_json_and_usage() {
     let out = run(SEND, &[s(&src), s(&dst)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+    // Sources on two different hosts or daemons are refused, not half-served.
+    let out = run(RECV, &["a:x", "b:y", s(&dst)]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(RECV, &["vfer://h1/x", "vfer://h2/y", s(&dst)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two hosts"));
     // A missing source is a partial failure (exit 1), named in the message.
     let out = run(SEND, &["--local", "/nonexistent/file", s(&dst)]);
     assert_eq!(out.status.code(), Some(1));

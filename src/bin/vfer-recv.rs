@@ -203,38 +203,17 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let mut far: Option<Far> = None;
     let mut paths = Vec::new();
     for s in sources {
-        let (this, path) = match Operand::parse(s)? {
-            Operand::Ssh { login, path } => (Far::Ssh(login), path),
-            Operand::Local(p) if c.local => (Far::Local, p),
-            Operand::Local(p) => {
+        let (this, path) = Far::of_operand(Operand::parse(s)?, c.local, "source")?;
+        match &far {
+            Some(first) if *first != this => {
                 return Err(exit::usage(format!(
-                    "source '{p}' is local: give [user@]host:path (or --local to copy \
-                     through vfer on this machine)"
-                )))
-            }
-            Operand::Daemon {
-                user: Some(user),
-                host,
-                port,
-                path,
-            } => (Far::Login { user, host, port }, path),
-            Operand::Daemon {
-                host, port, path, ..
-            } => (Far::Daemon { host, port }, path),
-        };
-        match (&far, &this) {
-            (Some(Far::Ssh(a)), Far::Ssh(b)) if a != b => {
-                return Err(exit::usage(format!(
-                    "sources on two hosts ({a}, {b}): fetch from one host at a time"
+                    "sources on two hosts ('{}' and '{s}'): fetch from one host at a time",
+                    sources[0]
                 )))
             }
             _ => far = Some(this),
         }
-        paths.push(if path.is_empty() {
-            ".".to_string()
-        } else {
-            path
-        });
+        paths.push(path);
     }
     let far = far.ok_or_else(|| exit::usage("no source given"))?;
     let session = session::open(&far, RemoteRole::Send, &paths, c).await?;

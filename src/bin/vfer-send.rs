@@ -97,30 +97,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             )));
         }
     }
-    let (far, path) = match Operand::parse(dest)? {
-        Operand::Ssh { login, path } => (Far::Ssh(login), path),
-        Operand::Local(p) if c.local => (Far::Local, p),
-        Operand::Local(p) => {
-            return Err(exit::usage(format!(
-                "destination '{p}' is local: give [user@]host:path (or --local to copy \
-                 through vfer on this machine)"
-            )))
-        }
-        Operand::Daemon {
-            user: Some(user),
-            host,
-            port,
-            path,
-        } => (Far::Login { user, host, port }, path),
-        Operand::Daemon {
-            host, port, path, ..
-        } => (Far::Daemon { host, port }, path),
-    };
-    let path = if path.is_empty() {
-        ".".to_string()
-    } else {
-        path
-    };
+    let (far, path) = Far::of_operand(Operand::parse(dest)?, c.local, "destination")?;
     let session = session::open(&far, RemoteRole::Recv, &[path], c).await?;
     let bar = progress::Bar::new(progress::mode(c));
     let opts = SendOptions {

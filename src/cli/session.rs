@@ -8,6 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::args::Common;
 use super::daemon::Request;
+use super::target::Operand;
 use crate::bootstrap::keyfile;
 use crate::bootstrap::local::{self, LocalOptions};
 use crate::bootstrap::ssh_client::{self, RemoteRole, SshOptions, SshTarget};
@@ -15,7 +16,7 @@ use crate::bootstrap::Family;
 use crate::transport::Session;
 
 /// Where the far side runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Far {
     /// Started through ssh on `login` (`[user@]host`).
     Ssh(String),
@@ -38,6 +39,39 @@ pub enum Far {
         /// UDP port.
         port: u16,
     },
+}
+
+impl Far {
+    /// Where a remote operand's far side runs, and its path there (`.`
+    /// when empty). `what` ("source"/"destination") names a local operand
+    /// in the error when `--local` was not given.
+    pub fn of_operand(op: Operand, local: bool, what: &str) -> Result<(Far, String)> {
+        let (far, path) = match op {
+            Operand::Ssh { login, path } => (Far::Ssh(login), path),
+            Operand::Local(p) if local => (Far::Local, p),
+            Operand::Local(p) => {
+                return Err(super::exit::usage(format!(
+                    "{what} '{p}' is local: give [user@]host:path (or --local to copy \
+                     through vfer on this machine)"
+                )))
+            }
+            Operand::Daemon {
+                user: Some(user),
+                host,
+                port,
+                path,
+            } => (Far::Login { user, host, port }, path),
+            Operand::Daemon {
+                host, port, path, ..
+            } => (Far::Daemon { host, port }, path),
+        };
+        let path = if path.is_empty() {
+            ".".to_string()
+        } else {
+            path
+        };
+        Ok((far, path))
+    }
 }
 
 fn family(c: &Common) -> Option<Family> {
