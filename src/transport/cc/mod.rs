@@ -4,8 +4,11 @@
 //! docs/PROTOCOL.md §3.6); [`FixedRate`] sends at a configured rate for
 //! dedicated links.
 
+mod cubic;
 mod fixed;
 mod vfer;
+
+pub use cubic::Cubic;
 
 pub use fixed::FixedRate;
 pub use vfer::Vfer;

@@ -11,7 +11,7 @@
 //!   topology via `add_node` / `add_link` / `connect`).
 //! - [`TestNode`]: a constant-rate sender / recorder / echo for checking
 //!   the simulator itself.
-//! - [`RenoNode`]: a loss-based AIMD (TCP NewReno-like) bulk flow, the
+//! - [`TcpNode`]: a loss-based AIMD (TCP NewReno-like) bulk flow, the
 //!   competitor for "fair share beside TCP" tests.
 //!
 //! Written here rather than on `str0m-netem` because that crate counts
@@ -39,7 +39,7 @@ mod config;
 mod link;
 mod network;
 mod nodes;
-mod reno;
+mod tcp;
 mod rng;
 #[cfg(test)]
 mod tests;
@@ -48,7 +48,7 @@ pub use config::{bdp_bytes, GilbertElliott, LinkConfig};
 pub use link::{Link, LinkStats, QueueSample};
 pub use network::{FlowStats, LinkId, Network, Node, NodeId, DEFAULT_MAX_EVENTS_PER_INSTANT};
 pub use nodes::{Arrival, TestNode};
-pub use reno::{RenoNode, RenoReceiver, RenoSender};
+pub use tcp::{TcpNode, TcpReceiver, TcpSender};
 pub use rng::{splitmix64, Rng};
 
 use std::time::Duration;

@@ -1,14 +1,16 @@
-//! A TCP-like competitor for the simulator: a loss-based AIMD (NewReno
-//! style) bulk sender and an acking receiver, so tests can check that a
-//! VFER flow takes a fair share beside TCP on a shared bottleneck, neither
-//! starving it nor being starved (the classic failure of delay-based
-//! controllers such as LEDBAT).
+//! A TCP-like competitor for the simulator: a loss-based bulk sender
+//! (NewReno, or CUBIC as Linux runs by default) and an acking receiver, so
+//! tests can check that a VFER flow takes a fair share beside TCP on a
+//! shared bottleneck, neither starving it nor being starved (the classic
+//! failure of delay-based controllers such as LEDBAT).
 //!
 //! A model, not TCP: one packet per segment, windows counted in packets,
 //! every segment acked (cumulative ack plus the segment that triggered it,
 //! a one-block SACK), loss declared when a segment 3 or more above it has
-//! been acked, one window halving per round trip of losses, and an RFC 6298
-//! retransmission timeout that collapses the window to one packet.
+//! been acked, one window reduction per round trip of losses (halving for
+//! Reno, x0.7 for CUBIC), and an RFC 6298 retransmission timeout that
+//! collapses the window to one packet. Segments are sent as the window
+//! allows, unpaced, as a TCP without `fq` pacing does.
 //! Wire format (simulator-private): data = `0x00 | seq u64 | padding`,
 //! ack = `0x01 | cumulative u64 | sacked u64 | padding`, both big-endian.
 
@@ -16,6 +18,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::network::Node;
+use crate::transport::cc::Cubic;
 
 const DATA: u8 = 0;
 const ACK: u8 = 1;
@@ -28,13 +31,13 @@ const INITIAL_RTO: Duration = Duration::from_secs(1);
 const INITIAL_WINDOW: f64 = 10.0;
 
 /// One side of a simulated TCP-like flow. One type for both roles so a
-/// `Network<RenoNode>` needs no wrapper.
+/// `Network<TcpNode>` needs no wrapper.
 #[derive(Debug)]
-pub enum RenoNode {
+pub enum TcpNode {
     /// The bulk sender.
-    Sender(RenoSender),
+    Sender(TcpSender),
     /// The acking receiver.
-    Receiver(RenoReceiver),
+    Receiver(TcpReceiver),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +48,14 @@ struct Segment {
     retransmitted: bool,
 }
 
-/// Bulk sender of `total` segments of `size` bytes with AIMD congestion
-/// control (slow start, +1 segment per RTT, halve on loss).
+/// Bulk sender of `total` segments of `size` bytes with loss-based
+/// congestion control: slow start, then +1 segment per RTT and halving on
+/// loss (Reno), or CUBIC growth and x0.7 ([`TcpSender::cubic`]).
 #[derive(Debug)]
-pub struct RenoSender {
+pub struct TcpSender {
     size: usize,
+    /// CUBIC epoch state; `None` for Reno.
+    cubic: Option<Cubic>,
     total: u64,
     /// Segments `base..next_seq`; `segs[0]` is `base`.
     segs: VecDeque<Segment>,
@@ -74,11 +80,12 @@ pub struct RenoSender {
     timeouts: u64,
 }
 
-impl RenoSender {
-    /// A sender of `total` segments of `size` bytes (>= 9).
+impl TcpSender {
+    /// A Reno sender of `total` segments of `size` bytes (>= 9).
     pub fn new(total: u64, size: usize) -> Self {
         Self {
             size: size.max(9),
+            cubic: None,
             total,
             segs: VecDeque::new(),
             base: 0,
@@ -97,6 +104,14 @@ impl RenoSender {
             sent: 0,
             retransmissions: 0,
             timeouts: 0,
+        }
+    }
+
+    /// A CUBIC sender of `total` segments of `size` bytes (>= 9).
+    pub fn cubic(total: u64, size: usize) -> Self {
+        Self {
+            cubic: Some(Cubic::new(INITIAL_WINDOW)),
+            ..Self::new(total, size)
         }
     }
 
@@ -176,6 +191,9 @@ impl RenoSender {
         }
         if self.cwnd < self.ssthresh {
             self.cwnd += 1.0;
+        } else if let Some(cubic) = &mut self.cubic {
+            let rtt = self.srtt.unwrap_or(INITIAL_RTO);
+            self.cwnd = cubic.increase(self.cwnd, now, 1.0, rtt);
         } else {
             self.cwnd += 1.0 / self.cwnd;
         }
@@ -196,10 +214,18 @@ impl RenoSender {
             self.pipe -= 1;
             self.retransmit.push_back(seq);
             if seq >= self.recovery_until {
-                self.ssthresh = (self.cwnd / 2.0).max(2.0);
+                self.ssthresh = self.reduced_window();
                 self.cwnd = self.ssthresh;
                 self.recovery_until = self.next_seq;
             }
+        }
+    }
+
+    /// The window after a congestion event (also the new slow-start threshold).
+    fn reduced_window(&mut self) -> f64 {
+        match &mut self.cubic {
+            Some(cubic) => cubic.reduce(self.cwnd),
+            None => (self.cwnd / 2.0).max(2.0),
         }
     }
 
@@ -224,7 +250,7 @@ impl RenoSender {
             return;
         }
         self.timeouts += 1;
-        self.ssthresh = (self.cwnd / 2.0).max(2.0);
+        self.ssthresh = self.reduced_window();
         self.cwnd = 1.0;
         self.recovery_until = self.next_seq;
         self.retransmit.clear();
@@ -285,17 +311,17 @@ impl RenoSender {
     }
 }
 
-/// Receiver of a [`RenoSender`]'s segments: acks each one and counts the
+/// Receiver of a [`TcpSender`]'s segments: acks each one and counts the
 /// distinct segments it has.
 #[derive(Debug, Default)]
-pub struct RenoReceiver {
+pub struct TcpReceiver {
     next_expected: u64,
     above: BTreeSet<u64>,
     unique_bytes: u64,
     acks: VecDeque<(u64, u64)>,
 }
 
-impl RenoReceiver {
+impl TcpReceiver {
     /// A receiver that has nothing yet.
     pub fn new() -> Self {
         Self::default()
@@ -326,15 +352,15 @@ fn word(d: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(d.get(at..at + 8)?.try_into().ok()?))
 }
 
-impl Node for RenoNode {
+impl Node for TcpNode {
     fn handle_datagram(&mut self, now: Instant, datagram: &mut [u8]) {
         match (self, datagram.first()) {
-            (RenoNode::Sender(s), Some(&ACK)) => {
+            (TcpNode::Sender(s), Some(&ACK)) => {
                 if let (Some(cum), Some(sacked)) = (word(datagram, 1), word(datagram, 9)) {
                     s.on_ack(now, cum, sacked);
                 }
             }
-            (RenoNode::Receiver(r), Some(&DATA)) => {
+            (TcpNode::Receiver(r), Some(&DATA)) => {
                 if let Some(seq) = word(datagram, 1) {
                     r.on_data(seq, datagram.len());
                 }
@@ -344,15 +370,15 @@ impl Node for RenoNode {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if let RenoNode::Sender(s) = self {
+        if let TcpNode::Sender(s) = self {
             s.on_timeout(now);
         }
     }
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         match self {
-            RenoNode::Sender(s) => s.transmit(now),
-            RenoNode::Receiver(r) => {
+            TcpNode::Sender(s) => s.transmit(now),
+            TcpNode::Receiver(r) => {
                 let (cum, sacked) = r.acks.pop_front()?;
                 let mut d = vec![0u8; ACK_SIZE];
                 d[0] = ACK;
@@ -365,8 +391,8 @@ impl Node for RenoNode {
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            RenoNode::Sender(s) => s.rto_deadline,
-            RenoNode::Receiver(_) => None,
+            TcpNode::Sender(s) => s.rto_deadline,
+            TcpNode::Receiver(_) => None,
         }
     }
 }
@@ -378,24 +404,24 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn sender(n: &Network<RenoNode>, id: usize) -> &RenoSender {
+    fn sender(n: &Network<TcpNode>, id: usize) -> &TcpSender {
         match n.node(id) {
-            RenoNode::Sender(s) => s,
-            RenoNode::Receiver(_) => panic!("node {id} is a receiver"),
+            TcpNode::Sender(s) => s,
+            TcpNode::Receiver(_) => panic!("node {id} is a receiver"),
         }
     }
 
-    fn receiver(n: &Network<RenoNode>, id: usize) -> &RenoReceiver {
+    fn receiver(n: &Network<TcpNode>, id: usize) -> &TcpReceiver {
         match n.node(id) {
-            RenoNode::Receiver(r) => r,
-            RenoNode::Sender(_) => panic!("node {id} is a sender"),
+            TcpNode::Receiver(r) => r,
+            TcpNode::Sender(_) => panic!("node {id} is a sender"),
         }
     }
 
-    fn flow(total: u64) -> (RenoNode, RenoNode) {
+    fn flow(total: u64) -> (TcpNode, TcpNode) {
         (
-            RenoNode::Sender(RenoSender::new(total, 1250)),
-            RenoNode::Receiver(RenoReceiver::new()),
+            TcpNode::Sender(TcpSender::new(total, 1250)),
+            TcpNode::Receiver(TcpReceiver::new()),
         )
     }
 
@@ -443,7 +469,40 @@ mod tests {
 
     #[test]
     fn two_flows_share_a_bottleneck() {
-        let flows = vec![flow(u64::MAX), flow(u64::MAX)];
+        two_flows_share(vec![flow(u64::MAX), flow(u64::MAX)]);
+    }
+
+    #[test]
+    fn two_cubic_flows_share_a_bottleneck() {
+        let cubic = || {
+            (
+                TcpNode::Sender(TcpSender::cubic(u64::MAX, 1250)),
+                TcpNode::Receiver(TcpReceiver::new()),
+            )
+        };
+        two_flows_share(vec![cubic(), cubic()]);
+    }
+
+    #[test]
+    fn cubic_grows_faster_than_reno_on_a_long_fat_path() {
+        // 100 Mbit/s, 100 ms: a window of 1000 segments. After the first
+        // loss CUBIC regains its maximum within seconds; Reno needs
+        // hundreds of round trips.
+        let run = |s: TcpSender| {
+            let fwd = LinkConfig::wan(100_000_000, 100 * MS, 0.0);
+            let flows = vec![(TcpNode::Sender(s), TcpNode::Receiver(TcpReceiver::new()))];
+            let mut net =
+                Network::dumbbell(Instant::now(), 5, flows, fwd, LinkConfig::ideal(50 * MS))
+                    .unwrap();
+            net.run_for(Duration::from_secs(30)).unwrap();
+            receiver(&net, 1).unique_bytes()
+        };
+        let reno = run(TcpSender::new(u64::MAX, 1250));
+        let cubic = run(TcpSender::cubic(u64::MAX, 1250));
+        assert!(cubic > reno, "cubic {cubic} reno {reno}");
+    }
+
+    fn two_flows_share(flows: Vec<(TcpNode, TcpNode)>) {
         let bottleneck = LinkConfig::wan(20_000_000, 40 * MS, 0.0);
         let mut net = Network::dumbbell(
             Instant::now(),
