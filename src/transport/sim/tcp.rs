@@ -55,7 +55,7 @@ struct Segment {
 pub struct TcpSender {
     size: usize,
     /// CUBIC epoch state; `None` for Reno.
-    cubic: Option<Cubic>,
+    cubic: Option<Box<Cubic>>,
     total: u64,
     /// Segments `base..next_seq`; `segs[0]` is `base`.
     segs: VecDeque<Segment>,
@@ -110,7 +110,7 @@ impl TcpSender {
     /// A CUBIC sender of `total` segments of `size` bytes (>= 9).
     pub fn cubic(total: u64, size: usize) -> Self {
         Self {
-            cubic: Some(Cubic::new(INITIAL_WINDOW)),
+            cubic: Some(Box::new(Cubic::new(INITIAL_WINDOW))),
             ..Self::new(total, size)
         }
     }
