@@ -87,4 +87,7 @@ pub struct Stats {
     pub pacing_rate: u64,
     /// Congestion controller name.
     pub cc: &'static str,
+    /// Time the controller spent competing with a flow that held the
+    /// bottleneck's queue (a TCP flow, say) rather than keeping it short.
+    pub cc_time_competing: Duration,
 }

@@ -350,6 +350,7 @@ impl Connection {
         s.cwnd = self.cc.window();
         s.pacing_rate = self.pacing_rate();
         s.cc = self.cc.name();
+        s.cc_time_competing = self.cc.time_competing();
         s.packets_lost = self.recovery.lost_packets;
         s
     }

@@ -124,7 +124,10 @@ mod tests {
         let cwnd = c.reduce(10.0);
         let start = Instant::now();
         let after = rounds(&mut c, cwnd, start, Duration::from_millis(100), 10);
-        assert!(after >= cwnd + 10.0 * 0.5 && after < cwnd + 10.0 * 1.1, "{after}");
+        assert!(
+            after >= cwnd + 10.0 * 0.5 && after < cwnd + 10.0 * 1.1,
+            "{after}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! docs/PROTOCOL.md §3.6); [`FixedRate`] sends at a configured rate for
 //! dedicated links.
 
+mod compete;
 mod cubic;
 mod fixed;
 mod vfer;
@@ -56,6 +57,11 @@ pub trait Controller: Send {
     fn set_mtu(&mut self, mtu: u64);
     /// Name shown in statistics (`--json`).
     fn name(&self) -> &'static str;
+    /// Time spent competing with a flow that holds the bottleneck's queue
+    /// (see [`Vfer`]); zero for controllers without such a mode.
+    fn time_competing(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Which controller a connection uses.

@@ -9,12 +9,16 @@
 //!   the bandwidth-delay product, and a bandwidth probe ends as soon as the
 //!   standing queueing delay exceeds the target.
 //! - It takes a share beside other flows: every flow paces at its own
-//!   delivery rate, so flows converge toward equal shares of a FIFO bottleneck.
+//!   delivery rate, so delay-based flows converge toward equal shares of a
+//!   FIFO bottleneck; beside a flow that keeps the queue full (TCP), it
+//!   notices that the queue never drains and competes as CUBIC would
+//!   ([`super::compete`]) until a check shows the queue drains without it.
 //!
 //! Constants are documented in docs/PROTOCOL.md §3.6.
 
 use std::time::{Duration, Instant};
 
+use super::compete::{self, Compete, Verdict};
 use super::{AckEvent, Controller};
 
 /// Startup gain: doubles the delivery rate each round trip (2/ln 2).
@@ -31,6 +35,24 @@ const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Queueing delay above the base RTT that ends a bandwidth probe or startup.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(8);
+/// Lowest pacing gain while cruising above the delay target.
+const MIN_CRUISE_GAIN: f64 = 0.75;
+/// Queueing delay at or below which a competing-mode check counts the
+/// queue as drained.
+const LOW_QUEUE_DELAY: Duration = Duration::from_millis(4);
+/// How long every RTT sample must show a queue above the target (at least;
+/// see `compete_after`) before another flow is taken to be holding it.
+/// Delay-based flows alone hold the queue near the target; a loss-based
+/// flow keeps it well above.
+const COMPETE_AFTER: Duration = Duration::from_secs(2);
+/// ... and in base RTTs, so long paths see several of our drain phases.
+const COMPETE_AFTER_RTTS: u32 = 10;
+/// During a competing-mode check, the window is capped at this fraction of
+/// our own bandwidth-delay product, so a queue we alone built drains.
+const CHECK_BDP_FRACTION: f64 = 0.9;
+/// Competing mode begins in slow start if the rate estimate never exceeded
+/// this multiple of the current one.
+const SLOW_START_PEAK_RATIO: f64 = 2.0;
 /// Extra in-flight allowance for bursty acknowledgements, as sending time.
 const ACK_AGGREGATION: Duration = Duration::from_millis(2);
 /// Packets in the initial window.
@@ -72,6 +94,20 @@ pub struct Vfer {
     probe_rtt_until: Option<Instant>,
     saved_cwnd: u64,
     initial_rate: f64,
+    srtt: Duration,
+    /// When an RTT sample last showed a queue within the target.
+    last_low_queue: Option<Instant>,
+    /// Queueing delay of the latest RTT sample.
+    last_queue: Duration,
+    /// Set while another flow holds the queue (see the module docs).
+    compete: Option<Compete>,
+    /// Highest bottleneck-rate estimate since startup ended.
+    peak_btlbw: f64,
+    /// Competing mode has been entered before.
+    competed: bool,
+    /// Time spent in competing mode, counted between ACKs.
+    time_competing: Duration,
+    last_ack: Option<Instant>,
 }
 
 impl Vfer {
@@ -100,6 +136,14 @@ impl Vfer {
             probe_rtt_until: None,
             saved_cwnd: 0,
             initial_rate: 0.0,
+            srtt: Duration::ZERO,
+            last_low_queue: None,
+            last_queue: Duration::ZERO,
+            compete: None,
+            peak_btlbw: 0.0,
+            competed: false,
+            time_competing: Duration::ZERO,
+            last_ack: None,
         }
     }
 
@@ -133,6 +177,24 @@ impl Vfer {
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
             self.bw_rounds[slot] = (self.round, 0.0);
             self.on_round_start();
+            if self.round.is_multiple_of(20) {
+                tracing::debug!(
+                    target: "vfer::cc",
+                    "round {} {:?}{} cwnd {} btlbw {:.1} Mbit/s base {:?} srtt {:?} queue {:?}",
+                    self.round,
+                    self.mode,
+                    match &self.compete {
+                        Some(c) if c.checking() => " competing (checking)",
+                        Some(_) => " competing",
+                        None => "",
+                    },
+                    self.window(),
+                    self.btlbw * 8e-6,
+                    self.min_rtt.unwrap_or_default(),
+                    self.srtt,
+                    self.last_queue,
+                );
+            }
         }
         if !rs.app_limited || rs.delivery_rate >= self.btlbw {
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
@@ -147,6 +209,10 @@ impl Vfer {
             .filter(|(r, _)| r + BW_WINDOW_ROUNDS > round)
             .map(|&(_, b)| b)
             .fold(0.0, f64::max);
+        if self.mode == Mode::ProbeBw {
+            // Startup's samples are left out: its bursts overshoot.
+            self.peak_btlbw = self.peak_btlbw.max(self.btlbw);
+        }
     }
 
     fn on_round_start(&mut self) {
@@ -195,9 +261,12 @@ impl Vfer {
         let sample = ack.rtt.latest();
         self.round_min_rtt = Some(self.round_min_rtt.map_or(sample, |m| m.min(sample)));
         self.round_samples += 1;
-        let expired = self
-            .min_rtt_stamp
-            .is_some_and(|t| ack.now.saturating_duration_since(t) > MIN_RTT_WINDOW);
+        // While competing, the queue never drains: a re-measured base would
+        // only measure the other flow's queue, so the old one stays.
+        let expired = self.compete.is_none()
+            && self
+                .min_rtt_stamp
+                .is_some_and(|t| ack.now.saturating_duration_since(t) > MIN_RTT_WINDOW);
         match self.min_rtt {
             Some(m) if sample > m && !expired => {
                 // A sample close to the base also shows the base is still valid.
@@ -208,6 +277,12 @@ impl Vfer {
             _ => {
                 self.min_rtt = Some(sample);
                 self.min_rtt_stamp = Some(ack.now);
+            }
+        }
+        if let Some(base) = self.min_rtt {
+            self.last_queue = sample.saturating_sub(base);
+            if self.last_queue <= TARGET_QUEUE_DELAY || self.last_low_queue.is_none() {
+                self.last_low_queue = Some(ack.now);
             }
         }
         if expired && self.mode != Mode::ProbeRtt && self.pipe_filled {
@@ -247,11 +322,94 @@ impl Vfer {
                     self.cycle_stamp = Some(ack.now);
                     self.pacing_gain = PROBE_GAINS[self.cycle];
                 }
+                if PROBE_GAINS[self.cycle] == 1.0 {
+                    self.pacing_gain = self.cruise_gain(rtt);
+                }
             }
             Mode::ProbeRtt => {
                 if self.probe_rtt_until.is_some_and(|t| ack.now >= t) {
                     self.min_rtt_stamp = Some(ack.now);
                     self.cwnd = self.cwnd.max(self.saved_cwnd);
+                    self.enter_probe_bw(ack.now);
+                }
+            }
+        }
+    }
+
+    /// Pacing gain while cruising: 1 while the standing queue is within the
+    /// target, less while it is above, so the excess drains in about a
+    /// round trip. Every delay-based flow on the bottleneck sees the same
+    /// queue and slows in proportion to its rate: together they hold the
+    /// queue near the target instead of each pacing at a rate estimate
+    /// whose sum exceeds the link (which fills the queue up to the window).
+    fn cruise_gain(&self, base: Duration) -> f64 {
+        let excess = self
+            .queue_delay()
+            .map_or(Duration::ZERO, |q| q.saturating_sub(TARGET_QUEUE_DELAY));
+        let base = base.as_secs_f64().max(0.001);
+        (1.0 - excess.as_secs_f64() / base).max(MIN_CRUISE_GAIN)
+    }
+
+    /// How long the queue may stay up before another flow is assumed.
+    fn compete_after(&self) -> Duration {
+        let base = self.min_rtt.unwrap_or_default();
+        COMPETE_AFTER.max(base * COMPETE_AFTER_RTTS)
+    }
+
+    /// The window cap of a competing-mode check (see [`CHECK_BDP_FRACTION`]).
+    fn check_cap(&self) -> f64 {
+        let bdp = self.bdp().unwrap_or(0) as f64 * CHECK_BDP_FRACTION;
+        bdp.max(self.min_window() as f64)
+    }
+
+    /// Switches between delay mode and competing mode.
+    fn update_compete(&mut self, ack: &AckEvent<'_>) {
+        let base = self.min_rtt.unwrap_or(self.srtt);
+        match &mut self.compete {
+            None => {
+                let held = self
+                    .last_low_queue
+                    .is_some_and(|t| ack.now.saturating_duration_since(t) > self.compete_after());
+                if self.mode == Mode::ProbeBw && held {
+                    let cwnd = ack
+                        .bytes_in_flight
+                        .max((self.btlbw * self.srtt.as_secs_f64()) as u64)
+                        .max(self.min_window());
+                    // A flow that never had more than its current rate has
+                    // not found its share (it joined a queue another flow
+                    // holds): it starts competing in slow start, as TCP would.
+                    let slow_start =
+                        !self.competed && self.peak_btlbw <= self.btlbw * SLOW_START_PEAK_RATIO;
+                    self.competed = true;
+                    tracing::debug!(
+                        target: "vfer::cc",
+                        "queue held {:?} above {:?} by another flow: competing from {} bytes{} (rate {:.1}, peak {:.1} Mbit/s)",
+                        self.compete_after(),
+                        TARGET_QUEUE_DELAY,
+                        cwnd,
+                        if slow_start { " in slow start" } else { "" },
+                        self.btlbw * 8e-6,
+                        self.peak_btlbw * 8e-6
+                    );
+                    self.compete = Some(Compete::enter(ack.now, cwnd as f64, self.mtu, slow_start));
+                }
+            }
+            Some(c) => {
+                let queue = ack.rtt_updated.then_some(self.last_queue);
+                let verdict = c.on_ack(
+                    ack.now,
+                    ack.acked_bytes,
+                    self.mtu,
+                    self.srtt,
+                    base,
+                    queue,
+                    LOW_QUEUE_DELAY,
+                );
+                if verdict == Verdict::Leave {
+                    tracing::debug!(target: "vfer::cc", "queue drained: back to delay mode");
+                    self.compete = None;
+                    self.last_low_queue = Some(ack.now);
+                    self.min_rtt_stamp = Some(ack.now);
                     self.enter_probe_bw(ack.now);
                 }
             }
@@ -304,20 +462,39 @@ impl Controller for Vfer {
             self.cwnd = self.cwnd.max(self.saved_cwnd);
             self.saved_cwnd = 0;
         }
+        self.srtt = ack.rtt.smoothed();
+        if let (Some(_), Some(last)) = (&self.compete, self.last_ack) {
+            self.time_competing += ack.now.saturating_duration_since(last);
+        }
+        self.last_ack = Some(ack.now);
         self.update_rtt(ack);
         self.update_bw(ack);
         self.check_startup_delay();
         self.update_mode(ack);
         self.update_cwnd(ack);
+        self.update_compete(ack);
+        if let Some(c) = &self.compete {
+            // Leaving competing mode resumes from the window it reached.
+            self.cwnd = (c.window(f64::MAX) as u64).max(self.min_window());
+        }
     }
 
-    fn on_loss(&mut self, _now: Instant, _lost: u64, _newest_lost_sent: Instant) {
-        // Loss is not the congestion signal: rate follows delivery, which
-        // already excludes lost bytes. (A loss-rate guard for pathological
-        // cases lives in the connection's statistics, not here.)
+    fn on_loss(&mut self, now: Instant, _lost: u64, newest_lost_sent: Instant) {
+        // In delay mode loss is not the congestion signal: the rate follows
+        // delivery, which already excludes lost bytes. Competing, a loss
+        // while the queue stands is the buffer overflowing, as for TCP.
+        let congestive = self.last_queue > LOW_QUEUE_DELAY;
+        if let Some(c) = &mut self.compete {
+            let before = c.window(f64::MAX);
+            c.on_loss(now, newest_lost_sent, congestive, self.mtu);
+            if c.window(f64::MAX) < before {
+                tracing::debug!(target: "vfer::cc", "congestion: window {before:.0} -> {:.0}", c.window(f64::MAX));
+            }
+        }
     }
 
     fn on_persistent_congestion(&mut self, _now: Instant) {
+        self.compete = None;
         // The path went silent: restart from a small window but keep the
         // model, so a short blackout does not cost a full startup.
         self.saved_cwnd = self.saved_cwnd.max(self.cwnd);
@@ -325,10 +502,17 @@ impl Controller for Vfer {
     }
 
     fn window(&self) -> u64 {
-        self.cwnd
+        match &self.compete {
+            Some(c) => (c.window(self.check_cap()) as u64).max(self.min_window()),
+            None => self.cwnd,
+        }
     }
 
     fn pacing_rate(&self) -> u64 {
+        if self.compete.is_some() {
+            let srtt = self.srtt.as_secs_f64().max(0.001);
+            return (self.window() as f64 * compete::PACING_GAIN / srtt).max(1.0) as u64;
+        }
         let bw = if self.btlbw > 0.0 {
             self.btlbw
         } else if self.initial_rate > 0.0 {
@@ -346,5 +530,9 @@ impl Controller for Vfer {
 
     fn name(&self) -> &'static str {
         "vfer"
+    }
+
+    fn time_competing(&self) -> Duration {
+        self.time_competing
     }
 }

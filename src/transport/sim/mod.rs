@@ -39,8 +39,8 @@ mod config;
 mod link;
 mod network;
 mod nodes;
-mod tcp;
 mod rng;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
@@ -48,8 +48,8 @@ pub use config::{bdp_bytes, GilbertElliott, LinkConfig};
 pub use link::{Link, LinkStats, QueueSample};
 pub use network::{FlowStats, LinkId, Network, Node, NodeId, DEFAULT_MAX_EVENTS_PER_INSTANT};
 pub use nodes::{Arrival, TestNode};
-pub use tcp::{TcpNode, TcpReceiver, TcpSender};
 pub use rng::{splitmix64, Rng};
+pub use tcp::{TcpNode, TcpReceiver, TcpSender};
 
 use std::time::Duration;
 

@@ -78,6 +78,7 @@ pub struct TcpSender {
     sent: u64,
     retransmissions: u64,
     timeouts: u64,
+    reductions: u64,
 }
 
 impl TcpSender {
@@ -104,6 +105,7 @@ impl TcpSender {
             sent: 0,
             retransmissions: 0,
             timeouts: 0,
+            reductions: 0,
         }
     }
 
@@ -143,6 +145,11 @@ impl TcpSender {
     /// Retransmitted segments.
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
+    }
+
+    /// Window reductions (congestion events, timeouts included).
+    pub fn reductions(&self) -> u64 {
+        self.reductions
     }
 
     /// Retransmission timeouts that fired.
@@ -223,6 +230,7 @@ impl TcpSender {
 
     /// The window after a congestion event (also the new slow-start threshold).
     fn reduced_window(&mut self) -> f64 {
+        self.reductions += 1;
         match &mut self.cubic {
             Some(cubic) => cubic.reduce(self.cwnd),
             None => (self.cwnd / 2.0).max(2.0),
