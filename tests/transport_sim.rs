@@ -152,6 +152,7 @@ struct Outcome {
 }
 
 fn transfer(total: u64, forward: LinkConfig, reverse: LinkConfig, limit: Duration) -> Outcome {
+    trace();
     let start = Instant::now();
     let mut net = Network::pair(
         start,
@@ -180,6 +181,15 @@ fn transfer(total: u64, forward: LinkConfig, reverse: LinkConfig, limit: Duratio
         client: net.node(0).stats(),
         net,
     }
+}
+
+/// Sends the transport's tracing to the test output: RUST_LOG=vfer::cc=debug
+/// shows the congestion controller's decisions.
+fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
 }
 
 fn report(name: &str, o: &Outcome, capacity_bps: f64) {
@@ -336,10 +346,7 @@ fn queueing_delay_stays_near_target() {
 
 #[test]
 fn two_flows_share_a_bottleneck_fairly() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    trace();
     let start = Instant::now();
     let rtt = Duration::from_millis(50);
     let total = 10_000 * MIB; // never finishes within the run
@@ -471,11 +478,7 @@ fn joiner_share(
     rtt: Duration,
 ) -> f64 {
     use vfer::transport::sim::{TcpNode, TcpReceiver};
-    // RUST_LOG=vfer::cc=debug shows the controller's decisions.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    trace();
     let start = Instant::now();
     let joins = start + Duration::from_secs(5);
     let total = 10_000 * MIB;
