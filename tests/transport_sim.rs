@@ -534,25 +534,30 @@ fn joiner_share(
     got[0] as f64 / sum
 }
 
+/// Asserts that vfer joining a bottleneck held by a TCP flow from `tcp`
+/// takes a fair share (0.3-0.7), and prints what a second such TCP flow
+/// takes in the same position, the baseline.
+fn shares_fairly_with(
+    name: &str,
+    tcp: fn() -> vfer::transport::sim::TcpSender,
+    rate: u64,
+    rtt: Duration,
+) {
+    let baseline = joiner_share(Joiner::Tcp(Box::new(tcp())), tcp(), rate, rtt);
+    let share = joiner_share(Joiner::Vfer, tcp(), rate, rtt);
+    eprintln!("joining {name}: vfer share {share:.3}, a second {name}'s {baseline:.3}");
+    assert!((0.3..=0.7).contains(&share), "vfer got {share:.3}");
+}
+
 #[test]
 fn shares_a_bottleneck_with_reno() {
-    use vfer::transport::sim::TcpSender;
-    let (rate, rtt) = (20_000_000, Duration::from_millis(40));
-    let reno = || TcpSender::new(u64::MAX, 1440);
-    let baseline = joiner_share(Joiner::Tcp(Box::new(reno())), reno(), rate, rtt);
-    let share = joiner_share(Joiner::Vfer, reno(), rate, rtt);
-    eprintln!("joining Reno: vfer share {share:.3}, a second Reno's {baseline:.3}");
-    assert!((0.3..=0.7).contains(&share), "vfer got {share:.3}");
+    let reno = || vfer::transport::sim::TcpSender::new(u64::MAX, 1440);
+    shares_fairly_with("Reno", reno, 20_000_000, Duration::from_millis(40));
 }
 
 #[test]
 fn shares_a_bottleneck_with_cubic() {
     // The lab's "shared" profile: 100 Mbit/s, 50 ms, one BDP of queue.
-    use vfer::transport::sim::TcpSender;
-    let (rate, rtt) = (100_000_000, Duration::from_millis(50));
-    let cubic = || TcpSender::cubic(u64::MAX, 1440);
-    let baseline = joiner_share(Joiner::Tcp(Box::new(cubic())), cubic(), rate, rtt);
-    let share = joiner_share(Joiner::Vfer, cubic(), rate, rtt);
-    eprintln!("joining CUBIC: vfer share {share:.3}, a second CUBIC's {baseline:.3}");
-    assert!((0.3..=0.7).contains(&share), "vfer got {share:.3}");
+    let cubic = || vfer::transport::sim::TcpSender::cubic(u64::MAX, 1440);
+    shares_fairly_with("CUBIC", cubic, 100_000_000, Duration::from_millis(50));
 }
