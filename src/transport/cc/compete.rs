@@ -89,6 +89,12 @@ impl Compete {
         }
     }
 
+    /// True until the first congestion event of a flow that entered in
+    /// slow start.
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
+    }
+
     /// True while a check holds the window back.
     pub fn checking(&self) -> bool {
         self.check.is_some()
