@@ -185,6 +185,7 @@ impl Vfer {
                     self.mode,
                     match &self.compete {
                         Some(c) if c.checking() => " competing (checking)",
+                        Some(c) if c.in_slow_start() => " competing (slow start)",
                         Some(_) => " competing",
                         None => "",
                     },
