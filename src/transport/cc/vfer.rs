@@ -35,6 +35,10 @@ const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Queueing delay above the base RTT that ends a bandwidth probe or startup.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(8);
+/// Largest loss rate the pacing rate compensates for (see `loss_rate`).
+const MAX_LOSS_COMPENSATION: f64 = 0.5;
+/// Weight of one round trip's loss fraction in the loss-rate average.
+const LOSS_RATE_WEIGHT: f64 = 0.125;
 /// Lowest pacing gain while cruising above the delay target.
 const MIN_CRUISE_GAIN: f64 = 0.75;
 /// Queueing delay at or below which a competing-mode check counts the
@@ -105,6 +109,11 @@ pub struct Vfer {
     peak_btlbw: f64,
     /// Competing mode has been entered before.
     competed: bool,
+    /// Average fraction of sent bytes lost per round trip while the queue
+    /// was within the target (random loss, not overflow).
+    loss_rate: f64,
+    round_lost: u64,
+    round_start_delivered: u64,
     /// Time spent in competing mode, counted between ACKs.
     time_competing: Duration,
     last_ack: Option<Instant>,
@@ -142,6 +151,9 @@ impl Vfer {
             compete: None,
             peak_btlbw: 0.0,
             competed: false,
+            loss_rate: 0.0,
+            round_lost: 0,
+            round_start_delivered: 0,
             time_competing: Duration::ZERO,
             last_ack: None,
         }
@@ -171,6 +183,12 @@ impl Vfer {
         if rs.prior_delivered >= self.next_round_delivered {
             self.next_round_delivered = ack.delivered;
             self.round += 1;
+            let delivered = ack.delivered.saturating_sub(self.round_start_delivered);
+            let sent = (delivered + self.round_lost).max(1) as f64;
+            let fraction = self.round_lost as f64 / sent;
+            self.loss_rate += LOSS_RATE_WEIGHT * (fraction - self.loss_rate);
+            self.round_lost = 0;
+            self.round_start_delivered = ack.delivered;
             self.standing_rtt = self.round_min_rtt;
             self.round_min_rtt = None;
             self.round_samples = 0;
@@ -351,6 +369,22 @@ impl Vfer {
         (1.0 - excess.as_secs_f64() / base).max(MIN_CRUISE_GAIN)
     }
 
+    /// The loss rate the pacing rate makes up for: the rate model counts
+    /// delivered bytes, so on a path that loses a fraction p at random,
+    /// pacing at the delivery rate sends only (1 − p) of what the path
+    /// carries — and a 1.25 probe, delivering 1.25 (1 − p), cannot raise
+    /// the estimate at all once p reaches 20 %. While the queue is within
+    /// the target the loss is not congestion, so the controller sends
+    /// `rate / (1 − p)`; with a standing queue (or in startup) it does not.
+    fn random_loss(&self) -> f64 {
+        let queue_low = self.queue_delay().is_some_and(|q| q <= TARGET_QUEUE_DELAY);
+        if self.mode == Mode::ProbeBw && queue_low {
+            self.loss_rate.clamp(0.0, MAX_LOSS_COMPENSATION)
+        } else {
+            0.0
+        }
+    }
+
     /// How long the queue may stay up before another flow is assumed.
     fn compete_after(&self) -> Duration {
         let base = self.min_rtt.unwrap_or_default();
@@ -480,10 +514,15 @@ impl Controller for Vfer {
         }
     }
 
-    fn on_loss(&mut self, now: Instant, _lost: u64, newest_lost_sent: Instant) {
+    fn on_loss(&mut self, now: Instant, lost: u64, newest_lost_sent: Instant) {
         // In delay mode loss is not the congestion signal: the rate follows
         // delivery, which already excludes lost bytes. Competing, a loss
         // while the queue stands is the buffer overflowing, as for TCP.
+        if self.last_queue <= TARGET_QUEUE_DELAY {
+            // With the queue within the target, the loss was not the queue
+            // overflowing: it counts toward the random loss rate.
+            self.round_lost += lost;
+        }
         let congestive = self.last_queue > LOW_QUEUE_DELAY;
         if let Some(c) = &mut self.compete {
             let before = c.window(f64::MAX);
@@ -522,7 +561,7 @@ impl Controller for Vfer {
             // No RTT yet: the initial window over an assumed 10 ms.
             (INITIAL_WINDOW_PACKETS * self.mtu * 100) as f64
         };
-        (bw * self.pacing_gain).max(1.0) as u64
+        (bw * self.pacing_gain / (1.0 - self.random_loss())).max(1.0) as u64
     }
 
     fn set_mtu(&mut self, mtu: u64) {
