@@ -2,9 +2,9 @@
 //! RTT, as in BBR) with delay-based guards in the spirit of the original
 //! VFER's one-way-delay control.
 //!
-//! - The sending rate follows the measured delivery rate, not loss: isolated
-//!   random loss does not lower it (it lowers the delivery rate by the loss
-//!   fraction only).
+//! - The sending rate follows the measured delivery rate, not loss: random
+//!   loss does not lower it (the pacing rate makes up for the loss rate
+//!   measured while the queue is short).
 //! - A filling queue slows it: in-flight data is capped at `CWND_GAIN` times
 //!   the bandwidth-delay product, and a bandwidth probe ends as soon as the
 //!   standing queueing delay exceeds the target.
@@ -42,7 +42,7 @@ const LOSS_RATE_WEIGHT: f64 = 0.125;
 /// Lowest pacing gain while cruising above the delay target.
 const MIN_CRUISE_GAIN: f64 = 0.75;
 /// Queueing delay at or below which a competing-mode check counts the
-/// queue as drained.
+/// queue as drained; a loss seen with more queue than this is congestion.
 const LOW_QUEUE_DELAY: Duration = Duration::from_millis(4);
 /// How long every RTT sample must show a queue above the target (at least;
 /// see `compete_after`) before another flow is taken to be holding it.
