@@ -23,6 +23,10 @@ use super::{AckEvent, Controller};
 
 /// Startup gain: doubles the delivery rate each round trip (2/ln 2).
 const STARTUP_GAIN: f64 = 2.885;
+/// In-flight cap in startup and drain, in bandwidth-delay products (as
+/// BBRv3: at most one BDP can queue, so a one-BDP buffer does not overflow
+/// in the last round of startup, whose queue shows only a round later).
+const STARTUP_CWND_GAIN: f64 = 2.0;
 /// In-flight cap in bandwidth-delay products.
 const CWND_GAIN: f64 = 2.0;
 /// Pacing gains of the 8 phases of a bandwidth-probing cycle.
@@ -139,7 +143,7 @@ impl Vfer {
             full_bw_rounds: 0,
             pipe_filled: false,
             pacing_gain: STARTUP_GAIN,
-            cwnd_gain: STARTUP_GAIN,
+            cwnd_gain: STARTUP_CWND_GAIN,
             cycle: 0,
             cycle_stamp: None,
             probe_rtt_until: None,
@@ -255,7 +259,7 @@ impl Vfer {
         self.pipe_filled = true;
         self.mode = Mode::Drain;
         self.pacing_gain = 1.0 / STARTUP_GAIN;
-        self.cwnd_gain = STARTUP_GAIN;
+        self.cwnd_gain = STARTUP_CWND_GAIN;
     }
 
     /// HyStart-style delay exit: the first samples of a round already show
