@@ -15,7 +15,6 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::args::Common;
-use super::daemon::Request;
 use crate::bootstrap::login::client::{self, Accepted};
 use crate::bootstrap::login::hostkey::{fingerprint, parse_fingerprint};
 use crate::bootstrap::login::known_hosts::{self, Pin};
@@ -135,16 +134,7 @@ pub async fn open(
             .into())
         }
     }
-    let request = Request {
-        push: role == RemoteRole::Recv,
-        recursive: c.recursive,
-        preserve: c.preserve,
-        paths: operands.to_vec(),
-    };
-    request
-        .write(&mut stream)
-        .await
-        .with_context(|| format!("{host}:{port}: cannot send the request"))?;
+    super::session::send_request(&mut stream, role, operands, c, host, port).await?;
     Ok(session)
 }
 

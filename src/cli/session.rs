@@ -95,16 +95,7 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
         }
         Far::Daemon { host, port } => {
             let session = key_file_session(host, *port, c).await?;
-            let request = Request {
-                push: role == RemoteRole::Recv,
-                recursive: c.recursive,
-                preserve: c.preserve,
-                paths: operands.to_vec(),
-            };
-            request
-                .write(&mut session.stream())
-                .await
-                .with_context(|| format!("{host}:{port}: cannot send the request"))?;
+            send_request(&mut session.stream(), role, operands, c, host, *port).await?;
             session
         }
         Far::Login { user, host, port } => {
@@ -152,6 +143,28 @@ pub async fn start_child(
             bail!("{host}: a standing daemon is not started through ssh")
         }
     }
+}
+
+/// Sends a daemon the transfer request (§5): which way, the paths and the
+/// `-r`/`-p` options. `host` and `port` name the daemon in errors.
+pub async fn send_request<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
+    role: RemoteRole,
+    operands: &[String],
+    c: &Common,
+    host: &str,
+    port: u16,
+) -> Result<()> {
+    let request = Request {
+        push: role == RemoteRole::Recv,
+        recursive: c.recursive,
+        preserve: c.preserve,
+        paths: operands.to_vec(),
+    };
+    request
+        .write(stream)
+        .await
+        .with_context(|| format!("{host}:{port}: cannot send the request"))
 }
 
 /// A session with a key-file daemon (`vfer-recv --listen --key-file`).

@@ -30,6 +30,9 @@ use super::Cubic;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Shortest measuring period of a check (it is at least one base RTT).
 const MIN_CHECK_MEASURE: Duration = Duration::from_millis(20);
+/// Queueing delay at or below which a check counts the queue as drained;
+/// a loss seen with more queue than this is congestion.
+pub const LOW_QUEUE_DELAY: Duration = Duration::from_millis(4);
 /// Pacing gain over window / smoothed RTT (Linux paces TCP at 1.2x in
 /// congestion avoidance).
 pub const PACING_GAIN: f64 = 1.2;
@@ -102,7 +105,6 @@ impl Compete {
 
     /// Takes an acknowledgement of `acked` bytes. `queue` is the queueing
     /// delay of this ACK's RTT sample, if it carried one.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_ack(
         &mut self,
         now: Instant,
@@ -111,7 +113,6 @@ impl Compete {
         srtt: Duration,
         base_rtt: Duration,
         queue: Option<Duration>,
-        low_queue: Duration,
     ) -> Verdict {
         let recovering = self.reduced_at.is_some_and(|t| now < t + srtt);
         if let Some(check) = &mut self.check {
@@ -123,7 +124,7 @@ impl Compete {
             if now < check.until {
                 return Verdict::Stay;
             }
-            let drained = check.min_queue.is_some_and(|q| q <= low_queue);
+            let drained = check.min_queue.is_some_and(|q| q <= LOW_QUEUE_DELAY);
             self.check = None;
             self.next_check = now + CHECK_INTERVAL;
             return if drained {
@@ -202,7 +203,7 @@ mod tests {
     fn acks(c: &mut Compete, from: Instant, end: Instant, queue: Duration) -> Option<Verdict> {
         let mut now = from;
         while now < end {
-            if c.on_ack(now, MTU, MTU, 60 * MS, 50 * MS, Some(queue), 4 * MS) == Verdict::Leave {
+            if c.on_ack(now, MTU, MTU, 60 * MS, 50 * MS, Some(queue)) == Verdict::Leave {
                 return Some(Verdict::Leave);
             }
             now += MS;

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::compete::{self, Compete, Verdict};
+use super::compete::{self, Compete, Verdict, LOW_QUEUE_DELAY};
 use super::{AckEvent, Controller};
 
 /// Startup gain: doubles the delivery rate each round trip (2/ln 2).
@@ -45,9 +45,6 @@ const MAX_LOSS_COMPENSATION: f64 = 0.5;
 const LOSS_RATE_WEIGHT: f64 = 0.125;
 /// Lowest pacing gain while cruising above the delay target.
 const MIN_CRUISE_GAIN: f64 = 0.75;
-/// Queueing delay at or below which a competing-mode check counts the
-/// queue as drained; a loss seen with more queue than this is congestion.
-const LOW_QUEUE_DELAY: Duration = Duration::from_millis(4);
 /// How long every RTT sample must show a queue above the target (at least;
 /// see `compete_after`) before another flow is taken to be holding it.
 /// Delay-based flows alone hold the queue near the target; a loss-based
@@ -435,15 +432,7 @@ impl Vfer {
             }
             Some(c) => {
                 let queue = ack.rtt_updated.then_some(self.last_queue);
-                let verdict = c.on_ack(
-                    ack.now,
-                    ack.acked_bytes,
-                    self.mtu,
-                    self.srtt,
-                    base,
-                    queue,
-                    LOW_QUEUE_DELAY,
-                );
+                let verdict = c.on_ack(ack.now, ack.acked_bytes, self.mtu, self.srtt, base, queue);
                 if verdict == Verdict::Leave {
                     tracing::debug!(target: "vfer::cc", "queue drained: back to delay mode");
                     self.compete = None;
