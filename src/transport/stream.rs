@@ -182,6 +182,12 @@ impl SendBuffer {
         Some(c)
     }
 
+    /// The highest offset a chunk can start at (new data starts here,
+    /// retransmissions below): bounds the STREAM header's size.
+    pub fn max_offset(&self) -> u64 {
+        self.sent
+    }
+
     /// Copies sent bytes `[offset, offset + out.len())` for (re)transmission.
     pub fn read(&self, offset: u64, out: &mut [u8]) {
         self.ring.read(offset, out);

@@ -158,3 +158,44 @@ fn lossy_transfer() {
     let goodput = 5e6 * 8.0 / t.as_secs_f64() / 1e6;
     eprintln!("lossy: {t:?} goodput {goodput:.1} Mbit/s client {cs:?}");
 }
+
+/// Full data packets are exactly the path MTU (or the buffer given) long,
+/// whatever the stream offset: the driver ends a GSO batch at the first
+/// shorter datagram, so a packet a few bytes short halves every batch.
+#[test]
+fn full_packets_fill_the_buffer_exactly() {
+    let secret = [9u8; 32];
+    let now = Instant::now();
+    let cfg = Config::default();
+    let mut c = Connection::client(cfg.clone(), &secret, HandshakeRandom::from_seed(1), now);
+    let mut buf = vec![0u8; 65536];
+    let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
+    let mut s = Connection::server(
+        cfg,
+        &secret,
+        HandshakeRandom::from_seed(2),
+        now,
+        &mut buf[..n],
+    )
+    .expect("server accepts");
+    let n = s.poll_transmit(now, &mut buf).expect("RESPONSE");
+    c.handle_datagram(now, &mut buf[..n]);
+    assert!(c.is_established());
+    let data = vec![0x5au8; 4 << 20];
+    let mut written = c.write(&data);
+    let mut sizes = Vec::new();
+    // Segment sizes a GSO batch would use: the first datagram's length.
+    for room in [1200usize, 1187, 1000] {
+        for _ in 0..20 {
+            written += c.write(&data[written..]);
+            if let Some(n) = c.poll_transmit(now, &mut buf[..room]) {
+                sizes.push((room, n));
+            }
+        }
+    }
+    let data_packets: Vec<_> = sizes.iter().filter(|(_, n)| *n > 100).collect();
+    assert!(data_packets.len() > 20, "too few data packets: {sizes:?}");
+    for (room, n) in data_packets {
+        assert_eq!(n, room, "a full packet must fill its buffer: {sizes:?}");
+    }
+}
