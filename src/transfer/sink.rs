@@ -186,6 +186,13 @@ where
                 fw.flush().await?;
             }
             let msg = fr.expect().await?;
+            if matches!(msg, Msg::Data(_)) {
+                // The chunk moves from the reader's buffer to the disk
+                // write without a copy.
+                let (buf, range) = fr.take_data(sink.take_spare());
+                sink.on_data(buf, range).await?;
+                continue;
+            }
             match msg {
                 Msg::Entry(e) if !manifest_done => sink.on_entry(fw, &e).await?,
                 Msg::ManifestEnd { entries } if !manifest_done => {
@@ -206,7 +213,6 @@ where
                     offset,
                     size,
                 } => sink.on_begin(index, offset, size).await?,
-                Msg::Data(d) => sink.on_data(d).await?,
                 Msg::FileEnd { index, hash } => sink.on_end(fw, index, hash).await?,
                 Msg::FileSame { index } => sink.on_same(fw, index).await?,
                 Msg::FileAbort { index, message } => sink.on_abort(fw, index, message).await?,
