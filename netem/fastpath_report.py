@@ -40,7 +40,7 @@ def main():
             + f"; {meta.get('qcp', 'qcp ?')}; {meta.get('scp', '')}"
         )
         out.append(
-            f"{int(meta.get('size', 0)) / 1e9:.2f} GB file ({meta.get('data', '?')} data), disk to disk through sshd, "
+            f"{int(rows[0]['bytes']) / 1e9 if rows else 0:.2f} GB file ({meta.get('data', '?')} data), disk to disk through sshd, "
             f"{meta.get('runs', '?')} runs interleaved; {meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}"
         )
         out.append("")
