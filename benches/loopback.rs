@@ -246,11 +246,7 @@ fn main() {
         "  {:<34} {:>6} {:>10} {:>10} {:>8} {:>8}",
         "", "", "sent", "received", "sender", "receiver"
     );
-    print_row(
-        &format!("raw UDP ({size}-byte datagrams)"),
-        &base,
-        total,
-    );
+    print_row(&format!("raw UDP ({size}-byte datagrams)"), &base, total);
     print_row(
         &format!("vfer (path MTU {}, GSO/GRO)", v.path_mtu),
         &v,

@@ -12,10 +12,11 @@
  * included) is then appended to FILE as one line (O_APPEND: several wrapped
  * processes may share a file):
  *
- *   LABEL user=SECONDS sys=SECONDS maxrss_kb=KB wall=SECONDS status=CODE procs=N
+ *   LABEL user=SECONDS sys=SECONDS maxrss_kb=KB wall=SECONDS status=CODE procs=N pids=P,...
  *
  * wall runs until the last descendant has ended; status is CMD's own exit
- * code (128+N for signal N).
+ * code (128+N for signal N); pids are the processes reaped here (CMD first,
+ * then orphans such as a daemon; at most 16), e.g. for `perf report --pid`.
  *
  * Without -d the wrapper exits, as CMD did, once the whole tree is gone. With
  * -d (for a command started by sshd) it exits as CMD did as soon as CMD
@@ -125,6 +126,8 @@ static int run_tree(char **cmd, const char *out, const char *label, int status_f
         on_signals(forward);
     }
     int status = 0, procs = 0;
+    char pids[256] = "";
+    size_t plen = 0;
     for (;;) {
         int st;
         pid_t w = wait4(-1, &st, 0, NULL);
@@ -134,6 +137,8 @@ static int run_tree(char **cmd, const char *out, const char *label, int status_f
             break; /* ECHILD: the tree is gone */
         }
         procs++;
+        if (procs <= 16 && plen < sizeof pids - 16)
+            plen += (size_t)snprintf(pids + plen, sizeof pids - plen, "%s%d", plen ? "," : "", (int)w);
         if (w == pid) {
             status = st;
             if (status_fd >= 0) {
@@ -150,10 +155,10 @@ static int run_tree(char **cmd, const char *out, const char *label, int status_f
     getrusage(RUSAGE_CHILDREN, &ru);
     char line[512];
     int n = snprintf(line, sizeof line,
-                     "%s user=%.3f sys=%.3f maxrss_kb=%ld wall=%.3f status=%d procs=%d\n", label,
+                     "%s user=%.3f sys=%.3f maxrss_kb=%ld wall=%.3f status=%d procs=%d pids=%s\n", label,
                      tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss,
                      (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, code_of(status),
-                     procs);
+                     procs, pids);
     int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
         write_all(fd, line, n > 0 ? (size_t)n : 0);
