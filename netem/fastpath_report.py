@@ -37,6 +37,7 @@ def main():
         out.append(
             f"fast paths, {meta.get('date', '?')}: vfer {meta.get('vfer_commit', '?')}"
             + (f" with `{meta['vfer_args']}`" if meta.get("vfer_args") else "")
+            + (f"; vfer2: {meta['vfer2']}" if meta.get("vfer2") else "")
             + f"; {meta.get('qcp', 'qcp ?')}; {meta.get('scp', '')}"
         )
         out.append(
@@ -107,17 +108,18 @@ def main():
                 f"| {fmt(rg)} | {fmt(rc)} |"
             )
         out.append("")
-        v = stats.get("vfer")
-        if v and v["mtu"] == v["mtu"]:
-            out.append(
-                f"vfer: path MTU {v['mtu']:.0f}, data phase {fmt(v['data'])} Gbit/s, "
-                f"{v['dgps'] / 1e3:.0f}k datagrams/s sent, loss {v['loss'] * 100:.2f} %"
-            )
-        if v and q and q["g"] == q["g"] and q["g"] > 0 and v["g"] == v["g"]:
-            out.append(
-                f"vfer/qcp: goodput {v['g'] / q['g']:.2f}x, machine CPU per GB {v['mach'] / q['mach']:.2f}x, "
-                f"ends CPU per GB {v['ends'] / q['ends']:.2f}x"
-            )
+        for name in ("vfer", "vfer2"):
+            v = stats.get(name)
+            if v and v["mtu"] == v["mtu"]:
+                out.append(
+                    f"{name}: path MTU {v['mtu']:.0f}, data phase {fmt(v['data'])} Gbit/s, "
+                    f"{v['dgps'] / 1e3:.0f}k datagrams/s sent, loss {v['loss'] * 100:.2f} %"
+                )
+            if v and q and q["g"] == q["g"] and q["g"] > 0 and v["g"] == v["g"]:
+                out.append(
+                    f"{name}/qcp: goodput {v['g'] / q['g']:.2f}x, machine CPU per GB {v['mach'] / q['mach']:.2f}x, "
+                    f"ends CPU per GB {v['ends'] / q['ends']:.2f}x"
+                )
         bgs = [stats[t]["bg"] for t in tools if stats[t]["bg"] == stats[t]["bg"]]
         if bgs:
             out.append(
