@@ -36,13 +36,17 @@ def main():
     if meta:
         out.append(
             f"fast paths, {meta.get('date', '?')}: vfer {meta.get('vfer_commit', '?')}"
+            + (f" (built {meta['vfer_build']})" if meta.get("vfer_build") else "")
             + (f" with `{meta['vfer_args']}`" if meta.get("vfer_args") else "")
             + (f"; vfer2: {meta['vfer2']}" if meta.get("vfer2") else "")
-            + f"; {meta.get('qcp', 'qcp ?')}; {meta.get('scp', '')}"
+            + f"; {meta.get('qcp') or 'no qcp'}"
+            + (f" `{meta['qcp_args']}`" if meta.get("qcp_args") else "")
+            + f"; scp {meta.get('scp', '')}"
+            + (f" `{meta['scp_args']}`" if meta.get("scp_args") else "")
         )
         out.append(
             f"{int(rows[0]['bytes']) / 1e9 if rows else 0:.2f} GB file ({meta.get('data', '?')} data), disk to disk through sshd, "
-            f"{meta.get('runs', '?')} runs interleaved; {meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}"
+            f"{meta.get('runs', '?')} run(s) interleaved; {meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}"
         )
         out.append("")
     paths = []
