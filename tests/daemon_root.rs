@@ -290,3 +290,28 @@ async fn a_directory_swapped_for_a_symlink_after_the_walk_is_not_followed() {
     drop(sink);
     let _ = source.await;
 }
+
+/// `-p` through a daemon started with umask 022: a 0777 file and a 0777
+/// directory arrive as 0755 (the daemon's umask applies to sent modes).
+#[test]
+fn preserved_modes_get_the_daemons_umask() {
+    let d = Daemon::start();
+    let tree = d.path("local/open");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("f"), b"x").unwrap();
+    fs::set_permissions(tree.join("f"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(SEND)
+        .args(["-q", "-r", "-p", "--key-file", s(&d.path("key")), s(&tree)])
+        .arg(d.url(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &str| fs::metadata(d.path(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("root/open/f"), 0o755);
+    assert_eq!(mode("root/open"), 0o755);
+}

@@ -195,7 +195,7 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     };
     eprintln!(
         "vfer-recv: serving {} on udp {}",
-        root.path().display(),
+        root.dir.path().display(),
         opts.listen
     );
     crate::bootstrap::listen::listen(opts.listen, &key, listen, move |session| {
@@ -218,15 +218,29 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", opts.listen))
 }
 
-/// Opens `--root` once as a directory descriptor; every request path is
-/// resolved beneath it, never through the path string again.
-pub(crate) fn open_root(path: &std::path::Path) -> anyhow::Result<RootDir> {
+/// What a daemon serves: its root and its umask, both taken once at start.
+#[derive(Debug, Clone)]
+pub(crate) struct DaemonRoot {
+    /// `--root`, a directory descriptor.
+    pub dir: RootDir,
+    /// The daemon's umask, applied even to `-p` modes.
+    pub umask: u32,
+}
+
+/// Opens `--root` once as a directory descriptor (every request path is
+/// resolved beneath it, never through the path string again) and reads the
+/// umask.
+pub(crate) fn open_root(path: &std::path::Path) -> anyhow::Result<DaemonRoot> {
     use anyhow::Context;
-    RootDir::open(path).with_context(|| {
+    let dir = RootDir::open(path).with_context(|| {
         format!(
             "--root {}: cannot use it as the daemon's root (is it an existing directory?)",
             path.display()
         )
+    })?;
+    Ok(DaemonRoot {
+        dir,
+        umask: crate::transfer::process_umask(),
     })
 }
 
@@ -250,8 +264,9 @@ fn check_source(root: &RootDir, path: &str) -> Result<Option<RelPath>, RequestEr
 /// `root`'s descriptor (shared by key-file and challenge-response modes).
 pub(crate) async fn serve_one(
     session: &crate::transport::Session,
-    root: &RootDir,
+    served: &DaemonRoot,
 ) -> anyhow::Result<()> {
+    let root = &served.dir;
     use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
     let mut stream = session.stream();
     let req = Request::read(&mut stream).await?;
@@ -259,6 +274,7 @@ pub(crate) async fn serve_one(
         let path = confine(&req.paths[0])?;
         let opts = ReceiveOptions {
             preserve: req.preserve,
+            umask: Some(served.umask),
             ..ReceiveOptions::default()
         };
         let dest = Dest::Beneath {

@@ -87,7 +87,7 @@ struct Shared {
     /// Keyed hashing of names onto stripes (an attacker cannot aim at a
     /// victim's stripe).
     stripe_hash: std::collections::hash_map::RandomState,
-    root: crate::transfer::RootDir,
+    root: super::daemon::DaemonRoot,
 }
 
 impl Shared {
@@ -149,7 +149,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     );
     eprintln!(
         "vfer-recv: serving {} on udp {} for {} user(s) of {}",
-        root.path().display(),
+        root.dir.path().display(),
         opts.listen,
         users.len(),
         opts.users.display()

@@ -188,7 +188,8 @@ pub struct SendOptions {
 /// Sink options; the CLI flags of `vfer-recv` map onto them.
 #[derive(Clone)]
 pub struct ReceiveOptions {
-    /// `-p`: preserve mode (`& 0o777`) and mtime. Either side can ask.
+    /// `-p`: preserve mode (`& 0o777`, and `& !umask` when
+    /// [`ReceiveOptions::umask`] is set) and mtime. Either side can ask.
     pub preserve: bool,
     /// Resume from `NAME.vfer-part` files (default true).
     pub resume: bool,
@@ -197,6 +198,12 @@ pub struct ReceiveOptions {
     pub skip_identical: bool,
     /// Progress reports, if wanted.
     pub progress: Option<ProgressFn>,
+    /// A daemon's umask, read once at its start, applied to every mode,
+    /// preserved ones included: `-p` through a daemon never gives a file
+    /// more permission than the daemon's umask allows. `None` (ssh-started
+    /// and local modes): the process umask without `-p`, and with it the
+    /// sent mode exactly, as `scp -p`.
+    pub umask: Option<u32>,
 }
 
 impl Default for ReceiveOptions {
@@ -206,8 +213,15 @@ impl Default for ReceiveOptions {
             resume: true,
             skip_identical: true,
             progress: None,
+            umask: None,
         }
     }
+}
+
+/// The process umask, read without changing it (Linux `/proc`), else
+/// 0o022. A daemon reads it once at start for [`ReceiveOptions::umask`].
+pub fn process_umask() -> u32 {
+    sinkfs::umask()
 }
 
 impl fmt::Debug for SendOptions {
@@ -226,6 +240,7 @@ impl fmt::Debug for ReceiveOptions {
             .field("preserve", &self.preserve)
             .field("resume", &self.resume)
             .field("skip_identical", &self.skip_identical)
+            .field("umask", &self.umask)
             .field("progress", &self.progress.is_some())
             .finish()
     }

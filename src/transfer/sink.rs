@@ -98,6 +98,8 @@ pub(crate) struct Sink<'o> {
     pub opts: &'o ReceiveOptions,
     pub preserve: bool,
     pub umask: u32,
+    /// Cleared from preserved modes: a daemon's umask, else 0 (scp -p).
+    pub preserved_mask: u32,
     pub target: Target,
     pub out: Option<Box<dyn AsyncWrite + Unpin + Send>>,
     entries: u64,
@@ -162,7 +164,8 @@ where
     let mut sink = Sink {
         opts,
         preserve: opts.preserve || peer_flags & FLAG_PRESERVE != 0,
-        umask: sinkfs::umask(),
+        umask: opts.umask.unwrap_or_else(sinkfs::umask),
+        preserved_mask: opts.umask.unwrap_or(0),
         target,
         out,
         entries,
@@ -578,7 +581,7 @@ impl Sink<'_> {
         sinkfs::make_dir(parent.as_fd(), local.file_name()).map_err(|e| e.to_string())?;
         if self.preserve {
             self.dir_fixups
-                .push((local, e.mode & 0o777, e.mtime_sec, e.mtime_nsec));
+                .push((local, self.file_mode(e.mode), e.mtime_sec, e.mtime_nsec));
         }
         Ok(())
     }
@@ -620,7 +623,7 @@ impl Sink<'_> {
     /// The mode a received file gets.
     pub fn file_mode(&self, mode: u32) -> u32 {
         if self.preserve {
-            mode & 0o777
+            mode & 0o777 & !self.preserved_mask
         } else {
             mode & 0o777 & !self.umask
         }
