@@ -87,7 +87,7 @@ struct Shared {
     /// Keyed hashing of names onto stripes (an attacker cannot aim at a
     /// victim's stripe).
     stripe_hash: std::collections::hash_map::RandomState,
-    root: PathBuf,
+    root: super::daemon::DaemonRoot,
 }
 
 impl Shared {
@@ -131,12 +131,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     }
     let key_path = host_key_path(&opts);
     let (key, created) = HostKey::load_or_create(&key_path)?;
-    let root = opts.root.canonicalize().with_context(|| {
-        format!(
-            "--root {}: cannot use it as the daemon's root (does it exist?)",
-            opts.root.display()
-        )
-    })?;
+    let root = super::daemon::open_root(&opts.root)?;
     let (sock, warning) = crate::transport::socket::bind(opts.listen)
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     if let Some(w) = warning {
@@ -154,7 +149,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     );
     eprintln!(
         "vfer-recv: serving {} on udp {} for {} user(s) of {}",
-        root.display(),
+        root.dir.path().display(),
         opts.listen,
         users.len(),
         opts.users.display()

@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::beneath::{dir_flags, is_symlink_error, open_beneath, symlink_refused};
 use super::error::TransferError;
 use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
 use super::path::{show, RelPath, PART_SUFFIX};
 use super::sinkfile::{Pending, Receiving};
 use super::sinkfs;
 use super::wire::{FrameReader, FrameWriter};
-use super::{report, Dest, Failure, Progress, ReceiveOptions, Summary};
+use super::{report, Dest, Failure, Progress, ReceiveOptions, RootDir, Summary};
 
 /// Receives into `dest` over `stream` as the sink role. Returns when the
 /// source has sent END; per-entry failures are in the summary.
@@ -97,6 +98,8 @@ pub(crate) struct Sink<'o> {
     pub opts: &'o ReceiveOptions,
     pub preserve: bool,
     pub umask: u32,
+    /// Cleared from preserved modes: a daemon's umask, else 0 (scp -p).
+    pub preserved_mask: u32,
     pub target: Target,
     pub out: Option<Box<dyn AsyncWrite + Unpin + Send>>,
     entries: u64,
@@ -161,7 +164,8 @@ where
     let mut sink = Sink {
         opts,
         preserve: opts.preserve || peer_flags & FLAG_PRESERVE != 0,
-        umask: sinkfs::umask(),
+        umask: opts.umask.unwrap_or_else(sinkfs::umask),
+        preserved_mask: opts.umask.unwrap_or(0),
         target,
         out,
         entries,
@@ -259,6 +263,7 @@ fn resolve(
     let p = match dest {
         Dest::Stdout => return Ok((Target::Writer, Some(Box::new(tokio::io::stdout())))),
         Dest::Writer(w) => return Ok((Target::Writer, Some(w))),
+        Dest::Beneath { root, path } => return resolve_beneath(&root, path, roots),
         Dest::Path(p) => p,
     };
     let local = |path: &std::path::Path, source| TransferError::Local {
@@ -299,6 +304,65 @@ fn resolve(
         Target::As {
             parent: Arc::new(fd),
             name: name.to_owned(),
+        },
+        None,
+    ))
+}
+
+/// scp's destination rules for `path` beneath a daemon's root, resolved
+/// through its descriptor with no symlink followed anywhere (a symlink on
+/// the way is refused, never replaced or followed).
+fn resolve_beneath(
+    root: &RootDir,
+    path: Option<RelPath>,
+    roots: u32,
+) -> Result<(Target, Option<Box<dyn AsyncWrite + Unpin + Send>>), TransferError> {
+    let Some(rel) = path else {
+        return Ok((Target::Into(root.fd().clone()), None));
+    };
+    let local = |source| TransferError::Local {
+        path: rel.to_string().into(),
+        source,
+    };
+    match open_beneath(root.fd().as_fd(), &rel, dir_flags()) {
+        Ok(fd) => return Ok((Target::Into(Arc::new(fd)), None)),
+        Err(e) if is_symlink_error(&e) => {
+            return Err(TransferError::Destination(symlink_refused(&rel)))
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+        Err(e) => return Err(local(e)),
+    }
+    if roots > 1 {
+        return Err(TransferError::Destination(format!(
+            "{rel}: not an existing directory, but {roots} sources were sent \
+             (several sources need an existing directory)"
+        )));
+    }
+    let parent = match rel.parent() {
+        None => root.fd().clone(),
+        Some(up) => match open_beneath(root.fd().as_fd(), &up, dir_flags()) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) if is_symlink_error(&e) => {
+                return Err(TransferError::Destination(symlink_refused(&rel)))
+            }
+            Err(e) => {
+                return Err(TransferError::Destination(format!(
+                    "{rel}: cannot use the parent directory {up}: {e}"
+                )))
+            }
+        },
+    };
+    match sinkfs::lstat_at(parent.as_fd(), rel.file_name()) {
+        Ok(Some(m)) if m.kind == rustix::fs::FileType::Symlink => {
+            return Err(TransferError::Destination(symlink_refused(&rel)))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(local(e)),
+    }
+    Ok((
+        Target::As {
+            parent,
+            name: rel.file_name().to_owned(),
         },
         None,
     ))
@@ -523,7 +587,7 @@ impl Sink<'_> {
         sinkfs::make_dir(parent.as_fd(), local.file_name()).map_err(|e| e.to_string())?;
         if self.preserve {
             self.dir_fixups
-                .push((local, e.mode & 0o777, e.mtime_sec, e.mtime_nsec));
+                .push((local, self.file_mode(e.mode), e.mtime_sec, e.mtime_nsec));
         }
         Ok(())
     }
@@ -565,7 +629,7 @@ impl Sink<'_> {
     /// The mode a received file gets.
     pub fn file_mode(&self, mode: u32) -> u32 {
         if self.preserve {
-            mode & 0o777
+            mode & 0o777 & !self.preserved_mask
         } else {
             mode & 0o777 & !self.umask
         }

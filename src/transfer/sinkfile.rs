@@ -135,6 +135,11 @@ impl Pending {
                 "{} exists and is not a regular file",
                 show_os(&part)
             )),
+            Some(m) if m.nlink > 1 => Err(format!(
+                "{} {}",
+                show_os(&part),
+                sinkfs::hard_linked(m.nlink)
+            )),
             Some(m) if m.size > 0 && m.size <= e.size => {
                 let r = blocking(move || {
                     let mut f = sinkfs::open_part(parent.as_fd(), &part)?;

@@ -13,7 +13,7 @@ use super::error::TransferError;
 use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
 use super::path::RelPath;
 use super::sourcefile::{new_buf, send_file, send_stream, FileCtx, Reader, Sent, BUF_LEN};
-use super::walk::{walk_source, SrcEntry};
+use super::walk::{walk_beneath, walk_source, SrcEntry};
 use super::wire::{FrameReader, FrameWriter};
 use super::{report, Failure, Progress, ProgressFn, SendOptions, Source, Summary};
 
@@ -156,6 +156,26 @@ async fn collect(
                     ),
                 }
             }
+            Source::Beneath { root, path } => {
+                let shown = path
+                    .as_ref()
+                    .map_or_else(|| ".".to_owned(), |p| p.to_string());
+                match tokio::task::spawn_blocking(move || {
+                    walk_beneath(&root, path.as_ref(), recursive)
+                })
+                .await
+                {
+                    Ok((e, f)) => (e, f, None),
+                    Err(e) => (
+                        Vec::new(),
+                        vec![Failure {
+                            path: shown,
+                            message: format!("walking failed: {e}"),
+                        }],
+                        None,
+                    ),
+                }
+            }
             Source::Stdin => (
                 stream_entry("stdin"),
                 Vec::new(),
@@ -196,8 +216,8 @@ fn stream_entry(name: &str) -> Vec<SrcEntry> {
         mtime_sec: 0,
         mtime_nsec: 0,
         local: None,
+        origin: None,
         target: Vec::new(),
-        top: true,
     }]
 }
 
