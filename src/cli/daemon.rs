@@ -256,6 +256,7 @@ pub(crate) async fn serve_one(
             recursive: req.recursive,
             preserve: req.preserve,
             progress: None,
+            shown_root: Some(root.to_path_buf()),
         };
         transfer::send(stream, sources, &opts).await?;
     }

@@ -201,6 +201,12 @@ where
                         total_bytes: total,
                     });
                 }
+                Msg::SourceFailed { path, message } => {
+                    sink.summary.failures.push(Failure {
+                        path: path.to_owned(),
+                        message: message.to_owned(),
+                    });
+                }
                 Msg::FileBegin {
                     index,
                     offset,

@@ -55,8 +55,19 @@ impl SrcEntry {
 fn fail(path: &Path, message: impl Into<String>) -> Failure {
     Failure {
         path: path.display().to_string(),
-        message: message.into(),
+        message: plain_os_error(message.into()),
     }
+}
+
+/// An OS error's text without Rust's " (os error N)" tail, as scp and the
+/// shell print it ("No such file or directory").
+pub(crate) fn plain_os_error(mut text: String) -> String {
+    if let Some(i) = text.rfind(" (os error ") {
+        if text.ends_with(')') {
+            text.truncate(i);
+        }
+    }
+    text
 }
 
 /// The name a source gets at the destination: its last component, or for
@@ -89,7 +100,7 @@ pub fn walk_source(path: &Path, recursive: bool) -> (Vec<SrcEntry>, Vec<Failure>
         out.push(SrcEntry::new(rel, Kind::File, &md, path.to_owned(), true));
     } else if md.is_dir() {
         if !recursive {
-            failures.push(fail(path, "is a directory (use -r to copy it)"));
+            failures.push(fail(path, "is a directory (use -r)"));
         } else {
             walk_dir(path, rel, &md, &mut out, &mut failures);
         }
