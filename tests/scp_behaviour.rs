@@ -259,3 +259,121 @@ fn exit_statuses_follow_the_readme() {
     assert!(j["error"].is_null(), "{j}");
     assert_eq!(fs::read(remote.path().join("f.txt")).unwrap(), b"data");
 }
+
+/// The home directory sshd gives our user (the password database's).
+fn passwd_home() -> std::path::PathBuf {
+    let uid = unsafe { libc::getuid() };
+    let out = Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.trim().split(':').nth(5).expect("home field").into()
+}
+
+fn user_name() -> String {
+    let uid = unsafe { libc::getuid() };
+    let out = Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':').next().unwrap().to_string()
+}
+
+#[test]
+fn paths_as_scp_users_write_them() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let home = passwd_home();
+    // A private directory in the remote home (the same machine), removed
+    // at the end.
+    let inhome = tempfile::Builder::new()
+        .prefix("vfer-test-")
+        .tempdir_in(&home)
+        .unwrap();
+    let name = inhome
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("a.bin");
+    fs::write(&f, b"alpha").unwrap();
+
+    // Push to host:~/DIR/ and pull back from host:~USER/DIR/a.bin.
+    let o = run(
+        SEND,
+        &["-q", "-e", &rsh, s(&f), &format!("127.0.0.1:~/{name}/")],
+    );
+    expect(&o, 0, &[]);
+    assert_eq!(fs::read(inhome.path().join("a.bin")).unwrap(), b"alpha");
+    let back = local.path().join("back.bin");
+    let src = format!("127.0.0.1:~{}/{name}/a.bin", user_name());
+    let o = run(RECV, &["-q", "-e", &rsh, &src, s(&back)]);
+    expect(&o, 0, &[]);
+    assert_eq!(fs::read(&back).unwrap(), b"alpha");
+
+    // `host:` alone is the remote home directory.
+    let top = local.path().join(format!("{name}.top"));
+    fs::write(&top, b"top").unwrap();
+    let o = run(SEND, &["-q", "-e", &rsh, s(&top), "127.0.0.1:"]);
+    expect(&o, 0, &[]);
+    let landed = home.join(format!("{name}.top"));
+    let got = fs::read(&landed);
+    let _ = fs::remove_file(&landed);
+    assert_eq!(got.unwrap(), b"top");
+
+    // A remote glob is expanded on the far side.
+    for n in ["x1.log", "x2.log", "y.txt"] {
+        fs::write(inhome.path().join(n), n).unwrap();
+    }
+    let into = local.path().join("globbed");
+    fs::create_dir(&into).unwrap();
+    let src = format!("127.0.0.1:{}/*.log", inhome.path().display());
+    let o = run(RECV, &["-q", "-e", &rsh, &src, s(&into)]);
+    expect(&o, 0, &[]);
+    assert_eq!(entries(&into), ["x1.log", "x2.log"]);
+
+    // A destination ending in `/` that does not exist becomes a directory,
+    // for a push and for a pull.
+    let o = run(
+        SEND,
+        &[
+            "-q",
+            "-e",
+            &rsh,
+            s(&f),
+            &format!("127.0.0.1:~/{name}/newdir/"),
+        ],
+    );
+    expect(&o, 0, &[]);
+    assert!(inhome.path().join("newdir").is_dir());
+    assert_eq!(
+        fs::read(inhome.path().join("newdir/a.bin")).unwrap(),
+        b"alpha"
+    );
+    let newdir = format!("{}/pulled/", local.path().display());
+    let src = format!("127.0.0.1:~/{name}/y.txt");
+    let o = run(RECV, &["-q", "-e", &rsh, &src, &newdir]);
+    expect(&o, 0, &[]);
+    assert_eq!(
+        fs::read(local.path().join("pulled/y.txt")).unwrap(),
+        b"y.txt"
+    );
+    // ...but only its last component: a missing parent is still an error.
+    let o = run(
+        SEND,
+        &[
+            "-q",
+            "-e",
+            &rsh,
+            s(&f),
+            &format!("127.0.0.1:~/{name}/no/newdir/"),
+        ],
+    );
+    expect(&o, 111, &["no/newdir"]);
+    assert!(!inhome.path().join("no").exists());
+}
