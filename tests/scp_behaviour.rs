@@ -377,3 +377,90 @@ fn paths_as_scp_users_write_them() {
     expect(&o, 111, &["no/newdir"]);
     assert!(!inhome.path().join("no").exists());
 }
+
+#[test]
+fn a_daemon_on_a_port_in_use_fails_before_serving() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("key");
+    fs::write(&key, [7u8; 48]).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let mut c = Command::new(RECV)
+        .args([
+            "--listen",
+            &listen,
+            "--key-file",
+            s(&key),
+            "--root",
+            s(d.path()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = common::wait_code(&mut c, Duration::from_secs(10));
+    let o = c.wait_with_output().unwrap();
+    let e = err(&o);
+    assert_eq!(code, Some(111), "{e}");
+    assert!(e.contains(&listen) && e.contains("in use"), "{e}");
+    assert!(!e.contains("serving"), "{e}");
+}
+
+fn wait_for_size(p: &Path, n: u64) {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while fs::metadata(p).map(|m| m.len()).unwrap_or(0) < n {
+        assert!(
+            std::time::Instant::now() < end,
+            "{} never reached {n}",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_interrupted_push_stops_keeps_a_resumable_part_and_says_so_in_json() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    let data = common::pattern(48 << 20, 5);
+    fs::write(&src, &data).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    let part = remote.path().join("big.bin.vfer-part");
+    for signals in [1, 2] {
+        let c = Command::new(SEND)
+            .args(["-q", "--json", "-l", "20M", "-e", &rsh, s(&src), &dest])
+            .env_remove("SSH_CONNECTION")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let already = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        wait_for_size(&part, already + (1 << 20));
+        for _ in 0..signals {
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+        }
+        let o = c.wait_with_output().unwrap();
+        expect(&o, 130, &["stopped by SIGINT", "resume"]);
+        let j = json(&o);
+        assert_eq!(j["exit_status"], 130, "{j}");
+        assert!(j["error"].as_str().unwrap().contains("SIGINT"), "{j}");
+        // The far side stops writing: the part no longer grows.
+        let left = common::wait_gone(
+            &["vfer-recv", "--server", s(remote.path())],
+            Duration::from_secs(30),
+        );
+        assert!(left.is_empty(), "far side still running: {left:?}");
+        assert!(!remote.path().join("big.bin").exists());
+        let size = fs::metadata(&part).unwrap().len();
+        assert!(size < data.len() as u64);
+    }
+    let o = run(SEND, &["-q", "--json", "-e", &rsh, s(&src), &dest]);
+    expect(&o, 0, &[]);
+    assert!(json(&o)["bytes_skipped"].as_u64().unwrap() > 0);
+    assert!(fs::read(remote.path().join("big.bin")).unwrap() == data);
+}

@@ -54,9 +54,18 @@ where
         r = transfer => r,
         sig = signals::stop_requested() => {
             if let Some(b) = &bar { b.finish(); }
+            // The transfer future is dropped here: no more input is read.
+            // Close at once without waiting for buffered data to drain,
+            // bounded to 1 s; a second signal exits at once.
             let text = format!("stopped by {sig}; partial files are kept, run the same command again to resume");
             eprintln!("{program}: {text}");
-            session::close(session, 2).await;
+            tokio::select! {
+                _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    session.close(2, "interrupted"),
+                ) => {}
+                _ = signals::stop_requested() => {}
+            }
             if c.json {
                 report::json_error(exit::INTERRUPTED, &text);
             }

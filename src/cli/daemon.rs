@@ -206,6 +206,12 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
         ..Default::default()
     };
     let root = Arc::new(root);
+    // Say "serving" only for a port we can have: a port in use fails here,
+    // before the banner (the listener binds it again at once).
+    drop(
+        std::net::UdpSocket::bind(opts.listen)
+            .with_context(|| format!("cannot listen on {}", opts.listen))?,
+    );
     eprintln!(
         "vfer-recv: serving {} on udp {}",
         root.display(),
