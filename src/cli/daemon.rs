@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::transfer::beneath::{is_symlink_error, request_path, symlink_refused};
+use crate::transfer::beneath::request_path;
 use crate::transfer::path::RelPath;
 use crate::transfer::RootDir;
 
@@ -147,18 +147,6 @@ mod tests {
         assert!(confine(".").unwrap().is_none());
         assert!(confine("").unwrap().is_none());
     }
-
-    #[test]
-    fn a_symlinked_pull_source_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", root.path().join("link")).unwrap();
-        std::fs::write(root.path().join("f"), b"x").unwrap();
-        let root = RootDir::open(root.path()).unwrap();
-        let e = check_source(&root, "link").unwrap_err();
-        assert!(e.to_string().contains("symlink"), "{e}");
-        assert!(check_source(&root, "f").is_ok());
-        assert!(check_source(&root, "missing").is_ok());
-    }
 }
 
 /// Settings of `vfer-recv --listen`.
@@ -193,6 +181,12 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
         config: opts.config.clone(),
         ..Default::default()
     };
+    // Say "serving" only for a port we can have: a port in use fails here,
+    // before the banner (the listener binds it again at once).
+    drop(
+        std::net::UdpSocket::bind(opts.listen)
+            .with_context(|| format!("cannot listen on {}", opts.listen))?,
+    );
     eprintln!(
         "vfer-recv: serving {} on udp {}",
         root.dir.path().display(),
@@ -244,22 +238,6 @@ pub(crate) fn open_root(path: &std::path::Path) -> anyhow::Result<DaemonRoot> {
     })
 }
 
-/// Refuses a pull source that is, or passes through, a symlink, with a
-/// clear reason for the client. (The transfer opens it beneath the root
-/// without following symlinks anyway; this only words the refusal.)
-fn check_source(root: &RootDir, path: &str) -> Result<Option<RelPath>, RequestError> {
-    let rel = confine(path)?;
-    match root.lstat(rel.as_ref()) {
-        Ok(Some(rustix::fs::FileType::Symlink)) => Err(RequestError::Symlink(symlink_refused(
-            rel.as_ref().unwrap_or(&RelPath::stdin()),
-        ))),
-        Err(e) if is_symlink_error(&e) => Err(RequestError::Symlink(symlink_refused(
-            rel.as_ref().unwrap_or(&RelPath::stdin()),
-        ))),
-        _ => Ok(rel),
-    }
-}
-
 /// Serves one client's daemon request (§5) with paths resolved beneath
 /// `root`'s descriptor (shared by key-file and challenge-response modes).
 pub(crate) async fn serve_one(
@@ -287,13 +265,17 @@ pub(crate) async fn serve_one(
         for p in &req.paths {
             sources.push(Source::Beneath {
                 root: root.clone(),
-                path: check_source(root, p)?,
+                // A symlink at or above the source is refused by the walk
+                // beneath the root, as a failure of this source (exit 1 at
+                // the client, as scp for a missing file), not of the session.
+                path: confine(p)?,
             });
         }
         let opts = SendOptions {
             recursive: req.recursive,
             preserve: req.preserve,
             progress: None,
+            shown_root: Some(root.path().to_path_buf()),
         };
         transfer::send(stream, sources, &opts).await?;
     }

@@ -183,6 +183,9 @@ pub struct SendOptions {
     pub preserve: bool,
     /// Progress reports, if wanted.
     pub progress: Option<ProgressFn>,
+    /// Paths under this directory are named to the peer relative to it (a
+    /// daemon does not show its `--root` to clients).
+    pub shown_root: Option<PathBuf>,
 }
 
 /// Sink options; the CLI flags of `vfer-recv` map onto them.
@@ -230,6 +233,7 @@ impl fmt::Debug for SendOptions {
             .field("recursive", &self.recursive)
             .field("preserve", &self.preserve)
             .field("progress", &self.progress.is_some())
+            .field("shown_root", &self.shown_root)
             .finish()
     }
 }

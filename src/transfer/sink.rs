@@ -212,6 +212,12 @@ where
                         total_bytes: total,
                     });
                 }
+                Msg::SourceFailed { path, message } => {
+                    sink.summary.failures.push(Failure {
+                        path: path.to_owned(),
+                        message: message.to_owned(),
+                    });
+                }
                 Msg::FileBegin {
                     index,
                     offset,
@@ -255,6 +261,12 @@ where
     r
 }
 
+/// Does DEST end with `/` (the user means a directory)?
+fn names_a_dir(p: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().ends_with(b"/")
+}
+
 /// scp's destination rules.
 fn resolve(
     dest: Dest,
@@ -276,6 +288,19 @@ fn resolve(
             return Ok((Target::Into(Arc::new(fd)), None));
         }
         Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && names_a_dir(&p) => {
+            // `DEST/` that does not exist is a directory to create (as
+            // rsync does), never a file called DEST.
+            std::fs::create_dir(&p).map_err(|e| {
+                TransferError::Destination(format!(
+                    "{}: cannot create the directory: {}",
+                    p.display(),
+                    super::walk::plain_os_error(e.to_string())
+                ))
+            })?;
+            let fd = sinkfs::open_dir_path(&p).map_err(|e| local(&p, e))?;
+            return Ok((Target::Into(Arc::new(fd)), None));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(local(&p, e)),
     }
@@ -295,9 +320,10 @@ fn resolve(
     };
     let fd = sinkfs::open_dir_path(&parent).map_err(|e| {
         TransferError::Destination(format!(
-            "{}: cannot use the parent directory {}: {e}",
+            "{}: cannot use the parent directory {}: {}",
             p.display(),
-            parent.display()
+            parent.display(),
+            super::walk::plain_os_error(e.to_string())
         ))
     })?;
     Ok((

@@ -100,6 +100,11 @@ where
         }
     }
     let (entries, mut readers, mut failures) = collect(sources, opts.recursive).await;
+    if let Some(root) = &opts.shown_root {
+        for f in &mut failures {
+            f.path = shown(root, &f.path);
+        }
+    }
     let files = entries
         .iter()
         .filter(|e| matches!(e.kind, Kind::File | Kind::Stream))
@@ -113,7 +118,16 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let reader = collect_results(fr, &entries, tx, &opts.progress);
     let writer = async {
-        let r = write_all(fw, &entries, &mut readers, rx, total, &opts.progress).await;
+        let r = write_all(
+            fw,
+            &entries,
+            &failures,
+            &mut readers,
+            rx,
+            total,
+            &opts.progress,
+        )
+        .await;
         match r {
             // The stream broke: the reader half will tell why (the peer's
             // ERROR frame, or its end of stream).
@@ -204,6 +218,15 @@ async fn collect(
         entries.append(&mut got);
     }
     (entries, readers, failures)
+}
+
+/// `path` relative to `root` when it lies below it (else as it is).
+fn shown(root: &std::path::Path, path: &str) -> String {
+    match std::path::Path::new(path).strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.to_string(),
+    }
 }
 
 fn stream_entry(name: &str) -> Vec<SrcEntry> {
@@ -301,10 +324,12 @@ fn is_file(e: &SrcEntry) -> bool {
     matches!(e.kind, Kind::File | Kind::Stream)
 }
 
-/// The writer half: manifest, then each wanted file in order, then END.
+/// The writer half: manifest, the sources that yield nothing, then each
+/// wanted file in order, then END.
 async fn write_all<W: AsyncWrite + Unpin + Send>(
     fw: &mut FrameWriter<W>,
     entries: &[SrcEntry],
+    failed: &[Failure],
     readers: &mut [Option<Reader>],
     mut rx: mpsc::UnboundedReceiver<(u64, Want)>,
     total: u64,
@@ -334,6 +359,13 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         entries: entries.len() as u64,
     })
     .await?;
+    for f in failed {
+        fw.send(&Msg::SourceFailed {
+            path: &f.path,
+            message: &f.message,
+        })
+        .await?;
+    }
     let mut sent = Sent::default();
     let mut bufs = [new_buf(), new_buf()];
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_file(e)) {

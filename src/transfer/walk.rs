@@ -68,12 +68,23 @@ impl SrcEntry {
 fn fail(path: &Path, message: impl Into<String>) -> Failure {
     Failure {
         path: path.display().to_string(),
-        message: message.into(),
+        message: plain_os_error(message.into()),
     }
 }
 
 fn kind_of(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode as _)
+}
+
+/// An OS error's text without Rust's " (os error N)" tail, as scp and the
+/// shell print it ("No such file or directory").
+pub(crate) fn plain_os_error(mut text: String) -> String {
+    if let Some(i) = text.rfind(" (os error ") {
+        if text.ends_with(')') {
+            text.truncate(i);
+        }
+    }
+    text
 }
 
 /// The name a source gets at the destination: its last component, or for
@@ -191,9 +202,7 @@ fn walk_top(
 ) {
     match kind_of(st) {
         FileType::RegularFile => out.push(SrcEntry::new(rel, Kind::File, st, shown, origin)),
-        FileType::Directory if !recursive => {
-            failures.push(fail(&shown, "is a directory (use -r to copy it)"))
-        }
+        FileType::Directory if !recursive => failures.push(fail(&shown, "is a directory (use -r)")),
         FileType::Directory => walk_dir(shown, rel, st, origin, out, failures),
         _ => failures.push(fail(&shown, "not a regular file or directory, skipped")),
     }

@@ -73,7 +73,7 @@ impl RangeSet {
         }
         // Fast path, the common case of forgetting a prefix: only the lowest
         // range is touched (no allocation).
-        if let Some(mut first) = self.map.first_entry() {
+        if let Some(first) = self.map.first_entry() {
             let (s, e) = (*first.key(), *first.get());
             if r.start <= s && r.end <= e {
                 if r.end == e {
