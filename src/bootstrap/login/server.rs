@@ -3,15 +3,24 @@
 //! an address that has not echoed a valid cookie, keeps at most
 //! `max_handshakes` pending secrets, and hands the transport handshake the
 //! secret S agreed with that address.
+//!
+//! Replays: each S verifies one transport REQUEST (the pending entry goes
+//! when the session is admitted), so a recorded REQUEST never opens a
+//! session. A recorded HELLO with its cookie, replayed from the recorded
+//! address while the cookie lives, would make a new pending entry (two
+//! X25519 and a pending slot for its lifetime) although nobody can use it;
+//! so the gate remembers the `e_c` of every ACCEPT for the cookie lifetime
+//! ([`USED_EPH_TTL`], at most [`USED_EPH_CAP`]) and drops a HELLO that
+//! repeats one whose pending entry is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
-use super::cookie::CookieJar;
+use super::cookie::{CookieJar, COOKIE_ROTATION};
 use super::crypto::server_derive;
 use super::hostkey::HostKey;
 use super::wire::{Accept, Cookie, Hello};
@@ -36,6 +45,13 @@ impl Default for GateOptions {
         }
     }
 }
+
+/// How long the `e_c` of an ACCEPT is remembered: the longest a cookie
+/// for it stays valid (two rotations).
+pub const USED_EPH_TTL: Duration = Duration::from_secs(2 * COOKIE_ROTATION.as_secs());
+/// Most `e_c` remembered (32 bytes each); beyond it the oldest is forgotten
+/// (only HELLOs from proven addresses are remembered).
+pub const USED_EPH_CAP: usize = 65_536;
 
 /// Counters, for tests and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +86,9 @@ pub struct LoginGate {
     key: HostKey,
     jar: CookieJar,
     pending: HashMap<SocketAddr, Pending>,
+    /// `e_c` of ACCEPTs made, oldest first, and the same as a set.
+    used: VecDeque<([u8; 32], Instant)>,
+    used_set: HashSet<[u8; 32]>,
     opts: GateOptions,
     stats: GateStats,
 }
@@ -88,6 +107,8 @@ impl LoginGate {
             key,
             jar: CookieJar::new(now, *fresh),
             pending: HashMap::new(),
+            used: VecDeque::new(),
+            used_set: HashSet::new(),
             opts,
             stats: GateStats::default(),
         })
@@ -135,6 +156,11 @@ impl LoginGate {
                 return;
             }
         }
+        if self.used_before(&hello.client_eph, now) {
+            // A replayed HELLO: its pending entry was used or expired.
+            self.stats.dropped += 1;
+            return;
+        }
         if self.pending.len() >= self.opts.max_handshakes && !self.make_room(from, now) {
             self.stats.dropped += 1;
             return;
@@ -158,6 +184,7 @@ impl LoginGate {
         .encode();
         reply.extend_from_slice(&accept);
         self.stats.accepts += 1;
+        self.remember_used(hello.client_eph, now);
         self.pending.insert(
             from,
             Pending {
@@ -172,6 +199,29 @@ impl LoginGate {
 }
 
 impl LoginGate {
+    /// Was an ACCEPT made for `eph` within [`USED_EPH_TTL`]?
+    fn used_before(&mut self, eph: &[u8; 32], now: Instant) -> bool {
+        while let Some((old, t)) = self.used.front() {
+            if now.saturating_duration_since(*t) < USED_EPH_TTL {
+                break;
+            }
+            self.used_set.remove(old);
+            self.used.pop_front();
+        }
+        self.used_set.contains(eph)
+    }
+
+    fn remember_used(&mut self, eph: [u8; 32], now: Instant) {
+        if self.used.len() >= USED_EPH_CAP {
+            if let Some((old, _)) = self.used.pop_front() {
+                self.used_set.remove(&old);
+            }
+        }
+        if self.used_set.insert(eph) {
+            self.used.push_back((eph, now));
+        }
+    }
+
     /// Frees a pending slot for a newcomer from `from`: expired entries go
     /// first; then, so that one host cannot hold every slot, the oldest
     /// entry of the IP address holding the most, if it holds more than the
@@ -228,6 +278,11 @@ impl Gate for LoginGate {
         }
     }
 
+    fn reusable_secret(&self) -> bool {
+        // Each pending S verifies one REQUEST: `admitted` removes it.
+        false
+    }
+
     fn other(&mut self, from: SocketAddr, d: &[u8], now: Instant, reply: &mut Vec<u8>) {
         self.handle(from, d, now, reply);
     }
@@ -281,6 +336,35 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_hello_makes_no_new_pending_entry() {
+        let t = Instant::now();
+        let mut gate =
+            LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
+        let mut client = ClientHandshake::new([9; 32], t);
+        let mut r = Vec::new();
+        gate.handle(addr(1), &client.poll_transmit(t).unwrap(), t, &mut r);
+        client.handle(&r);
+        // The HELLO with its cookie, as an observer records it.
+        let recorded = client.poll_transmit(t).unwrap();
+        let mut r = Vec::new();
+        gate.handle(addr(1), &recorded, t, &mut r);
+        assert!(Accept::decode(&r).is_some());
+        gate.admitted(addr(1));
+        // Replayed from the same (spoofed) address, inside the cookie's
+        // life, after the session began, and after the entry expired.
+        for later in [1, 30, 200] {
+            let at = t + Duration::from_secs(later);
+            let mut r = Vec::new();
+            gate.handle(addr(1), &recorded, at, &mut r);
+            assert!(r.is_empty(), "replayed HELLO answered after {later} s");
+            assert_eq!(gate.pending(), 0, "replayed HELLO made state");
+        }
+        // The entry expires with the cookie (which no longer verifies).
+        assert!(!gate.used_before(&[0; 32], t + USED_EPH_TTL));
+        assert!(gate.used.is_empty());
+    }
+
+    #[test]
     fn pending_cap_and_expiry() {
         let t = Instant::now();
         let opts = GateOptions {
@@ -314,7 +398,12 @@ mod tests {
         };
         let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
         let open = |gate: &mut LoginGate, from: SocketAddr| {
-            let mut c = ClientHandshake::new([from.port() as u8; 32], t);
+            // A fresh e_c per client, as real clients draw.
+            let mut eph = [from.port() as u8; 32];
+            if let std::net::IpAddr::V4(v4) = from.ip() {
+                eph[1] = v4.octets()[3];
+            }
+            let mut c = ClientHandshake::new(eph, t);
             let mut r = Vec::new();
             gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
             c.handle(&r);
