@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,10 @@ pub struct ListenOptions {
     /// Stop accepting after this many sessions and return once they ended
     /// (`None`: serve forever).
     pub max_sessions: Option<u64>,
+    /// Most sessions (handshaking or established) from one host: one IPv4
+    /// address, or one IPv6 /64 (what one subscriber usually gets).
+    /// REQUESTs beyond it are dropped. `usize::MAX`: no per-host limit.
+    pub max_per_host: usize,
     /// Drop a client that does not complete its handshake within this.
     pub handshake_timeout: Duration,
     /// Transport settings of each session.
@@ -84,9 +88,24 @@ impl Default for ListenOptions {
         ListenOptions {
             max_connections: 100,
             max_sessions: None,
+            max_per_host: usize::MAX,
             handshake_timeout: Duration::from_secs(5),
             config: Config::default(),
         }
+    }
+}
+
+/// The host an address belongs to, for per-host limits: the IPv4 address
+/// itself (also when IPv4-mapped), or the /64 of an IPv6 address (one
+/// subscriber usually holds a whole /64, so limits keyed by full IPv6
+/// addresses would not limit anyone).
+pub fn host_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -185,6 +204,7 @@ where
         gate,
         opts,
         peers: HashMap::new(),
+        per_host: HashMap::new(),
         replay: ReplayGuard::new(),
         clock_warned: None,
         slots: slots.clone(),
@@ -225,7 +245,7 @@ where
                 }
             }
             Some(peer) = done_rx.recv() => {
-                l.peers.remove(&peer);
+                l.forget(peer);
             }
         }
     }
@@ -248,6 +268,8 @@ struct Listener<G> {
     reply: Vec<u8>,
     opts: ListenOptions,
     peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
+    /// Sessions in `peers` per host ([`host_of`]).
+    per_host: HashMap<IpAddr, usize>,
     /// Timestamps of accepted REQUESTs (used if the gate's secret is reusable).
     replay: ReplayGuard,
     /// When a REQUEST outside the timestamp window was last logged.
@@ -261,6 +283,24 @@ struct Listener<G> {
 impl<G: Gate> Listener<G> {
     fn finished(&self) -> bool {
         self.opts.max_sessions.is_some_and(|m| self.accepted >= m) && self.peers.is_empty()
+    }
+
+    fn forget(&mut self, peer: SocketAddr) {
+        if self.peers.remove(&peer).is_some() {
+            let host = host_of(peer.ip());
+            if let Some(n) = self.per_host.get_mut(&host) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_host.remove(&host);
+                }
+            }
+        }
+    }
+
+    fn host_full(&self, from: SocketAddr) -> bool {
+        self.per_host
+            .get(&host_of(from.ip()))
+            .is_some_and(|&n| n >= self.opts.max_per_host)
     }
 
     fn accepting(&self) -> bool {
@@ -337,7 +377,7 @@ impl<G: Gate> Listener<G> {
             self.pool.extend_from_slice(d);
             let datagram = self.pool.split();
             if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(datagram) {
-                self.peers.remove(&from);
+                self.forget(from);
             }
             return None;
         }
@@ -352,7 +392,7 @@ impl<G: Gate> Listener<G> {
             }
             return None;
         }
-        if !self.accepting() {
+        if !self.accepting() || self.host_full(from) {
             return None;
         }
         let key = self.gate.secret_for(from, now)?;
@@ -379,8 +419,24 @@ impl<G: Gate> Listener<G> {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         self.peers.insert(from, tx);
+        *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
         let ctx = self.gate.admitted(from);
         Some((from, conn, rx, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let h = |s: &str| host_of(s.parse().unwrap());
+        assert_eq!(h("192.0.2.7"), h("::ffff:192.0.2.7"));
+        assert_ne!(h("192.0.2.7"), h("192.0.2.8"));
+        assert_eq!(h("2001:db8:1:2:aaaa::1"), h("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(h("2001:db8:1:2:aaaa::1"), h("2001:db8:1:2::"));
+        assert_ne!(h("2001:db8:1:2::1"), h("2001:db8:1:3::1"));
     }
 }

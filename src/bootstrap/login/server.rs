@@ -24,7 +24,7 @@ use super::cookie::{CookieJar, COOKIE_ROTATION};
 use super::crypto::server_derive;
 use super::hostkey::HostKey;
 use super::wire::{Accept, Cookie, Hello};
-use crate::bootstrap::listen::Gate;
+use crate::bootstrap::listen::{host_of, Gate};
 use crate::bootstrap::wire::Secret;
 
 /// Limits of the pre-handshake.
@@ -35,6 +35,9 @@ pub struct GateOptions {
     pub max_handshakes: usize,
     /// A pending secret is forgotten if no REQUEST uses it within this.
     pub pending_ttl: Duration,
+    /// Most pending secrets of one host (IPv4 address or IPv6 /64,
+    /// [`host_of`]); a new one beyond it replaces that host's oldest.
+    pub max_per_host: usize,
 }
 
 impl Default for GateOptions {
@@ -42,6 +45,7 @@ impl Default for GateOptions {
         GateOptions {
             max_handshakes: 256,
             pending_ttl: Duration::from_secs(10),
+            max_per_host: usize::MAX,
         }
     }
 }
@@ -161,6 +165,7 @@ impl LoginGate {
             self.stats.dropped += 1;
             return;
         }
+        self.limit_host(from);
         if self.pending.len() >= self.opts.max_handshakes && !self.make_room(from, now) {
             self.stats.dropped += 1;
             return;
@@ -222,6 +227,32 @@ impl LoginGate {
         }
     }
 
+    /// Keeps `from`'s host below its limit before it gets another pending
+    /// entry: its own oldest entries go (it only churns its own).
+    fn limit_host(&mut self, from: SocketAddr) {
+        let host = host_of(from.ip());
+        loop {
+            let mine = self
+                .pending
+                .iter()
+                .filter(|(a, _)| **a != from && host_of(a.ip()) == host);
+            let (count, oldest) =
+                mine.fold((0usize, None::<(SocketAddr, Instant)>), |(n, o), (a, p)| {
+                    let o = match o {
+                        Some((_, t)) if t <= p.created => o,
+                        _ => Some((*a, p.created)),
+                    };
+                    (n + 1, o)
+                });
+            match oldest {
+                Some((a, _)) if count >= self.opts.max_per_host => {
+                    self.pending.remove(&a);
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// Frees a pending slot for a newcomer from `from`: expired entries go
     /// first; then, so that one host cannot hold every slot, the oldest
     /// entry of the IP address holding the most, if it holds more than the
@@ -235,9 +266,9 @@ impl LoginGate {
         }
         let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
         for a in self.pending.keys() {
-            *per_ip.entry(a.ip()).or_default() += 1;
+            *per_ip.entry(host_of(a.ip())).or_default() += 1;
         }
-        let mine = per_ip.get(&from.ip()).copied().unwrap_or(0);
+        let mine = per_ip.get(&host_of(from.ip())).copied().unwrap_or(0);
         let Some((&heavy, &most)) = per_ip.iter().max_by_key(|(_, n)| **n) else {
             return false;
         };
@@ -247,7 +278,7 @@ impl LoginGate {
         let oldest = self
             .pending
             .iter()
-            .filter(|(a, _)| a.ip() == heavy)
+            .filter(|(a, _)| host_of(a.ip()) == heavy)
             .min_by_key(|(_, p)| p.created)
             .map(|(a, _)| *a);
         match oldest {
@@ -370,6 +401,7 @@ mod tests {
         let opts = GateOptions {
             max_handshakes: 2,
             pending_ttl: Duration::from_secs(10),
+            ..GateOptions::default()
         };
         let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
         let open = |gate: &mut LoginGate, port: u16, at: Instant| {
@@ -395,6 +427,7 @@ mod tests {
         let opts = GateOptions {
             max_handshakes: 4,
             pending_ttl: Duration::from_secs(10),
+            ..GateOptions::default()
         };
         let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
         let open = |gate: &mut LoginGate, from: SocketAddr| {
@@ -421,6 +454,43 @@ mod tests {
         assert!(open(&mut gate, addr(2)));
         assert_eq!(gate.pending(), 4);
         assert!(gate.secret_for(addr(1), t).is_some());
+    }
+
+    #[test]
+    fn one_ipv6_slash_64_is_one_host() {
+        let t = Instant::now();
+        let opts = GateOptions {
+            max_handshakes: 100,
+            pending_ttl: Duration::from_secs(10),
+            max_per_host: 3,
+        };
+        let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
+        let mut n = 0u8;
+        let mut open = |gate: &mut LoginGate, from: SocketAddr| {
+            n += 1;
+            let mut c = ClientHandshake::new([n; 32], t);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            c.handle(&r);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            assert!(Accept::decode(&r).is_some());
+        };
+        // Forty addresses of one /64 hold at most three entries.
+        for i in 1..=40u16 {
+            let a: std::net::Ipv6Addr = format!("2001:db8:0:7::{i:x}").parse().unwrap();
+            open(&mut gate, SocketAddr::from((a, 4000)));
+        }
+        assert_eq!(gate.pending(), 3);
+        // The newest stay: a genuine retry from that /64 still works.
+        let last: std::net::Ipv6Addr = "2001:db8:0:7::28".parse().unwrap();
+        assert!(gate.secret_for(SocketAddr::from((last, 4000)), t).is_some());
+        // Another /64 is another host.
+        open(
+            &mut gate,
+            SocketAddr::from(("2001:db8:0:8::1".parse::<std::net::Ipv6Addr>().unwrap(), 1)),
+        );
+        assert_eq!(gate.pending(), 4);
     }
 
     #[test]
