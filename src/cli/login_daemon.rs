@@ -25,8 +25,17 @@ use crate::transport::Session;
 
 /// Most Argon2 verifications at once (each takes 64 MiB and one core).
 pub const MAX_ARGON2: usize = 2;
-/// How long a client has, once its session is up, to send its login.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has, once its session is up, to send its login (a
+/// client sends it at once: it has the password before the session
+/// starts). Short, because until then the session holds a slot.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most sessions and most pending pre-handshakes of one host (IPv4 address
+/// or IPv6 /64) for a daemon with `-n max_connections`: a quarter of `-n`,
+/// at least 1 and at most 16, so one host cannot take every slot.
+pub fn per_host_limit(max_connections: usize) -> usize {
+    (max_connections / 4).clamp(1, 16)
+}
 /// Name of the host key file next to the users file when --host-key is not given.
 pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
 
@@ -158,6 +167,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
         key,
         GateOptions {
             max_handshakes: opts.max_connections.max(1),
+            max_per_host: per_host_limit(opts.max_connections),
             ..GateOptions::default()
         },
         Instant::now(),
@@ -174,6 +184,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     });
     let listen = ListenOptions {
         max_connections: opts.max_connections,
+        max_per_host: per_host_limit(opts.max_connections),
         config: opts.config.clone(),
         ..Default::default()
     };
@@ -210,7 +221,8 @@ async fn serve_client(session: Session, ctx: LoginContext, shared: &Shared) {
 
 /// Reads and checks the login; writes the verdict. Returns the user name.
 async fn login(session: &Session, ctx: &LoginContext, shared: &Shared) -> Result<String> {
-    let ip = session.peer().ip();
+    // Failure limits per host: an IPv6 /64 is one host, as for the slots.
+    let ip = crate::bootstrap::listen::host_of(session.peer().ip());
     let mut stream = session.stream();
     let msg = tokio::time::timeout(LOGIN_TIMEOUT, auth::read_login(&mut stream))
         .await

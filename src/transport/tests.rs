@@ -199,3 +199,68 @@ fn full_packets_fill_the_buffer_exactly() {
         assert_eq!(n, room, "a full packet must fill its buffer: {sizes:?}");
     }
 }
+
+/// An authenticated peer sending 1-byte STREAM frames at alternating
+/// offsets (a gap after each) is cut off with a protocol error once the
+/// receive buffer holds `max_pieces` pieces, instead of growing it without
+/// bound (issue 13: 65 MB for 2 M gaps).
+#[test]
+fn fragmenting_peer_is_closed_with_a_protocol_error() {
+    use super::frame::Writer;
+    use super::handshake::{decode_response, session_keys, TYPE_DATA};
+    use crate::vsl::{Sealer, HEADER_LEN};
+
+    let secret = [3u8; 32];
+    let t = Instant::now();
+    let cfg = Config {
+        max_udp_payload: 1452,
+        ..Config::default()
+    };
+    let crnd = HandshakeRandom::from_seed(1);
+    let mut c = Connection::client(cfg.clone(), &secret, crnd.clone(), t);
+    let mut buf = vec![0u8; 65536];
+    let n = c.poll_transmit(t, &mut buf).unwrap();
+    let mut s = Connection::server(
+        cfg.clone(),
+        &secret,
+        HandshakeRandom::from_seed(2),
+        t,
+        &mut buf[..n],
+    )
+    .unwrap();
+    let n = s.poll_transmit(t, &mut buf).unwrap();
+    let resp = decode_response(&secret, &crnd.nonce, &mut buf[..n].to_vec()).unwrap();
+    let keys = session_keys(
+        &secret,
+        &crnd.nonce,
+        &resp.nonce,
+        &crnd.dh_secret,
+        &resp.public,
+    )
+    .unwrap();
+    let mut sealer = Sealer::new(&keys.c2s, 0);
+    let mut gaps = 0u64;
+    'send: for _ in 0..10_000 {
+        let mut d = vec![0u8; 1400];
+        let mut w = Writer::new(&mut d[HEADER_LEN..]);
+        loop {
+            let Some(room) = w.stream(1 + 2 * gaps, 1, false) else {
+                break;
+            };
+            room[0] = b'x';
+            gaps += 1;
+        }
+        let len = HEADER_LEN + w.pos;
+        d.truncate(len);
+        sealer.seal_in_place(TYPE_DATA, &mut d).unwrap();
+        s.handle_datagram(t, &mut d);
+        while s.poll_transmit(t, &mut buf).is_some() {}
+        if s.close_reason().is_some() {
+            break 'send;
+        }
+    }
+    let why = format!("{:?}", s.close_reason());
+    assert!(why.contains("Local { code: 1 }"), "{why} after {gaps} gaps");
+    assert!(gaps < 20_000, "closed only after {gaps} gaps");
+    assert!(s.stats().protocol_errors >= 1);
+}
