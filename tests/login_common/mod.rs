@@ -152,6 +152,20 @@ impl Daemon {
             .count()
     }
 
+    /// Waits (up to 5 s) until at least `n` log lines contain `needle`, and
+    /// returns how many do: the daemon may log a refusal a moment after the
+    /// client has exited.
+    pub fn count_at_least(&self, needle: &str, n: usize) -> usize {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let c = self.count(needle);
+            if c >= n || std::time::Instant::now() > until {
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The daemon's resident set size in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
