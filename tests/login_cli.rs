@@ -93,7 +93,7 @@ fn login_push_pull_and_confinement() {
     let out = run(client(RECV, &t.home, "correct horse", &[&url, s(&got)]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("outside the daemon's root"),
+        stderr(&out).contains("symlink under the daemon's root"),
         "{}",
         stderr(&out)
     );
