@@ -95,7 +95,11 @@ fn login_push_pull_and_confinement() {
     // Refused as a failure of that source (exit 1, as scp for a missing
     // file), named, and never followed.
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("symlink under the daemon's root"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!got.exists());
     let url = format!("vfer://alice@127.0.0.1:{port}/esc/");
     let out = run(client(SEND, &t.home, "correct horse", &[s(&src), &url]));

@@ -680,3 +680,119 @@ async fn a_hard_linked_part_is_not_written_through() {
         assert_eq!(s.unwrap().failures.len(), 1);
     }
 }
+
+/// A manifest announcing more entries than one session takes is refused at
+/// once (the sink keeps every path: issue 13 §4).
+#[tokio::test]
+async fn a_manifest_announcing_too_many_entries_is_refused() {
+    let dst = tempfile::tempdir().unwrap();
+    let (r, back) = fake_source(enc(&[hello(), begin(frame::MAX_ENTRIES + 1)]), dst.path()).await;
+    let e = r.unwrap_err();
+    assert!(matches!(e, TransferError::Protocol(_)), "{e}");
+    assert!(e.to_string().contains("copy the tree in parts"), "{e}");
+    assert!(String::from_utf8_lossy(&back).contains("copy the tree in parts"));
+}
+
+/// A manifest whose paths add up to more than the limit is refused when
+/// they do, with the sink's memory bounded (entries are generated as they
+/// are sent, 4 KiB paths, within the entry count limit).
+#[tokio::test]
+async fn a_manifest_with_too_many_path_bytes_is_refused() {
+    let dst = tempfile::tempdir().unwrap();
+    // A chain of directories with 250-byte names, ~3.8 KB deep.
+    let mut dirs = vec!["a".to_string()];
+    for i in 0..15 {
+        let up = dirs.last().unwrap().clone();
+        dirs.push(format!(
+            "{up}/{}",
+            format!("{i}")
+                .repeat(250)
+                .chars()
+                .take(250)
+                .collect::<String>()
+        ));
+    }
+    let deepest = dirs.last().unwrap().clone();
+    let per_file = deepest.len() as u64 + 1 + 250;
+    let files = frame::MAX_MANIFEST_PATH_BYTES / per_file + 2;
+    let entries = dirs.len() as u64 + files;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (mut ra, mut a) = tokio::io::split(a);
+    // The sink's answers are read as they come (it may answer every entry).
+    let reader = tokio::spawn(async move {
+        let mut back = Vec::new();
+        let _ = ra.read_to_end(&mut back).await;
+        back
+    });
+    let peer = async move {
+        let mut out = enc(&[hello(), begin(entries)]);
+        for (i, d) in dirs.iter().enumerate() {
+            frame::encode(&entry(i as u64, Kind::Dir, d.as_bytes(), b"", 0), &mut out);
+        }
+        let first = dirs.len() as u64;
+        for f in 0..files {
+            let path = format!("{deepest}/{f:0>250}");
+            frame::encode(
+                &entry(first + f, Kind::File, path.as_bytes(), b"", 1),
+                &mut out,
+            );
+            if out.len() > 1 << 20 || f + 1 == files {
+                if a.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+            }
+        }
+        let _ = a.shutdown().await;
+    };
+    let opts = ReceiveOptions::default();
+    let (r, ()) = tokio::join!(receive(b, Dest::Path(dst.path().to_owned()), &opts), peer);
+    let back = reader.await.unwrap();
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("MiB"), "{e}");
+    assert!(String::from_utf8_lossy(&back).contains("copy the tree in parts"));
+}
+
+/// Memory of a sink holding a manifest at the entry limit (short paths):
+/// `VFER_MANIFEST_ENTRIES=2097152 /usr/bin/time -v target/release/deps/transfer_hostile-*
+/// --ignored manifest_memory` (peak RSS; docs/PROTOCOL.md §6.9).
+#[tokio::test]
+#[ignore]
+async fn manifest_memory_at_the_entry_limit() {
+    let files: u64 = std::env::var("VFER_MANIFEST_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(frame::MAX_ENTRIES)
+        - 1;
+    let dst = tempfile::tempdir().unwrap();
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (mut ra, mut a) = tokio::io::split(a);
+    let reader = tokio::spawn(async move {
+        let mut back = Vec::new();
+        let _ = ra.read_to_end(&mut back).await;
+        back.len()
+    });
+    let peer = async move {
+        let mut out = enc(&[hello(), begin(files + 1)]);
+        frame::encode(&entry(0, Kind::Dir, b"d", b"", 0), &mut out);
+        for f in 0..files {
+            let path = format!("d/{f:08}");
+            frame::encode(&entry(f + 1, Kind::File, path.as_bytes(), b"", 1), &mut out);
+            if out.len() > 1 << 20 || f + 1 == files {
+                if a.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+            }
+        }
+        frame::encode(&Msg::ManifestEnd { entries: files + 1 }, &mut out);
+        let _ = a.write_all(&out).await;
+        // Hold the session open a moment with the whole manifest in memory.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let _ = a.shutdown().await;
+    };
+    let opts = ReceiveOptions::default();
+    let (r, ()) = tokio::join!(receive(b, Dest::Path(dst.path().to_owned()), &opts), peer);
+    assert!(r.is_err());
+    assert!(reader.await.unwrap() > 0);
+}

@@ -28,6 +28,12 @@ pub const MAX_LINK_TARGET: usize = 4095;
 pub const MAX_TEXT: usize = 1024;
 /// Length of a BLAKE3 hash.
 pub const HASH_LEN: usize = 32;
+/// Most entries one manifest may announce; a sink refuses more (it keeps
+/// every entry's path for the session: docs/PROTOCOL.md §6.9).
+pub const MAX_ENTRIES: u64 = 1 << 21;
+/// Most bytes of paths (the sum of every ENTRY's `path_len`) in one
+/// manifest; a sink refuses more (§6.9).
+pub const MAX_MANIFEST_PATH_BYTES: u64 = 128 << 20;
 
 /// Message type bytes.
 mod ty {

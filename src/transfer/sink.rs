@@ -13,7 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::beneath::{dir_flags, is_symlink_error, open_beneath, symlink_refused};
 use super::error::TransferError;
-use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
+use super::frame::{
+    Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE, MAX_ENTRIES, MAX_MANIFEST_PATH_BYTES,
+};
 use super::path::{show, RelPath, PART_SUFFIX};
 use super::sinkfile::{Pending, Receiving};
 use super::sinkfs;
@@ -118,6 +120,9 @@ pub(crate) struct Sink<'o> {
     pub job_done: u64,
     /// Sum of the sizes in `pending`.
     pending_bytes: u64,
+    /// Sum of the manifest's path lengths so far (bounded by
+    /// [`MAX_MANIFEST_PATH_BYTES`]: the sets above keep every path).
+    path_bytes: u64,
     fd_cache: Option<(RelPath, Arc<OwnedFd>)>,
 }
 
@@ -160,6 +165,12 @@ where
     if u64::from(roots) > entries {
         return Err(TransferError::protocol("more roots than entries"));
     }
+    if entries > MAX_ENTRIES {
+        return Err(TransferError::protocol(format!(
+            "the manifest announces {entries} entries, more than the {MAX_ENTRIES} one \
+             session takes (copy the tree in parts)"
+        )));
+    }
     let (target, out) = resolve(dest, roots)?;
     let mut sink = Sink {
         opts,
@@ -181,6 +192,7 @@ where
         summary: Summary::default(),
         job_done: 0,
         pending_bytes: 0,
+        path_bytes: 0,
         fd_cache: None,
     };
     let mut manifest_done = false;
@@ -509,6 +521,14 @@ impl Sink<'_> {
             )));
         }
         self.next_index += 1;
+        self.path_bytes += e.path.len() as u64;
+        if self.path_bytes > MAX_MANIFEST_PATH_BYTES {
+            return Err(TransferError::protocol(format!(
+                "the manifest's paths exceed {} MiB, more than one session takes \
+                 (copy the tree in parts)",
+                MAX_MANIFEST_PATH_BYTES >> 20
+            )));
+        }
         let rel = RelPath::parse(e.path).map_err(|problem| TransferError::UnsafePath {
             path: show(e.path),
             problem,

@@ -32,8 +32,9 @@ pub(crate) struct Pending {
     pub mode: u32,
     pub mtime: (i64, u32),
     pub want: Want,
-    /// BLAKE3 state after the kept prefix (for `Want::Resume`).
-    pub prefix: Option<blake3::Hasher>,
+    /// BLAKE3 state after the kept prefix (for `Want::Resume`), boxed: a
+    /// hasher is ~1.9 KB and every file of the manifest waits here.
+    pub prefix: Option<Box<blake3::Hasher>>,
 }
 
 /// Where the current file's bytes go.
@@ -152,7 +153,7 @@ impl Pending {
                             offset: got,
                             hash: digest(&h),
                         };
-                        p.prefix = Some(h);
+                        p.prefix = Some(Box::new(h));
                     }
                     _ => {}
                 }
@@ -223,7 +224,7 @@ impl Sink<'_> {
             }
         };
         let hasher = if resumed {
-            p.prefix.take().unwrap_or_default()
+            p.prefix.take().map(|h| *h).unwrap_or_default()
         } else {
             blake3::Hasher::new()
         };
