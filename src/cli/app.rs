@@ -64,9 +64,10 @@ where
             let peer = session::peer_reason(&session).await;
             session::close(session, 1).await;
             match peer {
-                Some(why) => {
-                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
-                }
+                Some(why) => Err(anyhow::Error::from(e).context(format!(
+                    "the far side says: {}",
+                    super::logtext::escape(&why)
+                ))),
                 None => Err(e.into()),
             }
         }

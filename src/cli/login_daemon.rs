@@ -111,23 +111,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Core dumps off: a dump would hold passwords and session secrets.
-fn harden() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        #[cfg(target_os = "linux")]
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-}
-
 /// Runs the login daemon until killed.
 pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
-    harden();
+    // Core dumps off: a dump would hold passwords and session secrets
+    // (main did it already; a library caller gets it here).
+    super::coredump::disable();
     let users = Users::load(&opts.users).with_context(|| {
         "cannot load --users (create it with: vfer-recv --add-user NAME --users FILE)"
     })?;
