@@ -31,10 +31,11 @@ pub const MAX_ARGON2: usize = 2;
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most sessions and most pending pre-handshakes of one host (IPv4 address
-/// or IPv6 /64) for a daemon with `-n max_connections`: a quarter of `-n`,
-/// at least 1 and at most 16, so one host cannot take every slot.
+/// or IPv6 /64) for a daemon with `-n max_connections`: half of `-n`, at
+/// least 1, so one host never takes every slot (with `-n` ≥ 2) while one
+/// busy host (a script, a NAT) may still run many logins at once.
 pub fn per_host_limit(max_connections: usize) -> usize {
-    (max_connections / 4).clamp(1, 16)
+    (max_connections / 2).max(1)
 }
 /// Name of the host key file next to the users file when --host-key is not given.
 pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
