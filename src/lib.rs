@@ -7,6 +7,8 @@
 
 pub mod bootstrap;
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod transfer;
 pub mod transport;
 pub mod vsl;

@@ -93,6 +93,8 @@ fn main() {
     if vfer::cli::generate::handle::<Cli>(&argv) {
         return;
     }
+    // Every mode holds a session secret, a key or a password.
+    vfer::cli::coredump::disable();
     if argv.iter().any(|a| a == "--server") {
         let parsed = Cli::try_parse_from(&argv).map_err(|e| e.to_string());
         let common = parsed
@@ -165,6 +167,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 listen,
                 key_file: c.key_file.clone().unwrap_or_default(),
                 command: command.clone(),
+                keep_env: cli.exec.keep_env,
                 max_connections: cli.max_connections,
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
                 pidfile: cli.pidfile.clone(),

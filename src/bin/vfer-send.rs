@@ -53,6 +53,8 @@ fn main() {
     if vfer::cli::generate::handle::<Cli>(&argv) {
         return;
     }
+    // Every mode holds a session secret, a key or a password.
+    vfer::cli::coredump::disable();
     if argv.iter().any(|a| a == "--server") {
         // Started by ssh: the SSH starting mode's rules apply (nothing on
         // stdout/stderr before the secret is read), so parse errors wait.

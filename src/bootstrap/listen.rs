@@ -29,7 +29,7 @@
 //! that completes its handshake while every slot is taken is closed at once
 //! with a reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -52,7 +52,11 @@ pub use super::replay::TIMESTAMP_WINDOW;
 /// Receive buffer per batch slot: one datagram or a GRO train.
 const SLOT: usize = 64 * 1024;
 /// Datagrams queued per session before the listener drops.
-const QUEUE: usize = 4096;
+pub const QUEUE: usize = 4096;
+/// Bytes queued per session before the listener drops (a session whose
+/// driver falls behind cannot make the listener hold more; datagrams may
+/// be up to 64 KiB each, so the count alone would allow 256 MiB).
+pub const QUEUE_BYTES: usize = 8 << 20;
 /// The pool datagrams are copied into before they go to a session.
 const POOL: usize = 4 << 20;
 /// Close reason of a session that completed its handshake while every
@@ -258,6 +262,43 @@ pub fn max_handshakes(max_connections: usize) -> usize {
     max_connections.saturating_mul(2).saturating_add(16)
 }
 
+/// A session's queue, as the listener sees it.
+struct Peer {
+    tx: mpsc::Sender<BytesMut>,
+    /// Sizes of the datagrams sent into the queue that may still be in it,
+    /// oldest first, and their sum.
+    sizes: VecDeque<u32>,
+    bytes: usize,
+}
+
+impl Peer {
+    fn new(tx: mpsc::Sender<BytesMut>) -> Self {
+        Peer {
+            tx,
+            sizes: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Would `len` more bytes fit the byte bound? The channel's free
+    /// capacity says how many datagrams are still queued; the ones taken
+    /// out are the oldest.
+    fn room_for(&mut self, len: usize) -> bool {
+        let queued = QUEUE.saturating_sub(self.tx.capacity());
+        while self.sizes.len() > queued {
+            if let Some(n) = self.sizes.pop_front() {
+                self.bytes -= n as usize;
+            }
+        }
+        self.bytes + len <= QUEUE_BYTES
+    }
+
+    fn sent(&mut self, len: usize) {
+        self.sizes.push_back(len as u32);
+        self.bytes += len;
+    }
+}
+
 type NewSession<C> = (SocketAddr, Connection, mpsc::Receiver<BytesMut>, C);
 
 struct Listener<G> {
@@ -267,7 +308,7 @@ struct Listener<G> {
     /// The gate's answer to the datagram being dispatched.
     reply: Vec<u8>,
     opts: ListenOptions,
-    peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
+    peers: HashMap<SocketAddr, Peer>,
     /// Sessions in `peers` per host ([`host_of`]).
     per_host: HashMap<IpAddr, usize>,
     /// Timestamps of accepted REQUESTs (used if the gate's secret is reusable).
@@ -370,14 +411,20 @@ impl<G: Gate> Listener<G> {
     }
 
     fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession<G::Context>> {
-        if let Some(tx) = self.peers.get(&from) {
+        if let Some(peer) = self.peers.get_mut(&from) {
+            if !peer.room_for(d.len()) {
+                // Full, as a full socket buffer would be.
+                return None;
+            }
             if self.pool.capacity() < d.len() {
                 self.pool.reserve(POOL);
             }
             self.pool.extend_from_slice(d);
             let datagram = self.pool.split();
-            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(datagram) {
-                self.forget(from);
+            match peer.tx.try_send(datagram) {
+                Ok(()) => peer.sent(d.len()),
+                Err(mpsc::error::TrySendError::Closed(_)) => self.forget(from),
+                Err(mpsc::error::TrySendError::Full(_)) => {}
             }
             return None;
         }
@@ -418,7 +465,7 @@ impl<G: Gate> Listener<G> {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        self.peers.insert(from, tx);
+        self.peers.insert(from, Peer::new(tx));
         *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
         let ctx = self.gate.admitted(from);
@@ -429,6 +476,38 @@ impl<G: Gate> Listener<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_queue_is_bounded_in_bytes() {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let mut p = Peer::new(tx);
+        let big = 65_000;
+        let mut queued = 0;
+        while p.room_for(big) {
+            p.tx.try_send(BytesMut::zeroed(big)).unwrap();
+            p.sent(big);
+            queued += 1;
+        }
+        assert_eq!(
+            queued,
+            QUEUE_BYTES / big,
+            "bounded by bytes, not by the 4096 count"
+        );
+        // Once the session took some out, there is room again.
+        rx.try_recv().unwrap();
+        rx.try_recv().unwrap();
+        assert!(p.room_for(big));
+        assert_eq!(p.bytes, (queued - 2) * big);
+        // Small datagrams are bounded by the count.
+        let (tx, _rx) = mpsc::channel(QUEUE);
+        let mut p = Peer::new(tx);
+        for _ in 0..QUEUE {
+            assert!(p.room_for(1200));
+            p.tx.try_send(BytesMut::zeroed(1200)).unwrap();
+            p.sent(1200);
+        }
+        assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
+    }
 
     #[test]
     fn hosts_are_ipv4_addresses_and_ipv6_slash_64s() {

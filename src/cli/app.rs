@@ -96,9 +96,10 @@ where
             };
             session::close(session, 1).await;
             let mut err = match peer {
-                Some(why) if why != "failed" => {
-                    anyhow::Error::from(e).context(format!("the far side says: {why}"))
-                }
+                Some(why) if why != "failed" => anyhow::Error::from(e).context(format!(
+                    "the far side says: {}",
+                    super::logtext::escape(&why)
+                )),
                 _ => e.into(),
             };
             let arrived = tally.arrived();

@@ -17,6 +17,9 @@ pub const REQUEST_MAGIC: &[u8; 4] = b"VFRQ";
 pub const MAX_PATHS: usize = 4096;
 /// Longest path in a request.
 pub const MAX_PATH_LEN: usize = 4096;
+/// The whole request must arrive within this after the session is up
+/// (keep-alives alone must not hold a slot forever).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a daemon client wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +250,9 @@ pub(crate) async fn serve_one(
     let root = &served.dir;
     use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
     let mut stream = session.stream();
-    let req = Request::read(&mut stream).await?;
+    let req = tokio::time::timeout(REQUEST_TIMEOUT, Request::read(&mut stream))
+        .await
+        .map_err(|_| RequestError::Malformed("no daemon request within 10 s"))??;
     if req.push {
         let path = confine(&req.paths[0])?;
         let opts = ReceiveOptions {

@@ -31,10 +31,11 @@ pub const MAX_ARGON2: usize = 2;
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most sessions and most pending pre-handshakes of one host (IPv4 address
-/// or IPv6 /64) for a daemon with `-n max_connections`: a quarter of `-n`,
-/// at least 1 and at most 16, so one host cannot take every slot.
+/// or IPv6 /64) for a daemon with `-n max_connections`: half of `-n`, at
+/// least 1, so one host never takes every slot (with `-n` ≥ 2) while one
+/// busy host (a script, a NAT) may still run many logins at once.
 pub fn per_host_limit(max_connections: usize) -> usize {
-    (max_connections / 4).clamp(1, 16)
+    (max_connections / 2).max(1)
 }
 /// Name of the host key file next to the users file when --host-key is not given.
 pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
@@ -111,23 +112,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Core dumps off: a dump would hold passwords and session secrets.
-fn harden() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        #[cfg(target_os = "linux")]
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-}
-
 /// Runs the login daemon until killed.
 pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
-    harden();
+    // Core dumps off: a dump would hold passwords and session secrets
+    // (main did it already; a library caller gets it here).
+    super::coredump::disable();
     let users = Users::load(&opts.users).with_context(|| {
         "cannot load --users (create it with: vfer-recv --add-user NAME --users FILE)"
     })?;

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod args;
+pub mod coredump;
 pub mod daemon;
 pub mod exec;
 pub mod exit;
@@ -11,6 +12,7 @@ pub mod forward;
 pub mod generate;
 pub mod login;
 pub mod login_daemon;
+pub mod logtext;
 pub mod progress;
 pub mod rate;
 pub mod report;
@@ -19,8 +21,10 @@ pub mod session;
 pub mod signals;
 pub mod target;
 
-/// Sets up `-v` logging on stderr (`RUST_LOG` overrides).
+/// Sets up `-v` logging on stderr (`RUST_LOG` overrides), with control
+/// characters in every field escaped ([`logtext::escape`]).
 pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::field::MakeExt;
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -29,7 +33,20 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Log records carry peer text (CLOSE reasons, paths, user names):
+    // every field is escaped so that none can start a line of its own.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = logtext::escape(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ");
     let _ = tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();

@@ -243,10 +243,7 @@ fn fragmenting_peer_is_closed_with_a_protocol_error() {
     'send: for _ in 0..10_000 {
         let mut d = vec![0u8; 1400];
         let mut w = Writer::new(&mut d[HEADER_LEN..]);
-        loop {
-            let Some(room) = w.stream(1 + 2 * gaps, 1, false) else {
-                break;
-            };
+        while let Some(room) = w.stream(1 + 2 * gaps, 1, false) {
             room[0] = b'x';
             gaps += 1;
         }

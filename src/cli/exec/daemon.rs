@@ -39,6 +39,9 @@ pub struct DaemonOptions {
     pub connect_timeout: Duration,
     /// Write our pid here.
     pub pidfile: Option<std::path::PathBuf>,
+    /// `--keep-env`: CMD gets this process's whole environment (default:
+    /// only [`super::KEPT_ENV`] and the session's variables).
+    pub keep_env: bool,
     /// Transport settings of each session.
     pub config: Config,
 }
@@ -62,6 +65,11 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let active = Active::default();
     let (act, wait, command) = (active.clone(), opts.connect_timeout, opts.command.clone());
+    let env = if opts.keep_env {
+        super::ProgramEnv::Inherit
+    } else {
+        super::ProgramEnv::Clean
+    };
     let serve = listen::listen(opts.listen, &key, lo, move |s| {
         let stop = stop_rx.clone();
         let guard = act.enter();
@@ -72,7 +80,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
                 return;
             }
             match hello(&s, wait).await {
-                Ok(()) => super::server::serve(s, vec![command]).await,
+                Ok(()) => super::server::serve_with(s, vec![command], env).await,
                 Err(e) => {
                     tracing::warn!("{}: {e:#}", s.peer());
                     s.close(1, &format!("{e:#}")).await;

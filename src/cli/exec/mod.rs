@@ -74,6 +74,20 @@ pub struct ExecArgs {
     pub exec: Option<String>,
 }
 
+/// Variables of the daemon's environment a program daemon's CMD keeps
+/// (besides the session's VSL_*/VFER_* variables) without `--keep-env`.
+pub const KEPT_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LOGNAME", "LANG"];
+
+/// Which environment a program started for a session gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramEnv {
+    /// Everything this process has (the ssh-started far side: the user's
+    /// own login environment, as ssh gives a remote command).
+    Inherit,
+    /// Only [`KEPT_ENV`] (a standing daemon without `--keep-env`).
+    Clean,
+}
+
 /// `vfer-send --exec CMD OPERANDS`: OPERANDS are `[USER@]HOST REMOTE_CMD...`
 /// (with `--local`: only `REMOTE_CMD...`; for a program daemon: only
 /// `vfer://HOST[:PORT]`). Returns the exit status.
@@ -150,4 +164,10 @@ pub struct ExecDaemonArgs {
     #[arg(long = "exec", value_name = "CMD", requires = "listen",
           conflicts_with_all = ["root", "forward"])]
     pub exec: Option<String>,
+    /// With --listen --exec: give CMD this daemon's whole environment.
+    /// Default: only PATH, HOME, USER, LOGNAME, LANG and the session's
+    /// VSL_*/VFER_* variables (a secret in the daemon's environment stays
+    /// there).
+    #[arg(long, requires = "exec")]
+    pub keep_env: bool,
 }

@@ -30,9 +30,14 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `argv` (one word: through `sh -c`; several: as is) over `session`.
 pub async fn serve(session: Session, argv: Vec<String>) {
+    serve_with(session, argv, super::ProgramEnv::Inherit).await
+}
+
+/// Like [`serve`], the program getting the environment `env` says.
+pub async fn serve_with(session: Session, argv: Vec<String>, env: super::ProgramEnv) {
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer) {
+    let mut child = match spawn(&argv, peer, env) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -164,7 +169,7 @@ async fn send(wr: &mut WriteHalf<VferStream>, kind: u8, data: &[u8]) -> bool {
 
 /// Starts the program, or says why not (status 127: not found, 126: not
 /// executable, as shells do).
-fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
+fn spawn(argv: &[String], peer: SocketAddr, env: super::ProgramEnv) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
             return Err(Exit {
@@ -184,6 +189,14 @@ fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
             c
         }
     };
+    if env == super::ProgramEnv::Clean {
+        cmd.env_clear();
+        for name in super::KEPT_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+    }
     cmd.envs(super::session_env(peer))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,0 +1,9 @@
+//! Fuzzes `vfer::fuzzing::handshake`: arbitrary peer bytes must never panic.
+//! Run: `cargo +nightly fuzz run handshake` (see SECURITY.md).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    vfer::fuzzing::handshake(data);
+});

@@ -1,0 +1,139 @@
+//! One entry point per decoder that takes a peer's bytes, for the fuzz
+//! targets in `fuzz/` (cargo-fuzz, libFuzzer) and for the stable-Rust
+//! property tests in `tests/decoders_fuzz.rs` that CI runs. Each must
+//! return without panicking, whatever `data` holds. Not part of the API.
+//!
+//! The handshake decoders authenticate first, so random bytes would stop at
+//! the MAC: their entry points seal `data` under the handshake keys of a
+//! fixed secret first, so the parser behind the MAC is exercised too.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::transport::handshake::{decode_request, decode_response, TYPE_REQUEST, TYPE_RESPONSE};
+use crate::vsl::{Sealer, SessionKeys, HEADER_LEN, MAX_DATALEN};
+
+const SECRET: [u8; 32] = [7; 32];
+
+/// Polls a future over an in-memory reader once: reading a byte slice
+/// never waits, so it is ready (or it is a bug worth a panic).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a decoder over a byte slice waited"),
+    }
+}
+
+fn sealed(ptype: u8, payload: &[u8], c2s: bool) -> Vec<u8> {
+    let keys = SessionKeys::derive(&SECRET, &[0; 32], &[0; 32], None);
+    let dir = if c2s { &keys.c2s } else { &keys.s2c };
+    let payload = &payload[..payload.len().min(MAX_DATALEN)];
+    let mut d = vec![0u8; HEADER_LEN + payload.len()];
+    d[HEADER_LEN..].copy_from_slice(payload);
+    let _ = Sealer::new(dir, 1).seal_in_place(ptype, &mut d);
+    d
+}
+
+/// REQUEST and RESPONSE (§2): raw bytes, and `data` sealed as a payload
+/// of either type under the handshake keys.
+pub fn handshake(data: &[u8]) {
+    let _ = decode_request(&SECRET, &mut data.to_vec());
+    let _ = decode_response(&SECRET, &[0; 32], &mut data.to_vec());
+    for ptype in [
+        TYPE_REQUEST,
+        TYPE_RESPONSE,
+        data.first().copied().unwrap_or(0),
+    ] {
+        let _ = decode_request(&SECRET, &mut sealed(ptype, data, true));
+        let nonce: [u8; 32] = data
+            .get(4..36)
+            .and_then(|n| n.try_into().ok())
+            .unwrap_or([0; 32]);
+        let _ = decode_response(&SECRET, &nonce, &mut sealed(ptype, data, false));
+    }
+}
+
+/// A VFER packet payload (§3.2): every frame, including ACK ranges.
+pub fn transport_frames(data: &[u8]) {
+    use crate::transport::frame::{Frame, Frames};
+    for f in Frames::new(data) {
+        match f {
+            Ok(Frame::Ack(ack)) => for _ in ack.ranges() {},
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// The transport's stream reassembly fed with STREAM frames from `data`
+/// (the receive buffer's range set, bounded by §3.3's fragmentation rule).
+pub fn stream_reassembly(data: &[u8]) {
+    use crate::transport::frame::{Frame, Frames};
+    use crate::transport::stream::RecvBuffer;
+    let mut r = RecvBuffer::new(1 << 16);
+    let mut out = [0u8; 4096];
+    for f in Frames::new(data) {
+        match f {
+            Ok(Frame::Stream { offset, data, fin }) => {
+                let _ = r.insert(offset, data, fin);
+                let _ = r.read(&mut out);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// Transfer messages (§6.2): `data` cut into frames by their own length
+/// fields, each decoded.
+pub fn transfer_messages(data: &[u8]) {
+    use crate::transfer::frame::decode;
+    let _ = decode(data);
+    let mut rest = data;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let take = len.min(rest.len() - 4);
+        let _ = decode(&rest[..4 + take]);
+        rest = &rest[4 + take..];
+    }
+}
+
+/// Login datagrams (§7.1) and the login messages on the stream (§7.7).
+pub fn login(data: &[u8]) {
+    use crate::bootstrap::login::auth::{read_login, read_verdict};
+    use crate::bootstrap::login::wire::{Accept, Cookie, Hello};
+    let _ = Hello::decode(data);
+    let _ = Cookie::decode(data);
+    let _ = Accept::decode(data);
+    let _ = ready(read_login(&mut &data[..]));
+    let _ = ready(read_verdict(&mut &data[..]));
+}
+
+/// The daemon request (§5).
+pub fn daemon_request(data: &[u8]) {
+    let _ = ready(crate::cli::daemon::Request::read(&mut &data[..]));
+}
+
+/// The `--exec` stream framing (§8.2).
+pub fn exec_frames(data: &[u8]) {
+    let mut rest = data;
+    while let Ok(Some((_, used))) = crate::cli::exec::frame::decode(rest) {
+        if used == 0 || used > rest.len() {
+            break;
+        }
+        rest = &rest[used..];
+    }
+}
+
+/// Every decoder above on the same bytes.
+pub fn all(data: &[u8]) {
+    handshake(data);
+    transport_frames(data);
+    stream_reassembly(data);
+    transfer_messages(data);
+    login(data);
+    daemon_request(data);
+    exec_frames(data);
+}
