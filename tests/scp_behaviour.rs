@@ -530,3 +530,24 @@ fn verbose_shows_the_session_and_no_colour_in_a_pipe() {
     expect(&o, 0, &["v.bin", "97.66 KiB", " s (", "bit/s"]);
     assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
 }
+
+#[test]
+fn very_low_rate_limits_still_copy() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let five = local.path().join("five.txt");
+    fs::write(&five, b"hello").unwrap();
+    let some = local.path().join("some.bin");
+    let data = common::pattern(40_000, 9);
+    fs::write(&some, &data).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    // Loopback's 64 KiB path MTU: probing must not hold the data back.
+    let o = run(SEND, &["-q", "-l", "20000", "-e", &rsh, s(&five), &dest]);
+    expect(&o, 0, &[]);
+    assert_eq!(fs::read(remote.path().join("five.txt")).unwrap(), b"hello");
+    let o = run(SEND, &["-q", "-l", "400K", "-e", &rsh, s(&some), &dest]);
+    expect(&o, 0, &[]);
+    assert!(fs::read(remote.path().join("some.bin")).unwrap() == data);
+}
