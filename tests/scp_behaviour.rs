@@ -551,3 +551,27 @@ fn very_low_rate_limits_still_copy() {
     expect(&o, 0, &[]);
     assert!(fs::read(remote.path().join("some.bin")).unwrap() == data);
 }
+
+#[test]
+fn progress_into_a_pipe_counts_what_arrived_and_ends_at_100_percent() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let f = local.path().join("p.bin");
+    fs::write(&f, common::pattern(6 << 20, 4)).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    let o = run(SEND, &["--progress", "-l", "20M", "-e", &rsh, s(&f), &dest]);
+    expect(&o, 0, &["p.bin"]);
+    let e = err(&o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("ETA")).collect();
+    assert!(lines.len() >= 2, "{e}");
+    let (last, before) = lines.split_last().unwrap();
+    assert!(last.contains(" 100% ") && last.contains("ETA 0s"), "{e}");
+    // Before the end the bar is below 100 % (bytes the far side has, not
+    // bytes read), and the ETA is a number.
+    for l in before.iter().skip(1) {
+        assert!(!l.contains(" 100% "), "{e}");
+        assert!(!l.contains("ETA ?"), "{e}");
+    }
+}

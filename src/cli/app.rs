@@ -50,9 +50,19 @@ pub async fn run_transfer<F>(
 where
     F: Future<Output = Result<Summary, TransferError>>,
 {
-    let result = tokio::select! {
-        r = transfer => r,
-        sig = signals::stop_requested() => {
+    let mut transfer = std::pin::pin!(transfer);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let stop = signals::stop_requested();
+    let mut stop = std::pin::pin!(stop);
+    let result = loop {
+        tokio::select! {
+        r = &mut transfer => break r,
+        _ = tick.tick() => {
+            if let Some(b) = &bar {
+                b.tick(session.unconfirmed());
+            }
+        }
+        sig = &mut stop => {
             if let Some(b) = &bar { b.finish(); }
             // The transfer future is dropped here: no more input is read.
             // Close at once without waiting for buffered data to drain,
@@ -71,9 +81,13 @@ where
             }
             return Ok(exit::INTERRUPTED);
         }
+        }
     };
     if let Some(b) = &bar {
-        b.finish();
+        match &result {
+            Ok(s) if s.is_complete() => b.finish_ok(),
+            _ => b.finish(),
+        }
     }
     match result {
         Ok(summary) => {
