@@ -464,3 +464,114 @@ fn an_interrupted_push_stops_keeps_a_resumable_part_and_says_so_in_json() {
     assert!(json(&o)["bytes_skipped"].as_u64().unwrap() > 0);
     assert!(fs::read(remote.path().join("big.bin")).unwrap() == data);
 }
+
+#[test]
+fn remote_path_takes_a_directory_and_names_the_expected_program() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let bin = Path::new(SEND).parent().unwrap();
+    let dir = format!("{}/", bin.display());
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let f = local.path().join("f.txt");
+    fs::write(&f, b"x").unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    // One directory serves both directions.
+    let o = run(
+        SEND,
+        &["-q", "-e", &rsh, "--remote-path", &dir, s(&f), &dest],
+    );
+    expect(&o, 0, &[]);
+    let back = local.path().join("back.txt");
+    let src = format!("127.0.0.1:{}/f.txt", remote.path().display());
+    let o = run(
+        RECV,
+        &["-q", "-e", &rsh, "--remote-path", &dir, &src, s(&back)],
+    );
+    expect(&o, 0, &[]);
+    assert_eq!(fs::read(&back).unwrap(), b"x");
+    // The wrong program says which one was expected.
+    fs::remove_file(&back).unwrap();
+    let o = run(
+        RECV,
+        &["-q", "-e", &rsh, "--remote-path", RECV, &src, s(&back)],
+    );
+    expect(&o, 111, &["vfer-send", "--remote-path"]);
+    assert!(!back.exists());
+}
+
+#[test]
+fn verbose_shows_the_session_and_no_colour_in_a_pipe() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let f = local.path().join("v.bin");
+    fs::write(&f, common::pattern(100_000, 3)).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    let o = run(SEND, &["-v", "-e", &rsh, s(&f), &dest]);
+    expect(
+        &o,
+        0,
+        &[
+            "ssh -F /dev/null",
+            "vfer-recv",
+            "UDP port",
+            "path MTU",
+            "RTT",
+            "v.bin",
+            "lost",
+        ],
+    );
+    assert!(!err(&o).contains('\u{1b}'), "colour codes: {}", err(&o));
+    // Without -q, one summary line: name, size, time, rate.
+    let dest = format!("127.0.0.1:{}/w.bin", remote.path().display());
+    let o = run(SEND, &["-e", &rsh, s(&f), &dest]);
+    expect(&o, 0, &["v.bin", "97.66 KiB", " s (", "bit/s"]);
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+}
+
+#[test]
+fn very_low_rate_limits_still_copy() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let five = local.path().join("five.txt");
+    fs::write(&five, b"hello").unwrap();
+    let some = local.path().join("some.bin");
+    let data = common::pattern(40_000, 9);
+    fs::write(&some, &data).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    // Loopback's 64 KiB path MTU: probing must not hold the data back.
+    let o = run(SEND, &["-q", "-l", "20000", "-e", &rsh, s(&five), &dest]);
+    expect(&o, 0, &[]);
+    assert_eq!(fs::read(remote.path().join("five.txt")).unwrap(), b"hello");
+    let o = run(SEND, &["-q", "-l", "400K", "-e", &rsh, s(&some), &dest]);
+    expect(&o, 0, &[]);
+    assert!(fs::read(remote.path().join("some.bin")).unwrap() == data);
+}
+
+#[test]
+fn progress_into_a_pipe_counts_what_arrived_and_ends_at_100_percent() {
+    let Some(sshd) = sshd() else { return };
+    let rsh = sshd.rsh();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let f = local.path().join("p.bin");
+    fs::write(&f, common::pattern(6 << 20, 4)).unwrap();
+    let dest = format!("127.0.0.1:{}/", remote.path().display());
+    let o = run(SEND, &["--progress", "-l", "20M", "-e", &rsh, s(&f), &dest]);
+    expect(&o, 0, &["p.bin"]);
+    let e = err(&o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("ETA")).collect();
+    assert!(lines.len() >= 2, "{e}");
+    let (last, before) = lines.split_last().unwrap();
+    assert!(last.contains(" 100% ") && last.contains("ETA 0s"), "{e}");
+    // Before the end the bar is below 100 % (bytes the far side has, not
+    // bytes read), and the ETA is a number.
+    for l in before.iter().skip(1) {
+        assert!(!l.contains(" 100% "), "{e}");
+        assert!(!l.contains("ETA ?"), "{e}");
+    }
+}

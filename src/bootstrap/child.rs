@@ -53,6 +53,8 @@ pub(crate) async fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    let shown = display.as_str();
+    tracing::info!("{host}: running {shown} (remote program {program})");
     let mut child = command.spawn().map_err(|source| BootstrapError::Spawn {
         command: display.clone(),
         source,
@@ -80,7 +82,7 @@ pub(crate) async fn start(
         }
     };
     let addr = SocketAddr::new(peer_ip, port);
-    tracing::debug!("{host}: server replied with UDP port {port}; connecting to {addr}");
+    tracing::info!("{host}: {program} listens on UDP port {port}; connecting to {addr}");
     let session = match Session::connect(addr, secret.bytes(), config).await {
         Ok(s) => s,
         Err(source) => {
@@ -89,6 +91,12 @@ pub(crate) async fn start(
         }
     };
     drop(secret);
+    let st = session.stats();
+    tracing::info!(
+        "{host}: session up with {addr}, RTT {:.1} ms, path MTU {} (probing for more)",
+        st.srtt.as_secs_f64() * 1e3,
+        st.path_mtu
+    );
     // The server's setup process exits 0 once it saw our first packet.
     match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
         Ok(Ok(st)) if st.success() => {}

@@ -140,10 +140,30 @@ fn family_flag(f: Option<Family>) -> Option<&'static str> {
     }
 }
 
+/// The program `--remote-path` names for `role`. It may name the program
+/// (`/opt/vfer/bin/vfer-recv`, `sudo vfer-recv`) or the directory holding
+/// both programs (`/opt/vfer/bin`, `/opt/vfer/bin/`): a path ending in `/`,
+/// or whose last name does not contain "vfer", gets the role's program
+/// name appended, so one option serves both directions.
+pub fn remote_program(remote_path: Option<&str>, role: RemoteRole) -> String {
+    let Some(p) = remote_path.map(str::trim).filter(|p| !p.is_empty()) else {
+        return role.program().to_string();
+    };
+    let last = p.rsplit(char::is_whitespace).next().unwrap_or(p);
+    let base = last.rsplit('/').next().unwrap_or(last);
+    if p.ends_with('/') {
+        format!("{p}{}", role.program())
+    } else if !base.contains("vfer") {
+        format!("{p}/{}", role.program())
+    } else {
+        p.to_string()
+    }
+}
+
 /// The remote command line: `PROGRAM --server ARGS...`, the arguments
 /// shell-quoted (ssh joins its arguments with spaces for the remote shell).
 pub fn remote_command(role: RemoteRole, opts: &SshOptions) -> Result<String, BootstrapError> {
-    let program = opts.remote_path.as_deref().unwrap_or(role.program());
+    let program = remote_program(opts.remote_path.as_deref(), role);
     let mut words: Vec<String> = vec!["--server".to_string()];
     if let Some(f) = family_flag(opts.family) {
         words.push(f.to_string());
@@ -186,10 +206,7 @@ pub async fn connect(
             .unwrap_or_else(|_| argv.join(" ")),
         name: argv[0].clone(),
         host: target.host.clone(),
-        program: opts
-            .remote_path
-            .clone()
-            .unwrap_or_else(|| role.program().to_string()),
+        program: remote_program(opts.remote_path.as_deref(), role),
     };
     child::start(spawn, peer_ip, opts.reply_timeout, opts.config.clone()).await
 }
@@ -313,6 +330,26 @@ mod tests {
             ..SshOptions::default()
         };
         assert!(ssh_argv(&t, RemoteRole::Recv, &bad).is_err());
+    }
+
+    #[test]
+    fn remote_path_may_name_a_directory() {
+        let r = RemoteRole::Recv;
+        assert_eq!(remote_program(None, r), "vfer-recv");
+        assert_eq!(
+            remote_program(Some("/opt/vfer/bin/"), r),
+            "/opt/vfer/bin/vfer-recv"
+        );
+        assert_eq!(
+            remote_program(Some("/opt/bin"), RemoteRole::Send),
+            "/opt/bin/vfer-send"
+        );
+        assert_eq!(remote_program(Some("/x/vfer-recv"), r), "/x/vfer-recv");
+        assert_eq!(remote_program(Some("sudo vfer-recv"), r), "sudo vfer-recv");
+        assert_eq!(
+            remote_program(Some("sudo /opt/bin"), r),
+            "sudo /opt/bin/vfer-recv"
+        );
     }
 
     #[test]

@@ -50,9 +50,19 @@ pub async fn run_transfer<F>(
 where
     F: Future<Output = Result<Summary, TransferError>>,
 {
-    let result = tokio::select! {
-        r = transfer => r,
-        sig = signals::stop_requested() => {
+    let mut transfer = std::pin::pin!(transfer);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let stop = signals::stop_requested();
+    let mut stop = std::pin::pin!(stop);
+    let result = loop {
+        tokio::select! {
+        r = &mut transfer => break r,
+        _ = tick.tick() => {
+            if let Some(b) = &bar {
+                b.tick(session.unconfirmed());
+            }
+        }
+        sig = &mut stop => {
             if let Some(b) = &bar { b.finish(); }
             // The transfer future is dropped here: no more input is read.
             // Close at once without waiting for buffered data to drain,
@@ -71,13 +81,21 @@ where
             }
             return Ok(exit::INTERRUPTED);
         }
+        }
     };
     if let Some(b) = &bar {
-        b.finish();
+        match &result {
+            Ok(s) if s.is_complete() => b.finish_ok(),
+            _ => b.finish(),
+        }
     }
     match result {
         Ok(summary) => {
             let stats = session::close(session, 0).await;
+            if !c.quiet && !c.json {
+                report::summary_line(program, &summary, &tally.last());
+            }
+            report::log_stats(&summary, &stats);
             Ok(report::finish(program, &summary, &stats, c.json, c.quiet))
         }
         Err(e) => {
@@ -111,18 +129,26 @@ where
     }
 }
 
-/// Counts the files that arrived complete, from the progress reports, so
-/// that a session failing after some files arrived exits 1 (README).
+/// Counts the entries that arrived complete, from the progress reports,
+/// so that a session failing after some arrived exits 1 (README), and
+/// names the last one for the closing summary line (`-v` logs each).
 #[derive(Default, Clone)]
-pub struct Tally(std::sync::Arc<std::sync::atomic::AtomicU64>);
+pub struct Tally(std::sync::Arc<std::sync::Mutex<(u64, String)>>);
 
 impl Tally {
     /// A progress callback that counts, then calls `inner` (the bar's).
     pub fn wrap(&self, inner: Option<crate::transfer::ProgressFn>) -> crate::transfer::ProgressFn {
-        let n = self.0.clone();
+        let t = self.0.clone();
         std::sync::Arc::new(move |p: &crate::transfer::Progress| {
-            if let crate::transfer::Progress::FileFinished { ok: true, .. } = p {
-                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let crate::transfer::Progress::FileFinished { ok, path } = p {
+                if *ok {
+                    tracing::info!("{path}: done");
+                    let mut g = t.lock().unwrap_or_else(|e| e.into_inner());
+                    g.0 += 1;
+                    g.1 = path.clone();
+                } else {
+                    tracing::info!("{path}: failed");
+                }
             }
             if let Some(f) = &inner {
                 f(p);
@@ -132,7 +158,12 @@ impl Tally {
 
     /// Entries that arrived complete so far.
     pub fn arrived(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// The last entry that arrived complete.
+    pub fn last(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 }
 

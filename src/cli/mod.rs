@@ -45,9 +45,14 @@ pub fn init_logging(verbose: u8) {
         }
     })
     .delimited(" ");
+    // Plain text when stderr is not a terminal (no colour codes in pipes
+    // and logs); the module path only at -vv and up.
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose >= 2)
         .try_init();
 }

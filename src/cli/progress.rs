@@ -2,6 +2,7 @@
 //! stderr only when it is a terminal (or when forced), never on stdout.
 
 use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +21,17 @@ pub enum Mode {
     On,
 }
 
-/// A progress bar fed by the transfer layer's progress reports.
+/// A progress bar fed by the transfer layer's progress reports. Its
+/// position is what the far side has: bytes handed to the session minus
+/// those it has not acknowledged yet ([`Bar::tick`]).
 pub struct Bar {
     bar: ProgressBar,
     file: Arc<Mutex<Current>>,
+    /// Job bytes handed to (or, receiving, taken from) the session.
+    done: Arc<std::sync::atomic::AtomicU64>,
+    /// Job bytes already in place when the transfer started (resume).
+    skipped: Arc<std::sync::atomic::AtomicU64>,
+    start: std::time::Instant,
     /// `--progress` without a terminal: a plain line every second instead
     /// of a redrawn bar (for logs).
     lines: bool,
@@ -34,6 +42,8 @@ pub struct Bar {
 struct Current {
     path: String,
     size: Option<u64>,
+    /// Bytes of it handed to (or taken from) the session.
+    file_done: u64,
     /// Last percentage shown (the message is rebuilt only when it moves).
     shown: Option<u64>,
     /// When the last plain line was printed.
@@ -76,6 +86,9 @@ impl Bar {
         Some(Bar {
             bar,
             file: Arc::new(Mutex::new(Current::default())),
+            done: Arc::default(),
+            skipped: Arc::default(),
+            start: std::time::Instant::now(),
             lines: !terminal,
         })
     }
@@ -84,7 +97,8 @@ impl Bar {
     pub fn callback(&self) -> ProgressFn {
         let bar = self.bar.clone();
         let file = self.file.clone();
-        let lines = self.lines;
+        let done = self.done.clone();
+        let skipped = self.skipped.clone();
         Arc::new(move |p: &Progress| match p {
             Progress::Started { total_bytes, .. } => bar.set_length(*total_bytes),
             Progress::FileStarted { path, size, offset } => {
@@ -93,6 +107,7 @@ impl Bar {
                     f.size = *size;
                     f.shown = None;
                 }
+                skipped.fetch_add(*offset, Ordering::Relaxed);
                 bar.set_message(file_label(path, *offset, *size));
             }
             Progress::Bytes {
@@ -100,34 +115,86 @@ impl Bar {
                 job_done,
             } => {
                 if let Ok(mut f) = file.lock() {
-                    let pct = f.size.map_or(*file_done >> 20, |n| {
-                        file_done.saturating_mul(100) / n.max(1)
-                    });
-                    if f.shown != Some(pct) {
-                        f.shown = Some(pct);
-                        bar.set_message(file_label(&f.path, *file_done, f.size));
-                    }
-                    bar.set_position(*job_done);
-                    let now = std::time::Instant::now();
-                    if lines && f.printed.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-                        f.printed = Some(now);
-                        eprintln!(
-                            "{}  {}/{}  {}/s  ETA {}s",
-                            bar.message(),
-                            indicatif::BinaryBytes(*job_done),
-                            indicatif::BinaryBytes(bar.length().unwrap_or(0)),
-                            indicatif::BinaryBytes(bar.per_sec() as u64),
-                            bar.eta().as_secs()
-                        );
-                    }
+                    f.file_done = *file_done;
                 }
+                done.store(*job_done, Ordering::Relaxed);
             }
             Progress::FileFinished { .. } => {}
         })
     }
 
+    /// Moves the bar to what the far side has: the bytes handed to the
+    /// session minus `unconfirmed` (not yet acknowledged); without a
+    /// terminal (`--progress` into a pipe or log), prints a line a second.
+    /// Call a few times a second.
+    pub fn tick(&self, unconfirmed: u64) {
+        let done = self.done.load(Ordering::Relaxed);
+        let pos = done.saturating_sub(unconfirmed).max(self.bar.position());
+        self.bar.set_position(pos);
+        let Ok(mut f) = self.file.lock() else { return };
+        // The current file's share of what the far side has.
+        let file_pos = f.file_done.saturating_sub(done.saturating_sub(pos));
+        let pct = f
+            .size
+            .map_or(file_pos >> 20, |n| file_pos.saturating_mul(100) / n.max(1));
+        if f.shown != Some(pct) {
+            f.shown = Some(pct);
+            self.bar.set_message(file_label(&f.path, file_pos, f.size));
+        }
+        if !self.lines {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if f.printed.is_some_and(|t| now - t < Duration::from_secs(1)) {
+            return;
+        }
+        f.printed = Some(now);
+        drop(f);
+        self.print_line(pos);
+    }
+
+    /// One plain progress line: file, percent of the job, bytes, rate and
+    /// an ETA from the rate so far (bytes that had to cross the network).
+    fn print_line(&self, pos: u64) {
+        let total = self.bar.length().unwrap_or(0);
+        let pct = (pos.min(total) * 100).checked_div(total).unwrap_or(100);
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let moved = pos.saturating_sub(self.skipped.load(Ordering::Relaxed));
+        let rate = moved as f64 / secs;
+        let eta = if pos >= total {
+            "0s".to_string()
+        } else if rate > 0.0 {
+            format!("{:.0}s", (total - pos) as f64 / rate)
+        } else {
+            "?".to_string()
+        };
+        eprintln!(
+            "{}  {pct}%  {}/{}  {}/s  ETA {eta}",
+            self.bar.message(),
+            indicatif::BinaryBytes(pos),
+            indicatif::BinaryBytes(total),
+            indicatif::BinaryBytes(rate as u64),
+        );
+    }
+
     /// Removes the bar from the terminal.
     pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// The copy is complete: without a terminal, the last line says 100 %.
+    pub fn finish_ok(&self) {
+        if self.lines {
+            let total = self.bar.length().unwrap_or(0);
+            let pos = total.max(self.done.load(Ordering::Relaxed));
+            if let Ok(mut f) = self.file.lock() {
+                let size = f.size;
+                let path = std::mem::take(&mut f.path);
+                self.bar
+                    .set_message(file_label(&path, size.unwrap_or(0), size));
+            }
+            self.print_line(pos);
+        }
         self.bar.finish_and_clear();
     }
 }

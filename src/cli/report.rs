@@ -33,6 +33,58 @@ struct Json<'a> {
     failures: &'a [crate::transfer::Failure],
 }
 
+/// One line when a copy is done, as scp leaves one: what (the file's name,
+/// or how many files), size, time and rate.
+pub fn summary_line(program: &str, s: &Summary, last: &str) {
+    let what = match s.files {
+        1 if !last.is_empty() => last.to_string(),
+        n => format!("{n} file{}", if n == 1 { "" } else { "s" }),
+    };
+    let secs = s.seconds.max(1e-3);
+    let mut line = format!(
+        "{program}: {what}: {} in {secs:.1} s ({})",
+        indicatif::BinaryBytes(s.bytes + s.bytes_skipped),
+        rate(s.bytes as f64 * 8.0 / secs)
+    );
+    if s.bytes_skipped > 0 {
+        line.push_str(&format!(
+            ", {} already there",
+            indicatif::BinaryBytes(s.bytes_skipped)
+        ));
+    }
+    eprintln!("{line}");
+}
+
+/// Bits per second, human-readable.
+fn rate(bps: f64) -> String {
+    if bps >= 1e9 {
+        format!("{:.2} Gbit/s", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.1} Mbit/s", bps / 1e6)
+    } else {
+        format!("{:.0} kbit/s", bps / 1e3)
+    }
+}
+
+/// `-v`: the session's rate, loss, RTT and path MTU at the end.
+pub fn log_stats(s: &Summary, st: &Stats) {
+    tracing::info!(
+        "{} bytes in {:.2} s ({}), {} packets sent, {} lost ({:.2} %), {} bytes retransmitted, \
+         RTT {:.1} ms (min {:.1} ms), path MTU {}, congestion control {}",
+        s.bytes,
+        s.seconds,
+        rate(s.bytes as f64 * 8.0 / s.seconds.max(1e-3)),
+        st.packets_sent,
+        st.packets_lost,
+        st.packets_lost as f64 * 100.0 / st.packets_sent.max(1) as f64,
+        st.stream_bytes_retransmitted,
+        st.srtt.as_secs_f64() * 1e3,
+        st.min_rtt.as_secs_f64() * 1e3,
+        st.path_mtu,
+        st.cc
+    );
+}
+
 /// The `--json` object of a run that ended without a summary (an error
 /// or an interrupt): `exit_status`, `error` and an empty `failures` list.
 #[derive(Serialize)]

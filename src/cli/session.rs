@@ -130,7 +130,15 @@ pub async fn start_child(
         }
         Far::Local => {
             let opts = LocalOptions {
-                program: c.remote_path.as_ref().map(PathBuf::from),
+                // A directory holds both programs: take the role's.
+                program: c.remote_path.as_ref().map(|p| {
+                    let p = PathBuf::from(p);
+                    if p.is_dir() {
+                        p.join(role.program())
+                    } else {
+                        p
+                    }
+                }),
                 server_args: args,
                 config,
                 ..LocalOptions::default()

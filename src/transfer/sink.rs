@@ -141,7 +141,11 @@ where
             role: Role::Source,
             flags,
         } => flags,
-        Msg::Hello { .. } => return Err(TransferError::protocol("both ends are sinks")),
+        Msg::Hello { .. } => {
+            return Err(TransferError::protocol(
+                "both ends are sinks: the far side must run vfer-send (check --remote-path)",
+            ))
+        }
         Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
         m => {
             return Err(TransferError::protocol(format!(

@@ -91,7 +91,11 @@ where
         Msg::Hello {
             role: Role::Sink, ..
         } => {}
-        Msg::Hello { .. } => return Err(TransferError::protocol("both ends are sources")),
+        Msg::Hello { .. } => {
+            return Err(TransferError::protocol(
+                "both ends are sources: the far side must run vfer-recv (check --remote-path)",
+            ))
+        }
         Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
         m => {
             return Err(TransferError::protocol(format!(

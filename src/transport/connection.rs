@@ -341,6 +341,12 @@ impl Connection {
         self.events.push_back(Event::Closed(r));
     }
 
+    /// Stream bytes written but not yet acknowledged by the peer (for a
+    /// progress bar that shows what the receiver has).
+    pub fn send_unconfirmed(&self) -> u64 {
+        self.send.unconfirmed()
+    }
+
     /// Statistics so far.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();

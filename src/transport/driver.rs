@@ -230,6 +230,11 @@ impl Session {
         self.shared.lock().conn.stats()
     }
 
+    /// Stream bytes written but not yet acknowledged by the peer.
+    pub fn unconfirmed(&self) -> u64 {
+        self.shared.lock().conn.send_unconfirmed()
+    }
+
     /// The byte stream (clone-free handle; read and write halves via `tokio::io::split`).
     pub fn stream(&self) -> VferStream {
         VferStream {

@@ -125,6 +125,12 @@ impl SendBuffer {
         self.written
     }
 
+    /// Bytes written by the application that the peer has not yet
+    /// acknowledged (buffered, in flight or lost).
+    pub fn unconfirmed(&self) -> u64 {
+        self.written - self.base
+    }
+
     /// Is anything waiting to be (re)sent, within the flow-control `limit`?
     pub fn has_pending(&self, limit: u64) -> bool {
         !self.lost.is_empty()

@@ -105,7 +105,11 @@ impl Connection {
                 (s as usize) <= buf.len()
                     && self.recovery.bytes_in_flight() + u64::from(s) <= self.cc.window()
             })
-            .filter(|_| self.confirmed && self.recovery.rtt.has_sample());
+            .filter(|_| self.confirmed && self.recovery.rtt.has_sample())
+            // A probe is paced like data and goes before it: at a very low
+            // rate (`-l 20K`) a 64 KiB probe would hold the data back for
+            // many seconds. Probe only sizes worth at most 100 ms of sending.
+            .filter(|&s| u64::from(s) <= self.pacing_rate() / 10);
         let data_pending = self.send.has_pending(self.peer_max_data);
         let ping = self.ping_pending || probe;
         let eliciting_wanted = data_pending || self.max_data_pending || ping || mtu_probe.is_some();
