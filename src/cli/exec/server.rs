@@ -32,7 +32,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub async fn serve(session: Session, argv: Vec<String>) {
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer) {
+    let mut child = match spawn(&argv, peer, session.stats().suite) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -164,7 +164,11 @@ async fn send(wr: &mut WriteHalf<VferStream>, kind: u8, data: &[u8]) -> bool {
 
 /// Starts the program, or says why not (status 127: not found, 126: not
 /// executable, as shells do).
-fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
+fn spawn(
+    argv: &[String],
+    peer: SocketAddr,
+    suite: Option<crate::vsl::Suite>,
+) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
             return Err(Exit {
@@ -184,7 +188,7 @@ fn spawn(argv: &[String], peer: SocketAddr) -> Result<Child, Exit> {
             c
         }
     };
-    cmd.envs(super::session_env(peer))
+    cmd.envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
