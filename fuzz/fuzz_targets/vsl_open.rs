@@ -12,7 +12,14 @@ use vfer::vsl::{Role, Session, SessionKeys, Suite, SuiteKeys, HEADER_LEN, MAX_DA
 
 fuzz_target!(|data: &[u8]| {
     let v1 = SessionKeys::derive(&[7; 32], &[1; 32], &[2; 32], None);
-    let gcm = SuiteKeys::derive(Suite::Aes256Gcm, &[7; 32], &[1; 32], &[2; 32], None, &[1, 2, 2]);
+    let gcm = SuiteKeys::derive(
+        Suite::Aes256Gcm,
+        &[7; 32],
+        &[1; 32],
+        &[2; 32],
+        None,
+        &[1, 2, 2],
+    );
     // The first input byte picks the suite.
     let use_gcm = data.first().is_some_and(|b| b & 1 == 1);
     let (mut server, mut client) = if use_gcm {

@@ -82,13 +82,22 @@ pub struct Opened<'a> {
     pub payload: &'a mut [u8],
 }
 
-/// One direction's keyed primitives, for whichever suite.
+/// One direction's keyed primitives, for whichever suite. Not nameable
+/// outside `vsl` (only through the keying traits).
+#[doc(hidden)]
 pub enum Cipher {
-    /// AES-256 round keys and the keyed HMAC state, cloned per packet.
-    Vsl1 { aes: Aes256, mac: HmacSha256 },
-    /// The expanded AES-256-GCM key and the direction's IV.
+    /// VSL1: AES-256-CTR then truncated HMAC-SHA256.
+    Vsl1 {
+        /// AES-256 round keys, cloned into a CTR state per packet.
+        aes: Aes256,
+        /// The keyed HMAC-SHA256 state, cloned per packet.
+        mac: HmacSha256,
+    },
+    /// VSL2: AES-256-GCM.
     Gcm {
+        /// The expanded AES-256-GCM key (ring).
         key: LessSafeKey,
+        /// The direction's IV, XORed with the msgnr into each nonce.
         iv: [u8; GCM_IV_LEN],
     },
 }
