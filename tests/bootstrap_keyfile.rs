@@ -270,3 +270,137 @@ async fn junk_flood_does_not_disturb_a_session() {
     s.close(0, "done").await;
     flood.await.unwrap();
 }
+
+/// A key-file server on 127.0.0.1 (an OS-chosen port) whose sessions echo.
+fn echo_server(key: &vfer::bootstrap::Secret, opts: ListenOptions) -> std::net::SocketAddr {
+    let (sock, _) = vfer::transport::socket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let key = key.clone();
+    tokio::spawn(async move {
+        keyfile::serve(std::sync::Arc::new(sock), &key, opts, |s| async move {
+            let (mut r, mut w) = tokio::io::split(s.stream());
+            if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                let _ = w.shutdown().await;
+            }
+            s.close(0, "bye").await;
+        })
+        .await
+    });
+    addr
+}
+
+/// A REQUEST as a genuine client makes it, stamped `age` in the past.
+fn request(key: &vfer::bootstrap::Secret, age: Duration) -> Vec<u8> {
+    use vfer::transport::handshake::{encode_request, Offer, Tai64n};
+    let mut rnd = vfer::transport::HandshakeRandom::from_os().unwrap();
+    rnd.timestamp = Tai64n::from_system(std::time::SystemTime::now() - age);
+    let params = vfer::transport::TransportParams {
+        max_udp_payload: 1452,
+        initial_max_data: 1 << 20,
+        idle_timeout_ms: 30_000,
+    };
+    encode_request(
+        key.bytes(),
+        &rnd,
+        &params,
+        &Offer::new(vfer::vsl::ALL_SUITES),
+    )
+}
+
+/// Sends `d` from `sock` and says whether the server answered within 800 ms.
+async fn answered(sock: &tokio::net::UdpSocket, d: &[u8], to: std::net::SocketAddr) -> bool {
+    let mut buf = [0u8; 2048];
+    // Forget earlier answers (a server may resend its RESPONSE).
+    while sock.try_recv_from(&mut buf).is_ok() {}
+    sock.send_to(d, to).await.unwrap();
+    tokio::time::timeout(Duration::from_millis(800), sock.recv_from(&mut buf))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_requests_are_refused_from_any_address_at_any_time() {
+    use tokio::net::UdpSocket;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keyfile::load(&key_file(dir.path(), "k", 9)).unwrap();
+    let opts = ListenOptions {
+        handshake_timeout: Duration::from_millis(500),
+        ..ListenOptions::default()
+    };
+    let server = echo_server(&key, opts);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A fresh REQUEST is answered (and its RESPONSE resent to the same
+    // address while the handshake is open).
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let fresh = request(&key, Duration::ZERO);
+    assert!(answered(&a, &fresh, server).await);
+    // Once the server forgot that handshake, the same REQUEST from the same
+    // address (the attacker spoofs the recorded source) opens nothing.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !answered(&a, &fresh, server).await,
+        "a replayed REQUEST was answered"
+    );
+    // Nor from another address.
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert!(!answered(&b, &fresh, server).await);
+    // A REQUEST recorded ten minutes ago (never used here) is refused too.
+    let old = request(&key, Duration::from_secs(600));
+    assert!(
+        !answered(&b, &old, server).await,
+        "a REQUEST stamped 10 minutes ago was answered"
+    );
+    // One from a clock a minute behind is within the window.
+    let skewed = request(&key, Duration::from_secs(60));
+    assert!(answered(&b, &skewed, server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_handshake_does_not_hold_a_slot() {
+    use tokio::net::UdpSocket;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keyfile::load(&key_file(dir.path(), "k", 10)).unwrap();
+    // One slot; handshakes are forgotten after 5 s.
+    let opts = ListenOptions {
+        max_connections: 1,
+        handshake_timeout: Duration::from_secs(5),
+        ..ListenOptions::default()
+    };
+    let server = echo_server(&key, opts);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A REQUEST that never goes on to the first packet under session keys.
+    let idle = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert!(answered(&idle, &request(&key, Duration::ZERO), server).await);
+    // A genuine client still gets the slot, well within its 2 s timeout.
+    let cfg = Config {
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let s = keyfile::connect(server, &key, cfg)
+        .await
+        .expect("the slot was held by a handshake that never completed");
+    let (mut r, mut w) = tokio::io::split(s.stream());
+    w.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    r.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ping");
+    // While it is served, a second client is turned away with a reason
+    // (the idle handshake, too, may complete but finds no slot).
+    let s2 = keyfile::connect(
+        server,
+        &key,
+        Config {
+            handshake_timeout: Duration::from_secs(2),
+            ..Config::default()
+        },
+    )
+    .await;
+    if let Ok(s2) = s2 {
+        let mut buf = Vec::new();
+        let e = s2.stream().read_to_end(&mut buf).await;
+        let why = format!("{e:?} {:?}", s2.close_reason());
+        assert!(why.contains("maximum number of sessions"), "{why}");
+    }
+    s.close(0, "done").await;
+}

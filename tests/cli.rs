@@ -184,10 +184,11 @@ fn key_file_daemon_push_pull_and_confinement() {
     );
     assert_eq!(fs::read(&back).unwrap(), data);
 
-    // Paths leaving the root are refused, and the reason reaches the client.
+    // Paths leaving the root are refused (a remote-side failure, exit
+    // 111), and the reason reaches the client.
     let url = format!("vfer://127.0.0.1:{port}/../escape");
     let out = run(SEND, &["--key-file", s(&key), s(&src), &url]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside the daemon's root"));
     assert!(!d.path().join("escape").exists());
 

@@ -15,6 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SEND: &str = env!("CARGO_BIN_EXE_vfer-send");
+const RECV: &str = env!("CARGO_BIN_EXE_vfer-recv");
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
@@ -322,4 +323,15 @@ fn a_full_disk_fails_the_file_keeps_the_part_and_says_how_much_is_missing() {
         mnt.join("big.bin.vfer-part").exists(),
         "part kept for resume"
     );
+
+    // A pull into the full disk: our own disk is full, not the far side's,
+    // and nothing else arrived (exit 111, not 1).
+    fs::remove_file(mnt.join("big.bin.vfer-part")).unwrap();
+    fs::remove_file(mnt.join("small.txt")).unwrap();
+    let out = run(RECV, &["--local", "-q", s(&src), &format!("{}/", s(&mnt))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{err}");
+    assert!(err.contains("disk full"), "{err}");
+    assert!(!err.contains("far side"), "the local disk is full: {err}");
+    assert_eq!(err.matches("vfer-recv:").count(), 1, "one prefix: {err}");
 }

@@ -68,10 +68,11 @@ fn login_push_pull_and_confinement() {
     let out = run(c);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // Paths leaving the root are refused after login, with the reason.
+    // Paths leaving the root are refused after login, with the reason
+    // (a remote-side failure: exit 111).
     let url = format!("vfer://alice@127.0.0.1:{port}/../escape");
     let out = run(client(SEND, &t.home, "correct horse", &[s(&src), &url]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(111), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("outside the daemon's root"),
         "{}",
@@ -80,7 +81,7 @@ fn login_push_pull_and_confinement() {
     assert!(!t.dir.path().join("escape").exists());
     let url = format!("vfer://alice@127.0.0.1:{port}//etc/passwd");
     let out = run(client(RECV, &t.home, "correct horse", &[&url, s(&back)]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(111), "{}", stderr(&out));
     assert_eq!(fs::read(&back).unwrap(), payload, "nothing overwritten");
 
     // Nor does a symlink inside the root that points out of it.
@@ -91,7 +92,7 @@ fn login_push_pull_and_confinement() {
     let url = format!("vfer://alice@127.0.0.1:{port}/esc/secret");
     let got = t.path("got");
     let out = run(client(RECV, &t.home, "correct horse", &[&url, s(&got)]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(111), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("outside the daemon's root"),
         "{}",
@@ -100,7 +101,7 @@ fn login_push_pull_and_confinement() {
     assert!(!got.exists());
     let url = format!("vfer://alice@127.0.0.1:{port}/esc/");
     let out = run(client(SEND, &t.home, "correct horse", &[s(&src), &url]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(111), "{}", stderr(&out));
     assert!(!outside.join("f.bin").exists());
 
     // No password source and no terminal: a usage error naming the options.

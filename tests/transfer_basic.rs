@@ -201,7 +201,7 @@ async fn preserve_sets_mode_and_mtime_and_identical_files_are_skipped() {
     let opts = SendOptions {
         recursive: true,
         preserve: true,
-        progress: None,
+        ..SendOptions::default()
     };
     let (_, r) = run(
         vec![Source::Path(top.clone())],

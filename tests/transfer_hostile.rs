@@ -644,3 +644,39 @@ mod fuzz {
         out
     }
 }
+
+/// A local user hard-links a file the sink can write (outside DEST) as
+/// `NAME.vfer-part`: the sink must not write through it, whether the link
+/// looks resumable (shorter than the file) or not.
+#[tokio::test]
+async fn a_hard_linked_part_is_not_written_through() {
+    for victim_len in [4usize, 100] {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst, outside) = (
+            t.path().join("src"),
+            t.path().join("dst"),
+            t.path().join("outside"),
+        );
+        for d in [&src, &dst, &outside] {
+            fs::create_dir(d).unwrap();
+        }
+        let victim = outside.join("victim");
+        let original = vec![b'v'; victim_len];
+        fs::write(&victim, &original).unwrap();
+        fs::hard_link(&victim, dst.join("f.vfer-part")).unwrap();
+        fs::write(src.join("f"), vec![b'A'; 50]).unwrap();
+        let (s, r) = run(
+            vec![Source::Path(src.join("f"))],
+            Dest::Path(dst.clone()),
+            &SendOptions::default(),
+            &ReceiveOptions::default(),
+        )
+        .await;
+        assert_eq!(fs::read(&victim).unwrap(), original, "written through");
+        assert!(!dst.join("f").exists());
+        let r = r.unwrap();
+        assert_eq!(r.failures.len(), 1, "{r:?}");
+        assert!(r.failures[0].message.contains("hard link"), "{r:?}");
+        assert_eq!(s.unwrap().failures.len(), 1);
+    }
+}

@@ -110,9 +110,10 @@ fn main() {
             server::serve_recv(session, common, operands)
         }));
     }
-    let cli = Cli::parse();
+    let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
+    let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
-    let code = vfer::cli::app::block_on("vfer-recv", try_run(cli));
+    let code = vfer::cli::app::block_on("vfer-recv", json, try_run(cli));
     std::process::exit(code);
 }
 
@@ -217,6 +218,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     }
     let far = far.ok_or_else(|| exit::usage("no source given"))?;
     let session = session::open(&far, RemoteRole::Send, &paths, c).await?;
+    let tally = vfer::cli::app::Tally::default();
     let bar = progress::Bar::new(if dest == "-" {
         progress::Mode::Off
     } else {
@@ -224,10 +226,10 @@ async fn try_run(cli: Cli) -> Result<i32> {
     });
     let opts = ReceiveOptions {
         preserve: c.preserve,
-        progress: bar.as_ref().map(|b| b.callback()),
+        progress: Some(tally.wrap(bar.as_ref().map(|b| b.callback()))),
         ..ReceiveOptions::default()
     };
     let stream = session.stream();
     let fut = transfer::receive(stream, Dest::from_arg(dest), &opts);
-    vfer::cli::app::run_transfer("vfer-recv", session, bar, c, fut).await
+    vfer::cli::app::run_transfer("vfer-recv", session, bar, &tally, c, fut).await
 }

@@ -66,9 +66,10 @@ fn main() {
             server::serve_send(session, common, operands)
         }));
     }
-    let cli = Cli::parse();
+    let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
+    let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
-    let code = vfer::cli::app::block_on("vfer-send", try_run(cli));
+    let code = vfer::cli::app::block_on("vfer-send", json, try_run(cli));
     std::process::exit(code);
 }
 
@@ -99,14 +100,16 @@ async fn try_run(cli: Cli) -> Result<i32> {
     }
     let (far, path) = Far::of_operand(Operand::parse(dest)?, c.local, "destination")?;
     let session = session::open(&far, RemoteRole::Recv, &[path], c).await?;
+    let tally = vfer::cli::app::Tally::default();
     let bar = progress::Bar::new(progress::mode(c));
     let opts = SendOptions {
         recursive: c.recursive,
         preserve: c.preserve,
-        progress: bar.as_ref().map(|b| b.callback()),
+        progress: Some(tally.wrap(bar.as_ref().map(|b| b.callback()))),
+        ..SendOptions::default()
     };
     let sources: Vec<Source> = sources.iter().map(Source::from_arg).collect();
     let stream = session.stream();
     let fut = transfer::send(stream, sources, &opts);
-    vfer::cli::app::run_transfer("vfer-send", session, bar, c, fut).await
+    vfer::cli::app::run_transfer("vfer-send", session, bar, &tally, c, fut).await
 }

@@ -14,18 +14,24 @@
 //! gate (`bootstrap::login::server`) has one pending secret per address.
 //! Each session's driver sends directly on the shared socket.
 //!
-//! Replays: a REQUEST carries no timestamp, so a captured one verifies
-//! forever. A REQUEST whose MAC was accepted from another address within
-//! [`REPLAY_WINDOW`] is dropped, so an attacker replaying a genuine REQUEST
-//! from spoofed addresses cannot fill the connection slots (each would be
-//! held for the handshake timeout). The same REQUEST from the same address
-//! (a client retransmitting) is not a replay. Older replays still cost one
-//! slot for the handshake timeout and never a session (the attacker cannot
-//! produce the client's next packet).
+//! Replays: a REQUEST carries the client's TAI64N timestamp under its MAC.
+//! Where the secret is reused (key-file mode, [`Gate::reusable_secret`]) a
+//! [`ReplayGuard`] refuses a REQUEST whose timestamp is outside
+//! [`TIMESTAMP_WINDOW`] of this host's clock or was accepted before, so a
+//! recorded REQUEST opens nothing, from any address, ever. Where every
+//! secret is used once (the login gate) a replay cannot verify anyway, and
+//! clocks are not consulted.
+//!
+//! Slots: a session takes one of the `max_connections` slots only once its
+//! client proved it holds the session keys (its first packet under them
+//! arrived). Handshakes in progress are bounded separately
+//! ([`max_handshakes`]) and forgotten after the handshake timeout; a session
+//! that completes its handshake while every slot is taken is closed at once
+//! with a reason.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,11 +39,15 @@ use bytes::BytesMut;
 use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 
+use super::replay::{ReplayGuard, Stale};
 use super::wire::Secret;
-use crate::transport::handshake::TYPE_REQUEST;
+use crate::transport::handshake::{decode_request, TYPE_REQUEST};
 use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
-use crate::vsl::{Header, MAC_LEN};
+use crate::vsl::Header;
+
+pub use super::replay::TIMESTAMP_WINDOW;
 
 /// Receive buffer per batch slot: one datagram or a GRO train.
 const SLOT: usize = 64 * 1024;
@@ -45,21 +55,28 @@ const SLOT: usize = 64 * 1024;
 const QUEUE: usize = 4096;
 /// The pool datagrams are copied into before they go to a session.
 const POOL: usize = 4 << 20;
-/// How long accepted REQUESTs are remembered against replays.
-pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
-/// Most REQUESTs remembered; beyond it new clients wait for old entries to
-/// expire (only genuine REQUESTs are remembered, so only key holders fill it).
-const REPLAY_CAP: usize = 65_536;
+/// Close reason of a session that completed its handshake while every
+/// slot was taken.
+pub const BUSY_REASON: &str =
+    "the daemon is serving its maximum number of sessions (-n); try again later";
+/// At most one clock warning per this long in the log.
+const CLOCK_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Settings of the standing server.
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
-    /// Most sessions at once (handshaking or established); REQUESTs beyond
-    /// it are dropped, the client retries until its handshake timeout.
+    /// Most established sessions at once (a slot is taken when the first
+    /// packet under the session keys arrives); also the most handshakes in
+    /// progress. REQUESTs beyond either are dropped, the client retries
+    /// until its handshake timeout.
     pub max_connections: usize,
     /// Stop accepting after this many sessions and return once they ended
     /// (`None`: serve forever).
     pub max_sessions: Option<u64>,
+    /// Most sessions (handshaking or established) from one host: one IPv4
+    /// address, or one IPv6 /64 (what one subscriber usually gets).
+    /// REQUESTs beyond it are dropped. `usize::MAX`: no per-host limit.
+    pub max_per_host: usize,
     /// Drop a client that does not complete its handshake within this.
     pub handshake_timeout: Duration,
     /// Transport settings of each session.
@@ -71,9 +88,24 @@ impl Default for ListenOptions {
         ListenOptions {
             max_connections: 100,
             max_sessions: None,
+            max_per_host: usize::MAX,
             handshake_timeout: Duration::from_secs(5),
             config: Config::default(),
         }
+    }
+}
+
+/// The host an address belongs to, for per-host limits: the IPv4 address
+/// itself (also when IPv4-mapped), or the /64 of an IPv6 address (one
+/// subscriber usually holds a whole /64, so limits keyed by full IPv6
+/// addresses would not limit anyone).
+pub fn host_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -123,6 +155,11 @@ pub trait Gate: Send + 'static {
     fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret>;
     /// A REQUEST from `from` verified and opened a connection.
     fn admitted(&mut self, from: SocketAddr) -> Self::Context;
+    /// True if the secrets this gate hands out verify more than one
+    /// REQUEST (key-file mode): the listener then refuses replayed and
+    /// stale REQUESTs by their timestamps. False if each secret opens one
+    /// session only (a replay cannot verify).
+    fn reusable_secret(&self) -> bool;
     /// Any other datagram from an address without a session; may write a
     /// reply into `reply` (sent to `from` at once, never larger than the
     /// datagram unless `from` has proven its address).
@@ -138,6 +175,9 @@ impl Gate for StaticKey {
         Some(self.0.clone())
     }
     fn admitted(&mut self, _: SocketAddr) {}
+    fn reusable_secret(&self) -> bool {
+        true
+    }
     fn other(&mut self, _: SocketAddr, _: &[u8], _: Instant, _: &mut Vec<u8>) {}
 }
 
@@ -146,7 +186,7 @@ impl Gate for StaticKey {
 pub async fn serve_gated<G, F, Fut>(
     sock: Arc<UdpSocket>,
     gate: G,
-    opts: ListenOptions,
+    mut opts: ListenOptions,
     on_session: F,
 ) -> Result<(), SessionError>
 where
@@ -156,13 +196,18 @@ where
 {
     let state = Arc::new(UdpSocketState::new((&*sock).into())?);
     let on_session = Arc::new(on_session);
+    opts.max_connections = opts.max_connections.min(Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(opts.max_connections));
     let mut l = Listener {
         sock,
         state,
         gate,
         opts,
         peers: HashMap::new(),
-        recent: HashMap::new(),
+        per_host: HashMap::new(),
+        replay: ReplayGuard::new(),
+        clock_warned: None,
+        slots: slots.clone(),
         accepted: 0,
         pool: BytesMut::with_capacity(POOL),
         reply: Vec::with_capacity(2048),
@@ -181,9 +226,18 @@ where
                     let (sock, state) = (l.sock.clone(), l.state.clone());
                     let wait = l.opts.handshake_timeout;
                     let (f, done) = (on_session.clone(), done_tx.clone());
+                    let slots = slots.clone();
                     tokio::spawn(async move {
                         match Session::accept_demuxed(sock, state, conn, peer, rx, wait).await {
-                            Ok(s) => f(s, ctx).await,
+                            // The client holds the session keys: now it
+                            // takes a slot, for as long as it is served.
+                            Ok(s) => match slots.try_acquire_owned() {
+                                Ok(_slot) => f(s, ctx).await,
+                                Err(_) => {
+                                    tracing::info!("{peer}: refused, every slot is taken");
+                                    s.close(1, BUSY_REASON).await;
+                                }
+                            },
                             Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
                         }
                         let _ = done.send(peer);
@@ -191,31 +245,17 @@ where
                 }
             }
             Some(peer) = done_rx.recv() => {
-                l.peers.remove(&peer);
+                l.forget(peer);
             }
         }
     }
 }
 
-impl<G: Gate> Listener<G> {
-    /// Records an authentic REQUEST; false if it is a replay from another
-    /// address (or the table is full of fresh entries).
-    fn remember(&mut self, mac: [u8; MAC_LEN], from: SocketAddr, now: Instant) -> bool {
-        let fresh = |t: &Instant| now.saturating_duration_since(*t) < REPLAY_WINDOW;
-        if let Some((addr, t)) = self.recent.get(&mac) {
-            if *addr != from && fresh(t) {
-                return false;
-            }
-        }
-        if self.recent.len() >= REPLAY_CAP {
-            self.recent.retain(|_, (_, t)| fresh(t));
-            if self.recent.len() >= REPLAY_CAP {
-                return false;
-            }
-        }
-        self.recent.insert(mac, (from, now));
-        true
-    }
+/// Most handshakes in progress at once (they hold no slot yet): twice the
+/// slots, plus a few so that `-n 1` still lets a client in beside an
+/// unfinished handshake.
+pub fn max_handshakes(max_connections: usize) -> usize {
+    max_connections.saturating_mul(2).saturating_add(16)
 }
 
 type NewSession<C> = (SocketAddr, Connection, mpsc::Receiver<BytesMut>, C);
@@ -228,8 +268,14 @@ struct Listener<G> {
     reply: Vec<u8>,
     opts: ListenOptions,
     peers: HashMap<SocketAddr, mpsc::Sender<BytesMut>>,
-    /// MAC of each recently accepted REQUEST -> (source, when).
-    recent: HashMap<[u8; MAC_LEN], (SocketAddr, Instant)>,
+    /// Sessions in `peers` per host ([`host_of`]).
+    per_host: HashMap<IpAddr, usize>,
+    /// Timestamps of accepted REQUESTs (used if the gate's secret is reusable).
+    replay: ReplayGuard,
+    /// When a REQUEST outside the timestamp window was last logged.
+    clock_warned: Option<Instant>,
+    /// One permit per established session.
+    slots: Arc<Semaphore>,
     accepted: u64,
     pool: BytesMut,
 }
@@ -239,9 +285,60 @@ impl<G: Gate> Listener<G> {
         self.opts.max_sessions.is_some_and(|m| self.accepted >= m) && self.peers.is_empty()
     }
 
+    fn forget(&mut self, peer: SocketAddr) {
+        if self.peers.remove(&peer).is_some() {
+            let host = host_of(peer.ip());
+            if let Some(n) = self.per_host.get_mut(&host) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_host.remove(&host);
+                }
+            }
+        }
+    }
+
+    fn host_full(&self, from: SocketAddr) -> bool {
+        self.per_host
+            .get(&host_of(from.ip()))
+            .is_some_and(|&n| n >= self.opts.max_per_host)
+    }
+
     fn accepting(&self) -> bool {
+        let established = self.opts.max_connections - self.slots.available_permits();
+        let handshaking = self.peers.len().saturating_sub(established);
         self.opts.max_sessions.is_none_or(|m| self.accepted < m)
-            && self.peers.len() < self.opts.max_connections
+            && self.slots.available_permits() > 0
+            && handshaking < max_handshakes(self.opts.max_connections)
+    }
+
+    /// Refuses a replayed or stale REQUEST where the secret is reusable
+    /// (`request` is a copy of the datagram, decrypted here).
+    fn fresh(&mut self, key: &Secret, request: &mut [u8], from: SocketAddr, now: Instant) -> bool {
+        if !self.gate.reusable_secret() {
+            return true;
+        }
+        let Ok(req) = decode_request(key.bytes(), request) else {
+            return false;
+        };
+        match self
+            .replay
+            .check(req.timestamp, std::time::SystemTime::now())
+        {
+            Ok(()) => true,
+            Err(e @ (Stale::TooOld(_) | Stale::TooNew(_)))
+                if self
+                    .clock_warned
+                    .is_none_or(|t| now.saturating_duration_since(t) >= CLOCK_WARNING_EVERY) =>
+            {
+                self.clock_warned = Some(now);
+                tracing::warn!("dropped handshake from {from}: {e}");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("dropped handshake from {from}: {e}");
+                false
+            }
+        }
     }
 
     /// Reads what the socket has; returns the new sessions to start.
@@ -280,7 +377,7 @@ impl<G: Gate> Listener<G> {
             self.pool.extend_from_slice(d);
             let datagram = self.pool.split();
             if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(datagram) {
-                self.peers.remove(&from);
+                self.forget(from);
             }
             return None;
         }
@@ -295,11 +392,17 @@ impl<G: Gate> Listener<G> {
             }
             return None;
         }
-        if !self.accepting() {
+        if !self.accepting() || self.host_full(from) {
             return None;
         }
         let key = self.gate.secret_for(from, now)?;
         let mut request = d.to_vec();
+        // Authenticates (one HMAC, as before) and checks the timestamp
+        // before any state exists.
+        if !self.fresh(&key, &mut request, from, now) {
+            return None;
+        }
+        request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
             self.opts.config.clone(),
@@ -314,14 +417,26 @@ impl<G: Gate> Listener<G> {
                 return None;
             }
         };
-        if !self.remember(header.mac, from, now) {
-            tracing::debug!("dropped replayed handshake from {from}");
-            return None;
-        }
         let (tx, rx) = mpsc::channel(QUEUE);
         self.peers.insert(from, tx);
+        *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
         let ctx = self.gate.admitted(from);
         Some((from, conn, rx, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let h = |s: &str| host_of(s.parse().unwrap());
+        assert_eq!(h("192.0.2.7"), h("::ffff:192.0.2.7"));
+        assert_ne!(h("192.0.2.7"), h("192.0.2.8"));
+        assert_eq!(h("2001:db8:1:2:aaaa::1"), h("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(h("2001:db8:1:2:aaaa::1"), h("2001:db8:1:2::"));
+        assert_ne!(h("2001:db8:1:2::1"), h("2001:db8:1:3::1"));
     }
 }

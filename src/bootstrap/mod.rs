@@ -22,6 +22,7 @@ pub mod keyfile;
 pub mod listen;
 pub mod local;
 pub mod login;
+pub mod replay;
 pub mod ssh_client;
 pub mod ssh_server;
 pub mod wire;

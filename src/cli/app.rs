@@ -12,8 +12,9 @@ use crate::transfer::{Summary, TransferError};
 use crate::transport::Session;
 
 /// Runs `fut` on a fresh tokio runtime and returns the exit code; an error
-/// is printed as `PROGRAM: error: cause` and mapped by [`exit::code_for`].
-pub fn block_on<F: Future<Output = Result<i32>>>(program: &str, fut: F) -> i32 {
+/// is printed as `PROGRAM: cause: inner cause` (and as a `--json` object
+/// when `json`) and mapped by [`exit::code_for`].
+pub fn block_on<F: Future<Output = Result<i32>>>(program: &str, json: bool, fut: F) -> i32 {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -24,8 +25,13 @@ pub fn block_on<F: Future<Output = Result<i32>>>(program: &str, fut: F) -> i32 {
     match rt.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{program}: {}", exit::describe(&e));
-            exit::code_for(&e)
+            let text = exit::describe(&e);
+            eprintln!("{program}: {text}");
+            let code = exit::code_for(&e);
+            if json {
+                report::json_error(code, &text);
+            }
+            code
         }
     }
 }
@@ -37,6 +43,7 @@ pub async fn run_transfer<F>(
     program: &str,
     session: Session,
     bar: Option<Bar>,
+    tally: &Tally,
     c: &Common,
     transfer: F,
 ) -> Result<i32>
@@ -47,8 +54,21 @@ where
         r = transfer => r,
         sig = signals::stop_requested() => {
             if let Some(b) = &bar { b.finish(); }
-            eprintln!("{program}: stopped by {sig}; partial files are kept, run the same command again to resume");
-            session::close(session, 2).await;
+            // The transfer future is dropped here: no more input is read.
+            // Close at once without waiting for buffered data to drain,
+            // bounded to 1 s; a second signal exits at once.
+            let text = format!("stopped by {sig}; partial files are kept, run the same command again to resume");
+            eprintln!("{program}: {text}");
+            tokio::select! {
+                _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    session.close(2, "interrupted"),
+                ) => {}
+                _ = signals::stop_requested() => {}
+            }
+            if c.json {
+                report::json_error(exit::INTERRUPTED, &text);
+            }
             return Ok(exit::INTERRUPTED);
         }
     };
@@ -58,17 +78,81 @@ where
     match result {
         Ok(summary) => {
             let stats = session::close(session, 0).await;
-            Ok(report::finish(&summary, &stats, c.json, c.quiet))
+            Ok(report::finish(program, &summary, &stats, c.json, c.quiet))
         }
         Err(e) => {
-            let peer = session::peer_reason(&session).await;
+            // Only a broken stream is explained by the peer's close reason;
+            // an error of ours (a full local disk) is not the far side's.
+            let broken = matches!(
+                e,
+                TransferError::Stream(_)
+                    | TransferError::PeerClosed
+                    | TransferError::TruncatedFrame
+            );
+            let peer = if broken {
+                session::peer_reason(&session).await
+            } else {
+                None
+            };
             session::close(session, 1).await;
-            match peer {
-                Some(why) => {
-                    Err(anyhow::Error::from(e).context(format!("the far side says: {why}")))
+            let mut err = match peer {
+                Some(why) if why != "failed" => {
+                    anyhow::Error::from(e).context(format!("the far side says: {why}"))
                 }
-                None => Err(e.into()),
+                _ => e.into(),
+            };
+            let arrived = tally.arrived();
+            if arrived > 0 {
+                err = err.context(exit::SomeArrived(arrived));
             }
+            Err(err)
+        }
+    }
+}
+
+/// Counts the files that arrived complete, from the progress reports, so
+/// that a session failing after some files arrived exits 1 (README).
+#[derive(Default, Clone)]
+pub struct Tally(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Tally {
+    /// A progress callback that counts, then calls `inner` (the bar's).
+    pub fn wrap(&self, inner: Option<crate::transfer::ProgressFn>) -> crate::transfer::ProgressFn {
+        let n = self.0.clone();
+        std::sync::Arc::new(move |p: &crate::transfer::Progress| {
+            if let crate::transfer::Progress::FileFinished { ok: true, .. } = p {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if let Some(f) = &inner {
+                f(p);
+            }
+        })
+    }
+
+    /// Entries that arrived complete so far.
+    pub fn arrived(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Parses the command line like `clap::Parser::parse`, but a usage error
+/// also prints the `--json` object when `--json` was given (exit 2).
+pub fn parse_or_exit<P: clap::Parser>(argv: &[std::ffi::OsString]) -> P {
+    match P::try_parse_from(argv) {
+        Ok(p) => p,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            if !usage {
+                std::process::exit(exit::SUCCESS);
+            }
+            if argv.iter().any(|a| a == "--json") {
+                let first = e.to_string();
+                let line = first.lines().next().unwrap_or("usage error");
+                let line = line.strip_prefix("error: ").unwrap_or(line);
+                report::json_error(exit::USAGE, line);
+            }
+            std::process::exit(exit::USAGE);
         }
     }
 }

@@ -3,7 +3,11 @@
 //! wants (push into, or pull from, paths under the daemon's `--root`); then
 //! the ordinary transfer protocol runs. Wire format: docs/PROTOCOL.md §5.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::transfer::beneath::request_path;
+use crate::transfer::path::RelPath;
+use crate::transfer::RootDir;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -36,6 +40,9 @@ pub enum RequestError {
     /// A path that would leave the daemon's root.
     #[error("path {0:?} is outside the daemon's root (no absolute paths, no '..')")]
     Outside(String),
+    /// A path that is, or passes through, a symlink under the root.
+    #[error("{0}")]
+    Symlink(String),
     /// The stream failed.
     #[error("stream error: {0}")]
     Io(#[from] std::io::Error),
@@ -99,35 +106,14 @@ impl Request {
     }
 }
 
-/// Maps a request path onto `root`, refusing anything that could leave it:
-/// absolute paths, `..`, and (for existing paths) symlinks resolving outside.
-pub fn confine(root: &Path, path: &str) -> Result<PathBuf, RequestError> {
-    let rel = Path::new(path);
-    if path.contains('\0')
-        || rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(RequestError::Outside(path.to_string()));
-    }
-    let full = root.join(rel);
-    let real_root = root.canonicalize()?;
-    // The deepest part of the path that exists must resolve inside the
-    // root: `link/new-file` with `link -> /etc` is refused too.
-    let mut probe = full.as_path();
-    let real = loop {
-        match probe.canonicalize() {
-            Ok(real) => break real,
-            Err(_) => match probe.parent() {
-                Some(up) => probe = up,
-                None => return Err(RequestError::Outside(path.to_string())),
-            },
-        }
-    };
-    if !real.starts_with(&real_root) {
-        return Err(RequestError::Outside(path.to_string()));
-    }
-    Ok(full)
+/// Checks a request path as text: relative, no `..`, no NUL (`.` and
+/// empty components are dropped; `None` is the root itself). This is all
+/// the daemon decides from the string: the file system is looked at only
+/// through the root's descriptor, when the transfer opens the path
+/// ([`crate::transfer::RootDir`]), so nothing can change between a check
+/// and its use.
+pub fn confine(path: &str) -> Result<Option<RelPath>, RequestError> {
+    request_path(path).map_err(|_| RequestError::Outside(path.to_string()))
 }
 
 #[cfg(test)]
@@ -153,17 +139,13 @@ mod tests {
 
     #[test]
     fn confinement() {
-        let root = tempfile::tempdir().unwrap();
-        assert!(confine(root.path(), "in/box").is_ok());
-        assert!(confine(root.path(), "../etc/passwd").is_err());
-        assert!(confine(root.path(), "/etc/passwd").is_err());
-        std::os::unix::fs::symlink("/etc", root.path().join("esc")).unwrap();
-        assert!(confine(root.path(), "esc/passwd").is_err());
-        assert!(confine(root.path(), "esc/not-there/new").is_err());
-        assert!(confine(root.path(), "new/deeper/file").is_ok());
-        std::os::unix::fs::symlink("in", root.path().join("inner")).unwrap();
-        std::fs::create_dir(root.path().join("in")).unwrap();
-        assert!(confine(root.path(), "inner/new").is_ok());
+        assert_eq!(confine("in/box").unwrap().unwrap().as_bytes(), b"in/box");
+        assert!(confine("../etc/passwd").is_err());
+        assert!(confine("in/../../etc").is_err());
+        assert!(confine("/etc/passwd").is_err());
+        assert!(confine("a\0b").is_err());
+        assert!(confine(".").unwrap().is_none());
+        assert!(confine("").unwrap().is_none());
     }
 }
 
@@ -187,15 +169,9 @@ pub struct DaemonOptions {
 /// Runs the standing key-file daemon until killed.
 pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     use anyhow::Context;
-    use std::sync::Arc;
 
     let key = crate::bootstrap::keyfile::load(&opts.key_file)?;
-    let root = opts.root.canonicalize().with_context(|| {
-        format!(
-            "--root {}: cannot use it as the daemon's root (does it exist?)",
-            opts.root.display()
-        )
-    })?;
+    let root = open_root(&opts.root)?;
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write --pidfile {}", p.display()))?;
@@ -205,10 +181,15 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
         config: opts.config.clone(),
         ..Default::default()
     };
-    let root = Arc::new(root);
+    // Say "serving" only for a port we can have: a port in use fails here,
+    // before the banner (the listener binds it again at once).
+    drop(
+        std::net::UdpSocket::bind(opts.listen)
+            .with_context(|| format!("cannot listen on {}", opts.listen))?,
+    );
     eprintln!(
         "vfer-recv: serving {} on udp {}",
-        root.display(),
+        root.dir.path().display(),
         opts.listen
     );
     crate::bootstrap::listen::listen(opts.listen, &key, listen, move |session| {
@@ -231,31 +212,70 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", opts.listen))
 }
 
-/// Serves one client's daemon request (§5) with paths confined under `root`
-/// (shared by key-file and challenge-response modes).
+/// What a daemon serves: its root and its umask, both taken once at start.
+#[derive(Debug, Clone)]
+pub(crate) struct DaemonRoot {
+    /// `--root`, a directory descriptor.
+    pub dir: RootDir,
+    /// The daemon's umask, applied even to `-p` modes.
+    pub umask: u32,
+}
+
+/// Opens `--root` once as a directory descriptor (every request path is
+/// resolved beneath it, never through the path string again) and reads the
+/// umask.
+pub(crate) fn open_root(path: &std::path::Path) -> anyhow::Result<DaemonRoot> {
+    use anyhow::Context;
+    let dir = RootDir::open(path).with_context(|| {
+        format!(
+            "--root {}: cannot use it as the daemon's root (is it an existing directory?)",
+            path.display()
+        )
+    })?;
+    Ok(DaemonRoot {
+        dir,
+        umask: crate::transfer::process_umask(),
+    })
+}
+
+/// Serves one client's daemon request (§5) with paths resolved beneath
+/// `root`'s descriptor (shared by key-file and challenge-response modes).
 pub(crate) async fn serve_one(
     session: &crate::transport::Session,
-    root: &Path,
+    served: &DaemonRoot,
 ) -> anyhow::Result<()> {
+    let root = &served.dir;
     use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
     let mut stream = session.stream();
     let req = Request::read(&mut stream).await?;
     if req.push {
-        let dest = confine(root, &req.paths[0])?;
+        let path = confine(&req.paths[0])?;
         let opts = ReceiveOptions {
             preserve: req.preserve,
+            umask: Some(served.umask),
             ..ReceiveOptions::default()
         };
-        transfer::receive(stream, Dest::Path(dest), &opts).await?;
+        let dest = Dest::Beneath {
+            root: root.clone(),
+            path,
+        };
+        transfer::receive(stream, dest, &opts).await?;
     } else {
         let mut sources = Vec::with_capacity(req.paths.len());
         for p in &req.paths {
-            sources.push(Source::Path(confine(root, p)?));
+            sources.push(Source::Beneath {
+                root: root.clone(),
+                // A symlink at or above the source is refused by the walk
+                // beneath the root, as a failure of this source (exit 1 at
+                // the client, as scp for a missing file), not of the session.
+                path: confine(p)?,
+            });
         }
         let opts = SendOptions {
             recursive: req.recursive,
             preserve: req.preserve,
             progress: None,
+            shown_root: Some(root.path().to_path_buf()),
         };
         transfer::send(stream, sources, &opts).await?;
     }

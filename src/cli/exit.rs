@@ -21,44 +21,81 @@ pub const INTERRUPTED: i32 = 130;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Context on an error that ended a session after this many entries had
+/// arrived: the run exits [`PARTIAL`] (some failed, the others arrived).
+#[derive(Debug)]
+pub struct SomeArrived(pub u64);
+
+impl std::fmt::Display for SomeArrived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.0 == 1 { "y" } else { "ies" };
+        write!(f, "stopped after {} entr{s} arrived", self.0)
+    }
+}
+
 /// A usage error for `anyhow` chains.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-/// The exit code for a failed run.
+/// The exit code for a run that ended in an error (README's table): 2
+/// for usage and local configuration mistakes, 17 for refused logins, 99
+/// for timeouts, 111 for everything else that stopped the copy (network,
+/// ssh, the remote side, a fatal transfer error). 1 is never an error's
+/// code: it means some files failed while the session went on.
 pub fn code_for(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<SomeArrived>().is_some() {
+        let inner = code_for_cause(e);
+        return if inner == TEMPORARY { PARTIAL } else { inner };
+    }
+    code_for_cause(e)
+}
+
+fn code_for_cause(e: &anyhow::Error) -> i32 {
+    use crate::bootstrap::keyfile::KeyFileError;
     use crate::bootstrap::BootstrapError;
+    use crate::transfer::TransferError;
     use crate::transport::{CloseReason, SessionError};
     for cause in e.chain() {
-        if cause.is::<UsageError>() || cause.is::<super::target::OperandError>() {
+        if cause.is::<UsageError>()
+            || cause.is::<super::target::OperandError>()
+            || cause.is::<KeyFileError>()
+        {
             return USAGE;
         }
         if let Some(e) = cause.downcast_ref::<crate::bootstrap::login::LoginError>() {
             return super::login::exit_code(e);
         }
-        if let Some(BootstrapError::Usage(_)) = cause.downcast_ref::<BootstrapError>() {
-            return USAGE;
+        match cause.downcast_ref::<BootstrapError>() {
+            Some(BootstrapError::Usage(_)) => return USAGE,
+            Some(BootstrapError::Unreachable { source, .. }) => {
+                return session_code(source);
+            }
+            Some(_) => return TEMPORARY,
+            None => {}
         }
-        if let Some(BootstrapError::RemoteTemporary { .. }) = cause.downcast_ref::<BootstrapError>()
-        {
-            return TEMPORARY;
-        }
-        match cause.downcast_ref::<SessionError>() {
-            Some(SessionError::Closed(
-                CloseReason::IdleTimeout(_) | CloseReason::HandshakeTimeout(_),
-            ))
-            | Some(SessionError::AcceptTimeout(_)) => return TIMEOUT,
-            Some(SessionError::Io(_)) => return TEMPORARY,
-            _ => {}
+        if let Some(e) = cause.downcast_ref::<SessionError>() {
+            return session_code(e);
         }
         match cause.downcast_ref::<CloseReason>() {
             Some(CloseReason::IdleTimeout(_) | CloseReason::HandshakeTimeout(_)) => return TIMEOUT,
             Some(_) => return TEMPORARY,
             None => {}
         }
+        if let Some(TransferError::Usage(_)) = cause.downcast_ref::<TransferError>() {
+            return USAGE;
+        }
     }
-    PARTIAL
+    TEMPORARY
+}
+
+fn session_code(e: &crate::transport::SessionError) -> i32 {
+    use crate::transport::{CloseReason, SessionError};
+    match e {
+        SessionError::Closed(CloseReason::IdleTimeout(_) | CloseReason::HandshakeTimeout(_))
+        | SessionError::AcceptTimeout(_) => TIMEOUT,
+        _ => TEMPORARY,
+    }
 }
 
 /// An error and its causes on one line, `outer: inner: innermost`, leaving

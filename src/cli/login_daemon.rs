@@ -25,8 +25,17 @@ use crate::transport::Session;
 
 /// Most Argon2 verifications at once (each takes 64 MiB and one core).
 pub const MAX_ARGON2: usize = 2;
-/// How long a client has, once its session is up, to send its login.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has, once its session is up, to send its login (a
+/// client sends it at once: it has the password before the session
+/// starts). Short, because until then the session holds a slot.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most sessions and most pending pre-handshakes of one host (IPv4 address
+/// or IPv6 /64) for a daemon with `-n max_connections`: a quarter of `-n`,
+/// at least 1 and at most 16, so one host cannot take every slot.
+pub fn per_host_limit(max_connections: usize) -> usize {
+    (max_connections / 4).clamp(1, 16)
+}
 /// Name of the host key file next to the users file when --host-key is not given.
 pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
 
@@ -87,7 +96,7 @@ struct Shared {
     /// Keyed hashing of names onto stripes (an attacker cannot aim at a
     /// victim's stripe).
     stripe_hash: std::collections::hash_map::RandomState,
-    root: PathBuf,
+    root: super::daemon::DaemonRoot,
 }
 
 impl Shared {
@@ -131,12 +140,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     }
     let key_path = host_key_path(&opts);
     let (key, created) = HostKey::load_or_create(&key_path)?;
-    let root = opts.root.canonicalize().with_context(|| {
-        format!(
-            "--root {}: cannot use it as the daemon's root (does it exist?)",
-            opts.root.display()
-        )
-    })?;
+    let root = super::daemon::open_root(&opts.root)?;
     let (sock, warning) = crate::transport::socket::bind(opts.listen)
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     if let Some(w) = warning {
@@ -154,7 +158,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     );
     eprintln!(
         "vfer-recv: serving {} on udp {} for {} user(s) of {}",
-        root.display(),
+        root.dir.path().display(),
         opts.listen,
         users.len(),
         opts.users.display()
@@ -163,6 +167,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
         key,
         GateOptions {
             max_handshakes: opts.max_connections.max(1),
+            max_per_host: per_host_limit(opts.max_connections),
             ..GateOptions::default()
         },
         Instant::now(),
@@ -179,6 +184,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     });
     let listen = ListenOptions {
         max_connections: opts.max_connections,
+        max_per_host: per_host_limit(opts.max_connections),
         config: opts.config.clone(),
         ..Default::default()
     };
@@ -215,7 +221,8 @@ async fn serve_client(session: Session, ctx: LoginContext, shared: &Shared) {
 
 /// Reads and checks the login; writes the verdict. Returns the user name.
 async fn login(session: &Session, ctx: &LoginContext, shared: &Shared) -> Result<String> {
-    let ip = session.peer().ip();
+    // Failure limits per host: an IPv6 /64 is one host, as for the slots.
+    let ip = crate::bootstrap::listen::host_of(session.peer().ip());
     let mut stream = session.stream();
     let msg = tokio::time::timeout(LOGIN_TIMEOUT, auth::read_login(&mut stream))
         .await

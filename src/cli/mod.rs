@@ -6,6 +6,7 @@ pub mod args;
 pub mod daemon;
 pub mod exec;
 pub mod exit;
+pub mod expand;
 pub mod forward;
 pub mod generate;
 pub mod login;

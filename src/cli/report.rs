@@ -7,9 +7,13 @@ use crate::transfer::Summary;
 use crate::transport::Stats;
 
 /// The `--json` object (issue contract: files, bytes, seconds, goodput,
-/// retransmitted bytes, loss seen, smoothed RTT, path MTU, congestion control).
+/// retransmitted bytes, loss seen, smoothed RTT, path MTU, congestion
+/// control; `exit_status` and `error` on every exit).
 #[derive(Serialize)]
 struct Json<'a> {
+    exit_status: i32,
+    /// `None` (null) on success; otherwise what went wrong, in one line.
+    error: Option<String>,
     files: u64,
     dirs: u64,
     symlinks: u64,
@@ -31,15 +35,50 @@ struct Json<'a> {
     failures: &'a [crate::transfer::Failure],
 }
 
-/// Prints the summary (JSON on stdout if asked, failures on stderr) and
-/// returns the exit code.
-pub fn finish(summary: &Summary, stats: &Stats, json: bool, quiet: bool) -> i32 {
-    for f in &summary.failures {
-        eprintln!("vfer: {}: {}", f.path, f.message);
+/// The `--json` object of a run that ended without a summary (an error
+/// or an interrupt): `exit_status`, `error` and an empty `failures` list.
+#[derive(Serialize)]
+struct JsonError<'a> {
+    exit_status: i32,
+    error: &'a str,
+    failures: &'a [crate::transfer::Failure],
+}
+
+/// Prints the `--json` object of a run that ended with `error`.
+pub fn json_error(code: i32, error: &str) {
+    let j = JsonError {
+        exit_status: code,
+        error,
+        failures: &[],
+    };
+    if let Ok(s) = serde_json::to_string(&j) {
+        println!("{s}");
     }
+}
+
+/// Prints the summary (JSON on stdout if asked, failures on stderr, each
+/// with the `program:` prefix) and returns the exit code.
+pub fn finish(program: &str, summary: &Summary, stats: &Stats, json: bool, quiet: bool) -> i32 {
+    for f in &summary.failures {
+        eprintln!("{program}: {}: {}", f.path, f.message);
+    }
+    let code = if summary.is_complete() {
+        exit::SUCCESS
+    } else {
+        exit::PARTIAL
+    };
+    let failed = summary.failures.len();
+    let error = (failed > 0).then(|| {
+        format!(
+            "{failed} of {} entries failed",
+            summary.files + summary.dirs + summary.symlinks + failed as u64
+        )
+    });
     if json {
         let secs = summary.seconds.max(1e-9);
         let j = Json {
+            exit_status: code,
+            error: error.clone(),
             files: summary.files,
             dirs: summary.dirs,
             symlinks: summary.symlinks,
@@ -60,18 +99,10 @@ pub fn finish(summary: &Summary, stats: &Stats, json: bool, quiet: bool) -> i32 
         };
         match serde_json::to_string(&j) {
             Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("vfer: cannot write the JSON summary: {e}"),
+            Err(e) => eprintln!("{program}: cannot write the JSON summary: {e}"),
         }
-    } else if !quiet && !summary.failures.is_empty() {
-        eprintln!(
-            "vfer: {} of {} entries failed",
-            summary.failures.len(),
-            summary.files + summary.failures.len() as u64
-        );
+    } else if let (false, Some(e)) = (quiet, &error) {
+        eprintln!("{program}: {e}");
     }
-    if summary.is_complete() {
-        exit::SUCCESS
-    } else {
-        exit::PARTIAL
-    }
+    code
 }

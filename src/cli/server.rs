@@ -47,14 +47,19 @@ fn server_options(c: &Common) -> Result<ServerOptions, String> {
     })
 }
 
-/// The pull direction's far side: sends `operands`.
+/// The pull direction's far side: sends `operands`, each with `~` and
+/// glob characters expanded here (as scp does on the remote side).
 pub async fn serve_send(session: Session, c: Common, operands: Vec<String>) {
     let opts = SendOptions {
         recursive: c.recursive,
         preserve: c.preserve,
-        progress: None,
+        ..SendOptions::default()
     };
-    let sources = operands.iter().map(Source::from_arg).collect();
+    let sources = operands
+        .iter()
+        .flat_map(|o| super::expand::source(o))
+        .map(Source::from_arg)
+        .collect();
     let ok = transfer::send(session.stream(), sources, &opts)
         .await
         .is_ok();
@@ -64,7 +69,7 @@ pub async fn serve_send(session: Session, c: Common, operands: Vec<String>) {
 /// The push direction's far side: receives into the one operand.
 pub async fn serve_recv(session: Session, c: Common, operands: Vec<String>) {
     let dest = match operands.as_slice() {
-        [d] => Dest::Path(PathBuf::from(d)),
+        [d] => Dest::Path(PathBuf::from(super::expand::tilde(d))),
         _ => {
             // The client always sends exactly one destination.
             session::close(session, 21).await;

@@ -28,7 +28,7 @@ pub enum TransferError {
     #[error("protocol violation by the peer: {0}")]
     Protocol(String),
     /// The peer sent ERROR.
-    #[error("the peer failed: {0}")]
+    #[error("the far side says: {0}")]
     Peer(String),
     /// The peer sent a path that could escape the destination.
     #[error("refusing unsafe path from the peer {path}: {problem}")]

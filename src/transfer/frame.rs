@@ -35,6 +35,7 @@ mod ty {
     pub const MANIFEST_BEGIN: u8 = 0x02;
     pub const ENTRY: u8 = 0x03;
     pub const MANIFEST_END: u8 = 0x04;
+    pub const SOURCE_FAILED: u8 = 0x05;
     pub const WANT: u8 = 0x10;
     pub const FILE_BEGIN: u8 = 0x20;
     pub const DATA: u8 = 0x21;
@@ -164,6 +165,15 @@ pub enum Msg<'a> {
         /// Number of entries sent (must match MANIFEST_BEGIN).
         entries: u64,
     },
+    /// Source: a source (or something below it) that yields no entry:
+    /// missing, unreadable, a directory without `-r`. The sink lists it
+    /// among its failures, so a pull of nothing is never a success.
+    SourceFailed {
+        /// The path as the source names it (UTF-8, at most [`MAX_PATH`] bytes).
+        path: &'a str,
+        /// Why.
+        message: &'a str,
+    },
     /// Sink: what it wants for file entry `index`.
     Want {
         /// Entry index.
@@ -257,10 +267,15 @@ pub fn check_len(len: u32) -> Result<usize, FrameError> {
 
 /// Cuts `s` to at most [`MAX_TEXT`] bytes at a character boundary.
 pub fn clip(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
+    clip_to(s, MAX_TEXT)
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+fn clip_to(s: &str, max: usize) -> &str {
+    if s.len() <= max {
         return s;
     }
-    let mut end = MAX_TEXT;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -308,6 +323,13 @@ pub fn encode(msg: &Msg<'_>, out: &mut Vec<u8>) {
         Msg::ManifestEnd { entries } => {
             out.push(ty::MANIFEST_END);
             out.extend_from_slice(&entries.to_be_bytes());
+        }
+        Msg::SourceFailed { path, message } => {
+            out.push(ty::SOURCE_FAILED);
+            let path = clip_to(path, MAX_PATH);
+            out.extend_from_slice(&(path.len() as u16).to_be_bytes());
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(clip(message).as_bytes());
         }
         Msg::Want { index, want } => {
             out.push(ty::WANT);
@@ -444,6 +466,7 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, FrameError> {
         ty::MANIFEST_BEGIN => "MANIFEST_BEGIN",
         ty::ENTRY => "ENTRY",
         ty::MANIFEST_END => "MANIFEST_END",
+        ty::SOURCE_FAILED => "SOURCE_FAILED",
         ty::WANT => "WANT",
         ty::FILE_BEGIN => "FILE_BEGIN",
         ty::DATA => "DATA",
@@ -527,6 +550,18 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, FrameError> {
             })
         }
         ty::MANIFEST_END => Msg::ManifestEnd { entries: c.u64()? },
+        ty::SOURCE_FAILED => {
+            let plen = c.u16()? as usize;
+            if plen > MAX_PATH {
+                return Err(c.err("path too long"));
+            }
+            let path =
+                std::str::from_utf8(c.take(plen)?).map_err(|_| c.err("path is not UTF-8"))?;
+            Msg::SourceFailed {
+                path,
+                message: c.text()?,
+            }
+        }
         ty::WANT => {
             let index = c.u64()?;
             let want = match c.u8()? {

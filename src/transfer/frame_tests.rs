@@ -36,6 +36,10 @@ fn every_message_roundtrips() {
             target: b"../x",
         }),
         Msg::ManifestEnd { entries: 9 },
+        Msg::SourceFailed {
+            path: "/data/*.gz",
+            message: "No such file or directory",
+        },
         Msg::Want {
             index: 1,
             want: Want::Full,

@@ -13,9 +13,11 @@
 //! stream), [`path`] (validating the peer's paths), `walk` (the source's
 //! manifest), `source` and `sourcefile` (the source's session and one
 //! file), `sink` and `sinkfile` (the sink's session and one file),
-//! `sinkfs` (the no-follow file system operations), `hashing` (BLAKE3 of
-//! files and prefixes).
+//! `sinkfs` (the no-follow file system operations), [`beneath`] (a
+//! daemon's root descriptor and resolving paths beneath it), `hashing`
+//! (BLAKE3 of files and prefixes).
 
+pub mod beneath;
 mod error;
 pub mod frame;
 mod hashing;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use beneath::RootDir;
 pub use error::TransferError;
 pub use frame::Role;
 pub use sink::{receive, receive_split};
@@ -53,6 +56,15 @@ pub enum Source {
         name: OsString,
         /// Where the bytes come from.
         reader: Box<dyn AsyncRead + Unpin + Send>,
+    },
+    /// A daemon's source: `path` beneath `root` (the root itself when
+    /// `None`), resolved through the descriptor with no symlink followed
+    /// anywhere, the top level included.
+    Beneath {
+        /// The daemon's root.
+        root: RootDir,
+        /// The requested path.
+        path: Option<path::RelPath>,
     },
 }
 
@@ -74,6 +86,7 @@ impl fmt::Debug for Source {
             Source::Path(p) => write!(f, "Path({p:?})"),
             Source::Stdin => f.write_str("Stdin"),
             Source::Reader { name, .. } => write!(f, "Reader({name:?})"),
+            Source::Beneath { path, .. } => write!(f, "Beneath({path:?})"),
         }
     }
 }
@@ -88,6 +101,15 @@ pub enum Dest {
     Stdout,
     /// Any writer.
     Writer(Box<dyn AsyncWrite + Unpin + Send>),
+    /// A daemon's destination: `path` beneath `root` (the root itself when
+    /// `None`), with scp's rules, resolved through the descriptor with no
+    /// symlink followed anywhere.
+    Beneath {
+        /// The daemon's root.
+        root: RootDir,
+        /// The requested path.
+        path: Option<path::RelPath>,
+    },
 }
 
 impl Dest {
@@ -108,6 +130,7 @@ impl fmt::Debug for Dest {
             Dest::Path(p) => write!(f, "Path({p:?})"),
             Dest::Stdout => f.write_str("Stdout"),
             Dest::Writer(_) => f.write_str("Writer"),
+            Dest::Beneath { path, .. } => write!(f, "Beneath({path:?})"),
         }
     }
 }
@@ -160,12 +183,16 @@ pub struct SendOptions {
     pub preserve: bool,
     /// Progress reports, if wanted.
     pub progress: Option<ProgressFn>,
+    /// Paths under this directory are named to the peer relative to it (a
+    /// daemon does not show its `--root` to clients).
+    pub shown_root: Option<PathBuf>,
 }
 
 /// Sink options; the CLI flags of `vfer-recv` map onto them.
 #[derive(Clone)]
 pub struct ReceiveOptions {
-    /// `-p`: preserve mode (`& 0o777`) and mtime. Either side can ask.
+    /// `-p`: preserve mode (`& 0o777`, and `& !umask` when
+    /// [`ReceiveOptions::umask`] is set) and mtime. Either side can ask.
     pub preserve: bool,
     /// Resume from `NAME.vfer-part` files (default true).
     pub resume: bool,
@@ -174,6 +201,12 @@ pub struct ReceiveOptions {
     pub skip_identical: bool,
     /// Progress reports, if wanted.
     pub progress: Option<ProgressFn>,
+    /// A daemon's umask, read once at its start, applied to every mode,
+    /// preserved ones included: `-p` through a daemon never gives a file
+    /// more permission than the daemon's umask allows. `None` (ssh-started
+    /// and local modes): the process umask without `-p`, and with it the
+    /// sent mode exactly, as `scp -p`.
+    pub umask: Option<u32>,
 }
 
 impl Default for ReceiveOptions {
@@ -183,8 +216,15 @@ impl Default for ReceiveOptions {
             resume: true,
             skip_identical: true,
             progress: None,
+            umask: None,
         }
     }
+}
+
+/// The process umask, read without changing it (Linux `/proc`), else
+/// 0o022. A daemon reads it once at start for [`ReceiveOptions::umask`].
+pub fn process_umask() -> u32 {
+    sinkfs::umask()
 }
 
 impl fmt::Debug for SendOptions {
@@ -193,6 +233,7 @@ impl fmt::Debug for SendOptions {
             .field("recursive", &self.recursive)
             .field("preserve", &self.preserve)
             .field("progress", &self.progress.is_some())
+            .field("shown_root", &self.shown_root)
             .finish()
     }
 }
@@ -203,6 +244,7 @@ impl fmt::Debug for ReceiveOptions {
             .field("preserve", &self.preserve)
             .field("resume", &self.resume)
             .field("skip_identical", &self.skip_identical)
+            .field("umask", &self.umask)
             .field("progress", &self.progress.is_some())
             .finish()
     }

@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::beneath::{dir_flags, is_symlink_error, open_beneath, symlink_refused};
 use super::error::TransferError;
 use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
 use super::path::{show, RelPath, PART_SUFFIX};
 use super::sinkfile::{Pending, Receiving};
 use super::sinkfs;
 use super::wire::{FrameReader, FrameWriter};
-use super::{report, Dest, Failure, Progress, ReceiveOptions, Summary};
+use super::{report, Dest, Failure, Progress, ReceiveOptions, RootDir, Summary};
 
 /// Receives into `dest` over `stream` as the sink role. Returns when the
 /// source has sent END; per-entry failures are in the summary.
@@ -97,6 +98,8 @@ pub(crate) struct Sink<'o> {
     pub opts: &'o ReceiveOptions,
     pub preserve: bool,
     pub umask: u32,
+    /// Cleared from preserved modes: a daemon's umask, else 0 (scp -p).
+    pub preserved_mask: u32,
     pub target: Target,
     pub out: Option<Box<dyn AsyncWrite + Unpin + Send>>,
     entries: u64,
@@ -161,7 +164,8 @@ where
     let mut sink = Sink {
         opts,
         preserve: opts.preserve || peer_flags & FLAG_PRESERVE != 0,
-        umask: sinkfs::umask(),
+        umask: opts.umask.unwrap_or_else(sinkfs::umask),
+        preserved_mask: opts.umask.unwrap_or(0),
         target,
         out,
         entries,
@@ -186,6 +190,13 @@ where
                 fw.flush().await?;
             }
             let msg = fr.expect().await?;
+            if matches!(msg, Msg::Data(_)) {
+                // The chunk moves from the reader's buffer to the disk
+                // write without a copy.
+                let (buf, range) = fr.take_data(sink.take_spare());
+                sink.on_data(buf, range).await?;
+                continue;
+            }
             match msg {
                 Msg::Entry(e) if !manifest_done => sink.on_entry(fw, &e).await?,
                 Msg::ManifestEnd { entries } if !manifest_done => {
@@ -201,12 +212,17 @@ where
                         total_bytes: total,
                     });
                 }
+                Msg::SourceFailed { path, message } => {
+                    sink.summary.failures.push(Failure {
+                        path: path.to_owned(),
+                        message: message.to_owned(),
+                    });
+                }
                 Msg::FileBegin {
                     index,
                     offset,
                     size,
                 } => sink.on_begin(index, offset, size).await?,
-                Msg::Data(d) => sink.on_data(d).await?,
                 Msg::FileEnd { index, hash } => sink.on_end(fw, index, hash).await?,
                 Msg::FileSame { index } => sink.on_same(fw, index).await?,
                 Msg::FileAbort { index, message } => sink.on_abort(fw, index, message).await?,
@@ -245,6 +261,12 @@ where
     r
 }
 
+/// Does DEST end with `/` (the user means a directory)?
+fn names_a_dir(p: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().ends_with(b"/")
+}
+
 /// scp's destination rules.
 fn resolve(
     dest: Dest,
@@ -253,6 +275,7 @@ fn resolve(
     let p = match dest {
         Dest::Stdout => return Ok((Target::Writer, Some(Box::new(tokio::io::stdout())))),
         Dest::Writer(w) => return Ok((Target::Writer, Some(w))),
+        Dest::Beneath { root, path } => return resolve_beneath(&root, path, roots),
         Dest::Path(p) => p,
     };
     let local = |path: &std::path::Path, source| TransferError::Local {
@@ -265,6 +288,19 @@ fn resolve(
             return Ok((Target::Into(Arc::new(fd)), None));
         }
         Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && names_a_dir(&p) => {
+            // `DEST/` that does not exist is a directory to create (as
+            // rsync does), never a file called DEST.
+            std::fs::create_dir(&p).map_err(|e| {
+                TransferError::Destination(format!(
+                    "{}: cannot create the directory: {}",
+                    p.display(),
+                    super::walk::plain_os_error(e.to_string())
+                ))
+            })?;
+            let fd = sinkfs::open_dir_path(&p).map_err(|e| local(&p, e))?;
+            return Ok((Target::Into(Arc::new(fd)), None));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(local(&p, e)),
     }
@@ -284,15 +320,75 @@ fn resolve(
     };
     let fd = sinkfs::open_dir_path(&parent).map_err(|e| {
         TransferError::Destination(format!(
-            "{}: cannot use the parent directory {}: {e}",
+            "{}: cannot use the parent directory {}: {}",
             p.display(),
-            parent.display()
+            parent.display(),
+            super::walk::plain_os_error(e.to_string())
         ))
     })?;
     Ok((
         Target::As {
             parent: Arc::new(fd),
             name: name.to_owned(),
+        },
+        None,
+    ))
+}
+
+/// scp's destination rules for `path` beneath a daemon's root, resolved
+/// through its descriptor with no symlink followed anywhere (a symlink on
+/// the way is refused, never replaced or followed).
+fn resolve_beneath(
+    root: &RootDir,
+    path: Option<RelPath>,
+    roots: u32,
+) -> Result<(Target, Option<Box<dyn AsyncWrite + Unpin + Send>>), TransferError> {
+    let Some(rel) = path else {
+        return Ok((Target::Into(root.fd().clone()), None));
+    };
+    let local = |source| TransferError::Local {
+        path: rel.to_string().into(),
+        source,
+    };
+    match open_beneath(root.fd().as_fd(), &rel, dir_flags()) {
+        Ok(fd) => return Ok((Target::Into(Arc::new(fd)), None)),
+        Err(e) if is_symlink_error(&e) => {
+            return Err(TransferError::Destination(symlink_refused(&rel)))
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+        Err(e) => return Err(local(e)),
+    }
+    if roots > 1 {
+        return Err(TransferError::Destination(format!(
+            "{rel}: not an existing directory, but {roots} sources were sent \
+             (several sources need an existing directory)"
+        )));
+    }
+    let parent = match rel.parent() {
+        None => root.fd().clone(),
+        Some(up) => match open_beneath(root.fd().as_fd(), &up, dir_flags()) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) if is_symlink_error(&e) => {
+                return Err(TransferError::Destination(symlink_refused(&rel)))
+            }
+            Err(e) => {
+                return Err(TransferError::Destination(format!(
+                    "{rel}: cannot use the parent directory {up}: {e}"
+                )))
+            }
+        },
+    };
+    match sinkfs::lstat_at(parent.as_fd(), rel.file_name()) {
+        Ok(Some(m)) if m.kind == rustix::fs::FileType::Symlink => {
+            return Err(TransferError::Destination(symlink_refused(&rel)))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(local(e)),
+    }
+    Ok((
+        Target::As {
+            parent,
+            name: rel.file_name().to_owned(),
         },
         None,
     ))
@@ -517,7 +613,7 @@ impl Sink<'_> {
         sinkfs::make_dir(parent.as_fd(), local.file_name()).map_err(|e| e.to_string())?;
         if self.preserve {
             self.dir_fixups
-                .push((local, e.mode & 0o777, e.mtime_sec, e.mtime_nsec));
+                .push((local, self.file_mode(e.mode), e.mtime_sec, e.mtime_nsec));
         }
         Ok(())
     }
@@ -559,7 +655,7 @@ impl Sink<'_> {
     /// The mode a received file gets.
     pub fn file_mode(&self, mode: u32) -> u32 {
         if self.preserve {
-            mode & 0o777
+            mode & 0o777 & !self.preserved_mask
         } else {
             mode & 0o777 & !self.umask
         }

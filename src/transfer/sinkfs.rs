@@ -23,6 +23,8 @@ pub struct Meta {
     pub kind: FileType,
     /// Size in bytes.
     pub size: u64,
+    /// Number of hard links.
+    pub nlink: u64,
 }
 
 fn io_err(e: rustix::io::Errno) -> io::Error {
@@ -35,6 +37,7 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Meta>> {
         Ok(st) => Ok(Some(Meta {
             kind: FileType::from_raw_mode(st.st_mode as _),
             size: st.st_size as u64,
+            nlink: nlink(&st),
         })),
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(e) => Err(io_err(e)),
@@ -127,35 +130,67 @@ pub fn part_name(name: &OsStr) -> OsString {
 }
 
 /// Opens (creating, mode 0o600) the part file `part` in `dir` for reading
-/// and writing, refusing a symlink or anything but a regular file.
+/// and writing. Refused: a symlink (`O_NOFOLLOW`), anything but a regular
+/// file (opened non-blocking, so a FIFO cannot hang the session), and a
+/// file with more than one hard link (writing would change the other
+/// name's file too: a local user could link any file the sink can write).
+/// The checks are made on the open descriptor, so they hold for what is
+/// written.
 pub fn open_part(dir: BorrowedFd<'_>, part: &OsStr) -> io::Result<File> {
     let fd = rfs::openat(
         dir,
         part,
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )
     .map_err(|e| match e {
         rustix::io::Errno::LOOP => io::Error::other("is a symlink; refusing to follow it"),
         e => io_err(e),
     })?;
-    let f = File::from(fd);
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::other("exists and is not a regular file"));
-    }
-    Ok(f)
+    check_part(&fd)?;
+    Ok(File::from(fd))
 }
 
-/// Opens an existing regular file `name` in `dir` read-only, no follow.
+/// A part may only be a regular file with one link.
+fn check_part(fd: &OwnedFd) -> io::Result<()> {
+    let st = rfs::fstat(fd).map_err(io_err)?;
+    if FileType::from_raw_mode(st.st_mode as _) != FileType::RegularFile {
+        return Err(io::Error::other("exists and is not a regular file"));
+    }
+    if nlink(&st) > 1 {
+        return Err(hard_linked(nlink(&st)));
+    }
+    Ok(())
+}
+
+/// `st_nlink`, whose type differs between targets.
+#[allow(clippy::useless_conversion)]
+fn nlink(st: &rfs::Stat) -> u64 {
+    u64::from(st.st_nlink)
+}
+
+/// The refusal of a part with other hard links.
+pub fn hard_linked(nlink: u64) -> io::Error {
+    io::Error::other(format!(
+        "has {nlink} hard links; refusing to write through a hard link (remove it to start over)"
+    ))
+}
+
+/// Opens an existing regular file `name` in `dir` read-only, no follow,
+/// non-blocking (a FIFO swapped in cannot hang the session).
 pub fn open_existing(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
     let fd = rfs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(io_err)?;
-    Ok(File::from(fd))
+    let f = File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("is not a regular file"));
+    }
+    Ok(f)
 }
 
 /// Renames `from` to `to` within `dir`; `to` may be replaced unless it is a
@@ -244,6 +279,26 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("x"), t.path().join("f.vfer-part")).unwrap();
         assert!(open_part(root.as_fd(), OsStr::new("f.vfer-part")).is_err());
         assert!(!outside.path().join("x").exists());
+        // A part hard-linked to another file is refused, and left alone.
+        std::fs::write(outside.path().join("victim"), b"keep").unwrap();
+        std::fs::hard_link(outside.path().join("victim"), t.path().join("h.vfer-part")).unwrap();
+        let e = open_part(root.as_fd(), OsStr::new("h.vfer-part")).unwrap_err();
+        assert!(e.to_string().contains("hard link"), "{e}");
+        assert_eq!(
+            std::fs::read(outside.path().join("victim")).unwrap(),
+            b"keep"
+        );
+        // A FIFO part is refused without blocking.
+        rustix::fs::mknodat(
+            root.as_fd(),
+            "p.vfer-part",
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(open_part(root.as_fd(), OsStr::new("p.vfer-part")).is_err());
+        assert!(open_existing(root.as_fd(), OsStr::new("p.vfer-part")).is_err());
         // Replacing a symlink replaces the link, not its target.
         make_symlink(root.as_fd(), OsStr::new("evil"), b"/nowhere").unwrap();
         assert_eq!(

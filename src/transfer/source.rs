@@ -13,7 +13,7 @@ use super::error::TransferError;
 use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
 use super::path::RelPath;
 use super::sourcefile::{new_buf, send_file, send_stream, FileCtx, Reader, Sent, BUF_LEN};
-use super::walk::{walk_source, SrcEntry};
+use super::walk::{walk_beneath, walk_source, SrcEntry};
 use super::wire::{FrameReader, FrameWriter};
 use super::{report, Failure, Progress, ProgressFn, SendOptions, Source, Summary};
 
@@ -100,6 +100,11 @@ where
         }
     }
     let (entries, mut readers, mut failures) = collect(sources, opts.recursive).await;
+    if let Some(root) = &opts.shown_root {
+        for f in &mut failures {
+            f.path = shown(root, &f.path);
+        }
+    }
     let files = entries
         .iter()
         .filter(|e| matches!(e.kind, Kind::File | Kind::Stream))
@@ -113,7 +118,16 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let reader = collect_results(fr, &entries, tx, &opts.progress);
     let writer = async {
-        let r = write_all(fw, &entries, &mut readers, rx, total, &opts.progress).await;
+        let r = write_all(
+            fw,
+            &entries,
+            &failures,
+            &mut readers,
+            rx,
+            total,
+            &opts.progress,
+        )
+        .await;
         match r {
             // The stream broke: the reader half will tell why (the peer's
             // ERROR frame, or its end of stream).
@@ -156,6 +170,26 @@ async fn collect(
                     ),
                 }
             }
+            Source::Beneath { root, path } => {
+                let shown = path
+                    .as_ref()
+                    .map_or_else(|| ".".to_owned(), |p| p.to_string());
+                match tokio::task::spawn_blocking(move || {
+                    walk_beneath(&root, path.as_ref(), recursive)
+                })
+                .await
+                {
+                    Ok((e, f)) => (e, f, None),
+                    Err(e) => (
+                        Vec::new(),
+                        vec![Failure {
+                            path: shown,
+                            message: format!("walking failed: {e}"),
+                        }],
+                        None,
+                    ),
+                }
+            }
             Source::Stdin => (
                 stream_entry("stdin"),
                 Vec::new(),
@@ -186,6 +220,15 @@ async fn collect(
     (entries, readers, failures)
 }
 
+/// `path` relative to `root` when it lies below it (else as it is).
+fn shown(root: &std::path::Path, path: &str) -> String {
+    match std::path::Path::new(path).strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.to_string(),
+    }
+}
+
 fn stream_entry(name: &str) -> Vec<SrcEntry> {
     let rel = RelPath::from_name(name.as_ref()).unwrap_or_else(|_| RelPath::stdin());
     vec![SrcEntry {
@@ -196,8 +239,8 @@ fn stream_entry(name: &str) -> Vec<SrcEntry> {
         mtime_sec: 0,
         mtime_nsec: 0,
         local: None,
+        origin: None,
         target: Vec::new(),
-        top: true,
     }]
 }
 
@@ -281,10 +324,12 @@ fn is_file(e: &SrcEntry) -> bool {
     matches!(e.kind, Kind::File | Kind::Stream)
 }
 
-/// The writer half: manifest, then each wanted file in order, then END.
+/// The writer half: manifest, the sources that yield nothing, then each
+/// wanted file in order, then END.
 async fn write_all<W: AsyncWrite + Unpin + Send>(
     fw: &mut FrameWriter<W>,
     entries: &[SrcEntry],
+    failed: &[Failure],
     readers: &mut [Option<Reader>],
     mut rx: mpsc::UnboundedReceiver<(u64, Want)>,
     total: u64,
@@ -314,6 +359,13 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         entries: entries.len() as u64,
     })
     .await?;
+    for f in failed {
+        fw.send(&Msg::SourceFailed {
+            path: &f.path,
+            message: &f.message,
+        })
+        .await?;
+    }
     let mut sent = Sent::default();
     let mut bufs = [new_buf(), new_buf()];
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_file(e)) {

@@ -6,10 +6,12 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
+
+use rustix::fs::OFlags;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::beneath::is_symlink_error;
 use super::error::TransferError;
 use super::frame::{self, Msg, Want, CHUNK, FRAME_HEADER};
 use super::hashing::{blocking, digest, hash_prefix};
@@ -54,18 +56,25 @@ impl FileCtx<'_> {
     }
 }
 
-/// Opens a source file without following a symlink below the top level,
-/// and checks it is still a regular file.
+/// Opens a source file through its origin (no symlink followed below the
+/// top level, nor at all beneath a daemon's root; non-blocking, so a FIFO
+/// put in its place cannot hang the session) and checks it is still a
+/// regular file.
 fn open_source(e: &SrcEntry) -> io::Result<(File, u64)> {
-    let path = e
-        .local
+    let origin = e
+        .origin
         .as_ref()
         .ok_or_else(|| io::Error::other("no path"))?;
-    let flags = if e.top { 0 } else { libc::O_NOFOLLOW };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)?;
+    let fd = origin
+        .open(OFlags::RDONLY | OFlags::NONBLOCK)
+        .map_err(|err| {
+            if is_symlink_error(&err) {
+                io::Error::other("is now a symlink (or below one); not followed")
+            } else {
+                err
+            }
+        })?;
+    let f = File::from(fd);
     let md = f.metadata()?;
     if !md.is_file() {
         return Err(io::Error::other("is no longer a regular file"));

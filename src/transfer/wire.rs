@@ -18,6 +18,8 @@ const BUF: usize = 64 * 1024;
 pub struct FrameReader<R> {
     r: BufReader<R>,
     buf: Vec<u8>,
+    /// Length of the last frame read into `buf` (type byte included).
+    last_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -26,6 +28,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             r: BufReader::with_capacity(BUF, r),
             buf: Vec::new(),
+            last_len: 0,
         }
     }
 
@@ -65,7 +68,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             Err(e) => return Err(TransferError::Stream(e)),
         }
+        self.last_len = len;
         Ok(Some(frame::decode(&self.buf[..len])?))
+    }
+
+    /// After [`FrameReader::next`] returned a DATA message: hands over the
+    /// buffer that holds it, with the data's range in it, and takes `spare`
+    /// to read the next frames into. The sink writes the buffer to disk
+    /// off the async thread and gives it back later, so a chunk is never
+    /// copied between the stream and the file.
+    pub fn take_data(&mut self, spare: Vec<u8>) -> (Vec<u8>, std::ops::Range<usize>) {
+        let len = std::mem::replace(&mut self.last_len, 0);
+        let buf = std::mem::replace(&mut self.buf, spare);
+        (buf, 1.min(len)..len)
     }
 
     /// The next message, treating end of stream as [`TransferError::PeerClosed`].

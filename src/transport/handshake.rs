@@ -149,8 +149,49 @@ impl TransportParams {
     }
 }
 
+/// A TAI64N timestamp (12 bytes, as WireGuard's handshake initiation
+/// carries): big-endian `2^62 + 10 + unix seconds`, then big-endian
+/// nanoseconds. Byte order is time order, so comparing the arrays compares
+/// the times. The REQUEST carries one so that a standing server can refuse
+/// a recorded REQUEST (docs/PROTOCOL.md §2.2, §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tai64n(pub [u8; 12]);
+
+/// The TAI64 label of the Unix epoch (TAI was 10 s ahead of UTC in 1970;
+/// later leap seconds are ignored, as WireGuard does).
+const TAI64_UNIX_EPOCH: u64 = (1 << 62) + 10;
+
+impl Tai64n {
+    /// The timestamp of a wall-clock time (times before 1970 map to 1970).
+    pub fn from_system(t: std::time::SystemTime) -> Self {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self::from_unix(d)
+    }
+
+    /// The timestamp `d` after the Unix epoch.
+    pub fn from_unix(d: std::time::Duration) -> Self {
+        let mut b = [0u8; 12];
+        b[..8].copy_from_slice(&TAI64_UNIX_EPOCH.saturating_add(d.as_secs()).to_be_bytes());
+        b[8..].copy_from_slice(&d.subsec_nanos().to_be_bytes());
+        Tai64n(b)
+    }
+
+    /// Time since the Unix epoch (`None` for a label before 1970 or
+    /// nanoseconds out of range: not a timestamp a client makes).
+    pub fn to_unix(&self) -> Option<std::time::Duration> {
+        let label = u64::from_be_bytes(self.0[..8].try_into().ok()?);
+        let nanos = u32::from_be_bytes(self.0[8..].try_into().ok()?);
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let secs = label.checked_sub(TAI64_UNIX_EPOCH)?;
+        Some(std::time::Duration::new(secs, nanos))
+    }
+}
+
 /// Randomness a handshake consumes, supplied by the caller (the OS RNG in
-/// production, fixed bytes in deterministic tests).
+/// production, fixed bytes in deterministic tests), and the wall-clock
+/// timestamp a REQUEST carries.
 #[derive(Clone)]
 pub struct HandshakeRandom {
     /// This side's fresh nonce.
@@ -159,17 +200,23 @@ pub struct HandshakeRandom {
     pub dh_secret: Zeroizing<[u8; 32]>,
     /// The packet number of this side's handshake packet (below `HANDSHAKE_MSGNR_BOUND`).
     pub msgnr: u64,
+    /// The time the REQUEST states (the client's clock; unused by a server).
+    pub timestamp: Tai64n,
 }
 
 impl HandshakeRandom {
-    /// Fresh values from the operating system's random number generator.
+    /// Fresh values from the operating system's random number generator,
+    /// stamped with the system clock.
     pub fn from_os() -> std::io::Result<Self> {
         let mut buf = Zeroizing::new([0u8; NONCE_LEN + 32 + 8]);
         getrandom::fill(&mut buf[..]).map_err(std::io::Error::other)?;
-        Ok(Self::from_bytes(&buf))
+        let mut r = Self::from_bytes(&buf);
+        r.timestamp = Tai64n::from_system(std::time::SystemTime::now());
+        Ok(r)
     }
 
-    /// Deterministic values from 72 bytes (tests).
+    /// Deterministic values from 72 bytes (tests); the timestamp is the
+    /// Unix epoch.
     pub fn from_bytes(b: &[u8; NONCE_LEN + 32 + 8]) -> Self {
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&b[..NONCE_LEN]);
@@ -181,6 +228,7 @@ impl HandshakeRandom {
             nonce,
             dh_secret: dh,
             msgnr: u64::from_be_bytes(m) % HANDSHAKE_MSGNR_BOUND,
+            timestamp: Tai64n::from_unix(std::time::Duration::ZERO),
         }
     }
 
@@ -245,6 +293,8 @@ pub struct Request {
     pub params: TransportParams,
     /// The suites the client offers.
     pub offer: Offer,
+    /// When the client made the REQUEST (its clock).
+    pub timestamp: Tai64n,
 }
 
 /// A decoded, authenticated RESPONSE.
@@ -266,7 +316,11 @@ fn handshake_keys(secret: &[u8; KEY_LEN]) -> SessionKeys {
     SessionKeys::derive(secret, &[0; NONCE_LEN], &[0; NONCE_LEN], None)
 }
 
-const REQUEST_BODY: usize = 4 + NONCE_LEN + 32 + PARAMS_LEN;
+/// Offset of the TAI64N timestamp in the REQUEST payload.
+const REQUEST_TIMESTAMP: usize = 4 + NONCE_LEN + 32 + PARAMS_LEN;
+const REQUEST_BODY: usize = REQUEST_TIMESTAMP + 12;
+// The suite offer follows the timestamp.
+const _: () = assert!(OFFER_OFFSET == REQUEST_BODY);
 const RESPONSE_BODY: usize = 4 + 2 * NONCE_LEN + 32 + PARAMS_LEN + 1;
 /// Length of the RESPONSE datagram.
 pub const RESPONSE_DATAGRAM_LEN: usize = HEADER_LEN + RESPONSE_BODY;
@@ -286,6 +340,7 @@ pub fn encode_request(
     params.write(&mut p[68..68 + PARAMS_LEN]);
     let o = offer.as_bytes();
     p[OFFER_OFFSET..OFFER_OFFSET + o.len()].copy_from_slice(o);
+    p[REQUEST_TIMESTAMP..REQUEST_BODY].copy_from_slice(&rnd.timestamp.0);
     let keys = handshake_keys(secret);
     let mut sealer = vsl::Sealer::new(&keys.c2s, rnd.msgnr);
     // The datagram is 1200 bytes: well within VSL limits.
@@ -318,11 +373,14 @@ pub fn decode_request(
         .get(OFFER_OFFSET..)
         .and_then(Offer::read)
         .ok_or(HandshakeError::Malformed)?;
+    let mut timestamp = [0u8; 12];
+    timestamp.copy_from_slice(&p[REQUEST_TIMESTAMP..REQUEST_BODY]);
     Ok(Request {
         nonce,
         public,
         params,
         offer,
+        timestamp: Tai64n(timestamp),
     })
 }
 
@@ -560,6 +618,32 @@ mod tests {
         );
         let (b, n) = o.binding(Suite::Vsl1);
         assert_eq!(&b[..n], &[3, 9, 2, 1, 1]);
+    }
+
+    #[test]
+    fn request_carries_its_timestamp_at_payload_offset_84() {
+        let secret = [5u8; 32];
+        let mut c = HandshakeRandom::from_seed(1);
+        let when = std::time::Duration::new(1_800_000_000, 123_456_789);
+        c.timestamp = Tai64n::from_unix(when);
+        let mut req = encode_request(&secret, &c, &params(), &all());
+        let r = decode_request(&secret, &mut req.clone()).unwrap();
+        assert_eq!(r.timestamp, c.timestamp);
+        assert_eq!(r.timestamp.to_unix(), Some(when));
+        // Decrypted in place: the payload starts after the 33-byte header.
+        decode_request(&secret, &mut req).unwrap();
+        let p = &req[HEADER_LEN..];
+        assert_eq!(
+            &p[84..92],
+            &((1u64 << 62) + 10 + 1_800_000_000).to_be_bytes()
+        );
+        assert_eq!(&p[92..96], &123_456_789u32.to_be_bytes());
+        assert!(p[96..].iter().all(|&b| b == 0), "padding after 96 is zero");
+        // Byte order is time order.
+        assert!(
+            Tai64n::from_unix(when) < Tai64n::from_unix(when + std::time::Duration::from_nanos(1))
+        );
+        assert!(Tai64n([0; 12]).to_unix().is_none());
     }
 
     #[test]

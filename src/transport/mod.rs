@@ -26,6 +26,6 @@ mod transmit;
 pub use config::{Config, Stats, MAX_ACK_DELAY};
 pub use connection::{CloseReason, Connection, Event};
 pub use driver::{Session, SessionError, VferStream};
-pub use handshake::{HandshakeError, HandshakeRandom, TransportParams};
+pub use handshake::{HandshakeError, HandshakeRandom, Tai64n, TransportParams};
 #[cfg(test)]
 mod tests;

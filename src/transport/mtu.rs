@@ -6,8 +6,14 @@ use std::time::{Duration, Instant};
 
 /// Every path is assumed to carry UDP payloads of this size (as QUIC assumes).
 pub const BASE_PLPMTU: u16 = 1200;
-/// The sizes probed, in order (those of the original VFER above the base).
-pub const PROBE_SIZES: [u16; 7] = [1430, 1978, 4282, 8096, 17844, 31030, 65465];
+/// The sizes probed, in order: those of the original VFER above the base,
+/// plus the UDP payloads that fill the two common link MTUs exactly — 1,500
+/// (1,452 over IPv6, 1,472 over IPv4) and 9,000 (8,952 and 8,972) — so a
+/// path with one of them is used to its last byte (the original's 1,430
+/// and 8,096 leave 3 % and 10 % of each packet unused).
+pub const PROBE_SIZES: [u16; 11] = [
+    1430, 1452, 1472, 1978, 4282, 8096, 8952, 8972, 17844, 31030, 65465,
+];
 /// A size is given up after this many lost probes.
 pub const MAX_PROBES: u8 = 3;
 /// After the search ends, it starts again this much later (paths change).
@@ -137,5 +143,26 @@ mod tests {
         assert_eq!(m.current(), BASE_PLPMTU);
         assert!(m.probe_size(now).is_none());
         assert_eq!(m.probe_size(now + Duration::from_secs(2)), Some(1430));
+    }
+
+    /// On a 1,500-byte IPv4 link the search ends at 1,472 (the largest UDP
+    /// payload that fits), on IPv6 at 1,452, on a 9,000-byte link at 8,972.
+    #[test]
+    fn fills_common_link_mtus_exactly() {
+        for (fits, want) in [(1472, 1472), (1452, 1452), (8972, 8972), (8952, 8952)] {
+            let now = Instant::now();
+            let mut m = PathMtu::new(65_465);
+            let mut pn = 0;
+            while let Some(size) = m.probe_size(now) {
+                pn += 1;
+                m.on_probe_sent(pn, size);
+                if size <= fits {
+                    m.on_acked(pn);
+                } else {
+                    m.on_lost(now, pn);
+                }
+            }
+            assert_eq!(m.current(), want);
+        }
     }
 }

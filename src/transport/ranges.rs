@@ -32,6 +32,19 @@ impl RangeSet {
         if r.start >= r.end {
             return 0;
         }
+        // Fast path, the common case for packet numbers and stream bytes
+        // arriving in order: `r` extends the highest range or lies beyond it.
+        if let Some(mut last) = self.map.last_entry() {
+            let (s, e) = (*last.key(), *last.get());
+            if r.start > e {
+                self.map.insert(r.start, r.end);
+                return r.end - r.start;
+            }
+            if r.start >= s && r.end >= e {
+                *last.get_mut() = r.end;
+                return r.end - e;
+            }
+        }
         let (mut start, mut end) = (r.start, r.end);
         let mut absorbed = 0;
         if let Some((&s, &e)) = self.map.range(..=start).next_back() {
@@ -57,6 +70,20 @@ impl RangeSet {
     pub fn remove(&mut self, r: Range<u64>) {
         if r.start >= r.end {
             return;
+        }
+        // Fast path, the common case of forgetting a prefix: only the lowest
+        // range is touched (no allocation).
+        if let Some(first) = self.map.first_entry() {
+            let (s, e) = (*first.key(), *first.get());
+            if r.start <= s && r.end <= e {
+                if r.end == e {
+                    first.remove();
+                } else if r.end > s {
+                    first.remove();
+                    self.map.insert(r.end, e);
+                }
+                return;
+            }
         }
         let mut touched = Vec::new();
         if let Some((&s, &e)) = self.map.range(..r.start).next_back() {

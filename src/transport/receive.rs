@@ -7,6 +7,7 @@ use super::config::MAX_ACK_DELAY;
 use super::connection::{CloseReason, Connection, Event, State};
 use super::frame::{Frame, Frames};
 use super::handshake::{self, TYPE_DATA, TYPE_REQUEST, TYPE_RESPONSE};
+use super::stream::RecvError;
 use crate::vsl::{self, Header, OpenError, Role};
 
 /// How many received-packet ranges we remember for ACK frames.
@@ -164,12 +165,19 @@ impl Connection {
                 Frame::MaxData(max) => {
                     self.peer_max_data = self.peer_max_data.max(max);
                 }
-                Frame::Stream { offset, data, fin } => {
-                    if self.recv.insert(offset, data, fin).is_err() {
+                Frame::Stream { offset, data, fin } => match self.recv.insert(offset, data, fin) {
+                    Ok(_) => {}
+                    Err(e @ RecvError::TooFragmented(_)) => {
+                        // Memory, not a glitch: end the connection.
+                        self.stats.protocol_errors += 1;
+                        self.close(now, 1, &format!("protocol error: {e}"));
+                        return;
+                    }
+                    Err(_) => {
                         error = true;
                         break;
                     }
-                }
+                },
                 Frame::Close { code, reason } => {
                     let reason = String::from_utf8_lossy(reason).into_owned();
                     self.close_reason = Some(CloseReason::Peer { code, reason });

@@ -182,6 +182,12 @@ impl SendBuffer {
         Some(c)
     }
 
+    /// The highest offset a chunk can start at (new data starts here,
+    /// retransmissions below): bounds the STREAM header's size.
+    pub fn max_offset(&self) -> u64 {
+        self.sent
+    }
+
     /// Copies sent bytes `[offset, offset + out.len())` for (re)transmission.
     pub fn read(&self, offset: u64, out: &mut [u8]) {
         self.ring.read(offset, out);
@@ -232,7 +238,14 @@ pub enum RecvError {
     /// Data past the FIN, or two different FIN offsets.
     #[error("peer sent data beyond the end of the stream")]
     BeyondFin,
+    /// The received bytes are split into more pieces than
+    /// [`RecvBuffer::max_pieces`] (tiny frames with gaps between them).
+    #[error("peer split the stream into more than {0} pieces with gaps")]
+    TooFragmented(usize),
 }
+
+/// Fewest disjoint pieces of received data a receive buffer allows.
+pub const MIN_RECV_PIECES: usize = 4096;
 
 /// Incoming stream bytes, reassembled in order for the application.
 pub struct RecvBuffer {
@@ -244,6 +257,16 @@ pub struct RecvBuffer {
 }
 
 impl RecvBuffer {
+    /// Most disjoint pieces of received data (with gaps between) held at
+    /// once: one per KiB of window, at least [`MIN_RECV_PIECES`]. A genuine
+    /// sender sends packet-sized frames, so even with every other packet
+    /// lost it stays far below; a peer sending 1-byte frames at
+    /// alternating offsets would otherwise grow the set by ~32 bytes per
+    /// gap (65 MB for 2 M gaps).
+    pub fn max_pieces(&self) -> usize {
+        (self.ring.buf.len() / 1024).max(MIN_RECV_PIECES)
+    }
+
     /// A receive window of `cap` bytes.
     pub fn new(cap: usize) -> RecvBuffer {
         RecvBuffer {
@@ -282,7 +305,11 @@ impl RecvBuffer {
         let skip = self.read.saturating_sub(offset) as usize;
         let start = offset + skip as u64;
         self.ring.write(start, &data[skip..]);
-        Ok(self.received.insert(start..end))
+        let new = self.received.insert(start..end);
+        if self.received.len() > self.max_pieces() {
+            return Err(RecvError::TooFragmented(self.max_pieces()));
+        }
+        Ok(new)
     }
 
     /// Bytes ready to read in order.
@@ -357,6 +384,27 @@ mod tests {
         s.write(&[1u8; 100]);
         assert_eq!(s.next_chunk(100, 30).unwrap().len, 30);
         assert!(s.next_chunk(100, 30).is_none());
+    }
+
+    #[test]
+    fn tiny_frames_with_gaps_are_bounded() {
+        let mut r = RecvBuffer::new(16 << 20);
+        let max = r.max_pieces();
+        assert_eq!(max, 16_384);
+        let mut i = 0u64;
+        let e = loop {
+            match r.insert(1 + 2 * i, b"x", false) {
+                Ok(_) => i += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e, RecvError::TooFragmented(max));
+        assert_eq!(i as usize, max);
+        // Packet-sized frames with every other one lost stay well inside.
+        let mut r = RecvBuffer::new(16 << 20);
+        for k in 0..(16 << 20) / 2400u64 {
+            r.insert(k * 2400 + 1200, &[0u8; 1200], false).unwrap();
+        }
     }
 
     #[test]

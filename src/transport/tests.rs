@@ -158,3 +158,109 @@ fn lossy_transfer() {
     let goodput = 5e6 * 8.0 / t.as_secs_f64() / 1e6;
     eprintln!("lossy: {t:?} goodput {goodput:.1} Mbit/s client {cs:?}");
 }
+
+/// Full data packets are exactly the path MTU (or the buffer given) long,
+/// whatever the stream offset: the driver ends a GSO batch at the first
+/// shorter datagram, so a packet a few bytes short halves every batch.
+#[test]
+fn full_packets_fill_the_buffer_exactly() {
+    let secret = [9u8; 32];
+    let now = Instant::now();
+    let cfg = Config::default();
+    let mut c = Connection::client(cfg.clone(), &secret, HandshakeRandom::from_seed(1), now);
+    let mut buf = vec![0u8; 65536];
+    let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
+    let mut s = Connection::server(
+        cfg,
+        &secret,
+        HandshakeRandom::from_seed(2),
+        now,
+        &mut buf[..n],
+    )
+    .expect("server accepts");
+    let n = s.poll_transmit(now, &mut buf).expect("RESPONSE");
+    c.handle_datagram(now, &mut buf[..n]);
+    assert!(c.is_established());
+    let data = vec![0x5au8; 4 << 20];
+    let mut written = c.write(&data);
+    let mut sizes = Vec::new();
+    // Segment sizes a GSO batch would use: the first datagram's length.
+    for room in [1200usize, 1187, 1000] {
+        for _ in 0..20 {
+            written += c.write(&data[written..]);
+            if let Some(n) = c.poll_transmit(now, &mut buf[..room]) {
+                sizes.push((room, n));
+            }
+        }
+    }
+    let data_packets: Vec<_> = sizes.iter().filter(|(_, n)| *n > 100).collect();
+    assert!(data_packets.len() > 20, "too few data packets: {sizes:?}");
+    for (room, n) in data_packets {
+        assert_eq!(n, room, "a full packet must fill its buffer: {sizes:?}");
+    }
+}
+
+/// An authenticated peer sending 1-byte STREAM frames at alternating
+/// offsets (a gap after each) is cut off with a protocol error once the
+/// receive buffer holds `max_pieces` pieces, instead of growing it without
+/// bound (issue 13: 65 MB for 2 M gaps).
+#[test]
+fn fragmenting_peer_is_closed_with_a_protocol_error() {
+    use super::frame::Writer;
+    use super::handshake::{decode_response, session_keys, Offer, TYPE_DATA};
+    use crate::vsl::{Role, Session, HEADER_LEN};
+
+    let secret = [3u8; 32];
+    let t = Instant::now();
+    let cfg = Config {
+        max_udp_payload: 1452,
+        ..Config::default()
+    };
+    let crnd = HandshakeRandom::from_seed(1);
+    let mut c = Connection::client(cfg.clone(), &secret, crnd.clone(), t);
+    let mut buf = vec![0u8; 65536];
+    let n = c.poll_transmit(t, &mut buf).unwrap();
+    let mut s = Connection::server(
+        cfg.clone(),
+        &secret,
+        HandshakeRandom::from_seed(2),
+        t,
+        &mut buf[..n],
+    )
+    .unwrap();
+    let n = s.poll_transmit(t, &mut buf).unwrap();
+    let offer = Offer::new(cfg.cipher.suites());
+    let resp = decode_response(&secret, &crnd.nonce, &offer, &mut buf[..n].to_vec()).unwrap();
+    let keys = session_keys(
+        &secret,
+        &crnd.nonce,
+        &resp.nonce,
+        &crnd.dh_secret,
+        &resp.public,
+        &offer,
+        resp.suite,
+    )
+    .unwrap();
+    let mut sealer = Session::new(&keys, Role::Client, 0).sealer;
+    let mut gaps = 0u64;
+    'send: for _ in 0..10_000 {
+        let mut d = vec![0u8; 1400];
+        let mut w = Writer::new(&mut d[HEADER_LEN..]);
+        while let Some(room) = w.stream(1 + 2 * gaps, 1, false) {
+            room[0] = b'x';
+            gaps += 1;
+        }
+        let len = HEADER_LEN + w.pos;
+        d.truncate(len);
+        sealer.seal_in_place(TYPE_DATA, &mut d).unwrap();
+        s.handle_datagram(t, &mut d);
+        while s.poll_transmit(t, &mut buf).is_some() {}
+        if s.close_reason().is_some() {
+            break 'send;
+        }
+    }
+    let why = format!("{:?}", s.close_reason());
+    assert!(why.contains("Local { code: 1 }"), "{why} after {gaps} gaps");
+    assert!(gaps < 20_000, "closed only after {gaps} gaps");
+    assert!(s.stats().protocol_errors >= 1);
+}

@@ -3,12 +3,9 @@
 use std::time::Instant;
 
 use super::connection::{CloseReason, Connection, State};
-use super::frame::Writer;
+use super::frame::{varint_len, Writer};
 use super::handshake::TYPE_DATA;
 use crate::vsl::{SealError, HEADER_LEN};
-
-/// Worst-case STREAM frame header: type + two 8-byte varints.
-const STREAM_HEADER_MAX: usize = 17;
 
 impl Connection {
     /// Writes the next datagram to send into `buf` and returns its length,
@@ -170,7 +167,13 @@ impl Connection {
                     eliciting = true;
                 }
             }
-            let room = w.remaining().saturating_sub(STREAM_HEADER_MAX);
+            // Exactly the room after the STREAM header, so that a full
+            // packet is exactly `mtu` bytes: a GSO batch ends at the first
+            // shorter datagram, and a header estimate 9 bytes too long made
+            // every batch two datagrams.
+            let rem = w.remaining();
+            let header = 1 + varint_len(self.send.max_offset()) + varint_len(rem as u64);
+            let room = rem.saturating_sub(header);
             if room > 0 || self.send.is_finished() {
                 if let Some(c) = self.send.next_chunk(room, self.peer_max_data) {
                     if let Some(dst) = w.stream(c.offset, c.len, c.fin) {

@@ -3,19 +3,28 @@
 //! an address that has not echoed a valid cookie, keeps at most
 //! `max_handshakes` pending secrets, and hands the transport handshake the
 //! secret S agreed with that address.
+//!
+//! Replays: each S verifies one transport REQUEST (the pending entry goes
+//! when the session is admitted), so a recorded REQUEST never opens a
+//! session. A recorded HELLO with its cookie, replayed from the recorded
+//! address while the cookie lives, would make a new pending entry (two
+//! X25519 and a pending slot for its lifetime) although nobody can use it;
+//! so the gate remembers the `e_c` of every ACCEPT for the cookie lifetime
+//! ([`USED_EPH_TTL`], at most [`USED_EPH_CAP`]) and drops a HELLO that
+//! repeats one whose pending entry is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
-use super::cookie::CookieJar;
+use super::cookie::{CookieJar, COOKIE_ROTATION};
 use super::crypto::server_derive;
 use super::hostkey::HostKey;
 use super::wire::{Accept, Cookie, Hello};
-use crate::bootstrap::listen::Gate;
+use crate::bootstrap::listen::{host_of, Gate};
 use crate::bootstrap::wire::Secret;
 
 /// Limits of the pre-handshake.
@@ -26,6 +35,9 @@ pub struct GateOptions {
     pub max_handshakes: usize,
     /// A pending secret is forgotten if no REQUEST uses it within this.
     pub pending_ttl: Duration,
+    /// Most pending secrets of one host (IPv4 address or IPv6 /64,
+    /// [`host_of`]); a new one beyond it replaces that host's oldest.
+    pub max_per_host: usize,
 }
 
 impl Default for GateOptions {
@@ -33,9 +45,17 @@ impl Default for GateOptions {
         GateOptions {
             max_handshakes: 256,
             pending_ttl: Duration::from_secs(10),
+            max_per_host: usize::MAX,
         }
     }
 }
+
+/// How long the `e_c` of an ACCEPT is remembered: the longest a cookie
+/// for it stays valid (two rotations).
+pub const USED_EPH_TTL: Duration = Duration::from_secs(2 * COOKIE_ROTATION.as_secs());
+/// Most `e_c` remembered (32 bytes each); beyond it the oldest is forgotten
+/// (only HELLOs from proven addresses are remembered).
+pub const USED_EPH_CAP: usize = 65_536;
 
 /// Counters, for tests and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +90,9 @@ pub struct LoginGate {
     key: HostKey,
     jar: CookieJar,
     pending: HashMap<SocketAddr, Pending>,
+    /// `e_c` of ACCEPTs made, oldest first, and the same as a set.
+    used: VecDeque<([u8; 32], Instant)>,
+    used_set: HashSet<[u8; 32]>,
     opts: GateOptions,
     stats: GateStats,
 }
@@ -88,6 +111,8 @@ impl LoginGate {
             key,
             jar: CookieJar::new(now, *fresh),
             pending: HashMap::new(),
+            used: VecDeque::new(),
+            used_set: HashSet::new(),
             opts,
             stats: GateStats::default(),
         })
@@ -135,6 +160,12 @@ impl LoginGate {
                 return;
             }
         }
+        if self.used_before(&hello.client_eph, now) {
+            // A replayed HELLO: its pending entry was used or expired.
+            self.stats.dropped += 1;
+            return;
+        }
+        self.limit_host(from);
         if self.pending.len() >= self.opts.max_handshakes && !self.make_room(from, now) {
             self.stats.dropped += 1;
             return;
@@ -158,6 +189,7 @@ impl LoginGate {
         .encode();
         reply.extend_from_slice(&accept);
         self.stats.accepts += 1;
+        self.remember_used(hello.client_eph, now);
         self.pending.insert(
             from,
             Pending {
@@ -172,6 +204,55 @@ impl LoginGate {
 }
 
 impl LoginGate {
+    /// Was an ACCEPT made for `eph` within [`USED_EPH_TTL`]?
+    fn used_before(&mut self, eph: &[u8; 32], now: Instant) -> bool {
+        while let Some((old, t)) = self.used.front() {
+            if now.saturating_duration_since(*t) < USED_EPH_TTL {
+                break;
+            }
+            self.used_set.remove(old);
+            self.used.pop_front();
+        }
+        self.used_set.contains(eph)
+    }
+
+    fn remember_used(&mut self, eph: [u8; 32], now: Instant) {
+        if self.used.len() >= USED_EPH_CAP {
+            if let Some((old, _)) = self.used.pop_front() {
+                self.used_set.remove(&old);
+            }
+        }
+        if self.used_set.insert(eph) {
+            self.used.push_back((eph, now));
+        }
+    }
+
+    /// Keeps `from`'s host below its limit before it gets another pending
+    /// entry: its own oldest entries go (it only churns its own).
+    fn limit_host(&mut self, from: SocketAddr) {
+        let host = host_of(from.ip());
+        loop {
+            let mine = self
+                .pending
+                .iter()
+                .filter(|(a, _)| **a != from && host_of(a.ip()) == host);
+            let (count, oldest) =
+                mine.fold((0usize, None::<(SocketAddr, Instant)>), |(n, o), (a, p)| {
+                    let o = match o {
+                        Some((_, t)) if t <= p.created => o,
+                        _ => Some((*a, p.created)),
+                    };
+                    (n + 1, o)
+                });
+            match oldest {
+                Some((a, _)) if count >= self.opts.max_per_host => {
+                    self.pending.remove(&a);
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// Frees a pending slot for a newcomer from `from`: expired entries go
     /// first; then, so that one host cannot hold every slot, the oldest
     /// entry of the IP address holding the most, if it holds more than the
@@ -185,9 +266,9 @@ impl LoginGate {
         }
         let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
         for a in self.pending.keys() {
-            *per_ip.entry(a.ip()).or_default() += 1;
+            *per_ip.entry(host_of(a.ip())).or_default() += 1;
         }
-        let mine = per_ip.get(&from.ip()).copied().unwrap_or(0);
+        let mine = per_ip.get(&host_of(from.ip())).copied().unwrap_or(0);
         let Some((&heavy, &most)) = per_ip.iter().max_by_key(|(_, n)| **n) else {
             return false;
         };
@@ -197,7 +278,7 @@ impl LoginGate {
         let oldest = self
             .pending
             .iter()
-            .filter(|(a, _)| a.ip() == heavy)
+            .filter(|(a, _)| host_of(a.ip()) == heavy)
             .min_by_key(|(_, p)| p.created)
             .map(|(a, _)| *a);
         match oldest {
@@ -226,6 +307,11 @@ impl Gate for LoginGate {
         LoginContext {
             binding: self.pending.remove(&from).map(|p| p.binding),
         }
+    }
+
+    fn reusable_secret(&self) -> bool {
+        // Each pending S verifies one REQUEST: `admitted` removes it.
+        false
     }
 
     fn other(&mut self, from: SocketAddr, d: &[u8], now: Instant, reply: &mut Vec<u8>) {
@@ -281,11 +367,41 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_hello_makes_no_new_pending_entry() {
+        let t = Instant::now();
+        let mut gate =
+            LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
+        let mut client = ClientHandshake::new([9; 32], t);
+        let mut r = Vec::new();
+        gate.handle(addr(1), &client.poll_transmit(t).unwrap(), t, &mut r);
+        client.handle(&r);
+        // The HELLO with its cookie, as an observer records it.
+        let recorded = client.poll_transmit(t).unwrap();
+        let mut r = Vec::new();
+        gate.handle(addr(1), &recorded, t, &mut r);
+        assert!(Accept::decode(&r).is_some());
+        gate.admitted(addr(1));
+        // Replayed from the same (spoofed) address, inside the cookie's
+        // life, after the session began, and after the entry expired.
+        for later in [1, 30, 200] {
+            let at = t + Duration::from_secs(later);
+            let mut r = Vec::new();
+            gate.handle(addr(1), &recorded, at, &mut r);
+            assert!(r.is_empty(), "replayed HELLO answered after {later} s");
+            assert_eq!(gate.pending(), 0, "replayed HELLO made state");
+        }
+        // The entry expires with the cookie (which no longer verifies).
+        assert!(!gate.used_before(&[0; 32], t + USED_EPH_TTL));
+        assert!(gate.used.is_empty());
+    }
+
+    #[test]
     fn pending_cap_and_expiry() {
         let t = Instant::now();
         let opts = GateOptions {
             max_handshakes: 2,
             pending_ttl: Duration::from_secs(10),
+            ..GateOptions::default()
         };
         let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
         let open = |gate: &mut LoginGate, port: u16, at: Instant| {
@@ -311,10 +427,16 @@ mod tests {
         let opts = GateOptions {
             max_handshakes: 4,
             pending_ttl: Duration::from_secs(10),
+            ..GateOptions::default()
         };
         let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
         let open = |gate: &mut LoginGate, from: SocketAddr| {
-            let mut c = ClientHandshake::new([from.port() as u8; 32], t);
+            // A fresh e_c per client, as real clients draw.
+            let mut eph = [from.port() as u8; 32];
+            if let std::net::IpAddr::V4(v4) = from.ip() {
+                eph[1] = v4.octets()[3];
+            }
+            let mut c = ClientHandshake::new(eph, t);
             let mut r = Vec::new();
             gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
             c.handle(&r);
@@ -332,6 +454,43 @@ mod tests {
         assert!(open(&mut gate, addr(2)));
         assert_eq!(gate.pending(), 4);
         assert!(gate.secret_for(addr(1), t).is_some());
+    }
+
+    #[test]
+    fn one_ipv6_slash_64_is_one_host() {
+        let t = Instant::now();
+        let opts = GateOptions {
+            max_handshakes: 100,
+            pending_ttl: Duration::from_secs(10),
+            max_per_host: 3,
+        };
+        let mut gate = LoginGate::new(HostKey::from_bytes([4; 32]), opts, t).unwrap();
+        let mut n = 0u8;
+        let mut open = |gate: &mut LoginGate, from: SocketAddr| {
+            n += 1;
+            let mut c = ClientHandshake::new([n; 32], t);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            c.handle(&r);
+            let mut r = Vec::new();
+            gate.handle(from, &c.poll_transmit(t).unwrap(), t, &mut r);
+            assert!(Accept::decode(&r).is_some());
+        };
+        // Forty addresses of one /64 hold at most three entries.
+        for i in 1..=40u16 {
+            let a: std::net::Ipv6Addr = format!("2001:db8:0:7::{i:x}").parse().unwrap();
+            open(&mut gate, SocketAddr::from((a, 4000)));
+        }
+        assert_eq!(gate.pending(), 3);
+        // The newest stay: a genuine retry from that /64 still works.
+        let last: std::net::Ipv6Addr = "2001:db8:0:7::28".parse().unwrap();
+        assert!(gate.secret_for(SocketAddr::from((last, 4000)), t).is_some());
+        // Another /64 is another host.
+        open(
+            &mut gate,
+            SocketAddr::from(("2001:db8:0:8::1".parse::<std::net::Ipv6Addr>().unwrap(), 1)),
+        );
+        assert_eq!(gate.pending(), 4);
     }
 
     #[test]
