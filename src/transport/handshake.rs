@@ -638,7 +638,12 @@ mod tests {
             &((1u64 << 62) + 10 + 1_800_000_000).to_be_bytes()
         );
         assert_eq!(&p[92..96], &123_456_789u32.to_be_bytes());
-        assert!(p[96..].iter().all(|&b| b == 0), "padding after 96 is zero");
+        // Then the suite offer (count 2: VSL2, VSL1), then zero padding.
+        assert_eq!(&p[96..99], &[2, Suite::Aes256Gcm.id(), Suite::Vsl1.id()]);
+        assert!(
+            p[99..].iter().all(|&b| b == 0),
+            "padding after the offer is zero"
+        );
         // Byte order is time order.
         assert!(
             Tai64n::from_unix(when) < Tai64n::from_unix(when + std::time::Duration::from_nanos(1))
