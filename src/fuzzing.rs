@@ -40,7 +40,8 @@ fn sealed(ptype: u8, payload: &[u8], c2s: bool) -> Vec<u8> {
 /// of either type under the handshake keys.
 pub fn handshake(data: &[u8]) {
     let _ = decode_request(&SECRET, &mut data.to_vec());
-    let _ = decode_response(&SECRET, &[0; 32], &mut data.to_vec());
+    let offer = crate::transport::handshake::Offer::new(crate::vsl::ALL_SUITES);
+    let _ = decode_response(&SECRET, &[0; 32], &offer, &mut data.to_vec());
     for ptype in [
         TYPE_REQUEST,
         TYPE_RESPONSE,
@@ -51,7 +52,7 @@ pub fn handshake(data: &[u8]) {
             .get(4..36)
             .and_then(|n| n.try_into().ok())
             .unwrap_or([0; 32]);
-        let _ = decode_response(&SECRET, &nonce, &mut sealed(ptype, data, false));
+        let _ = decode_response(&SECRET, &nonce, &offer, &mut sealed(ptype, data, false));
     }
 }
 

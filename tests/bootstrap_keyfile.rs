@@ -291,7 +291,7 @@ fn echo_server(key: &vfer::bootstrap::Secret, opts: ListenOptions) -> std::net::
 
 /// A REQUEST as a genuine client makes it, stamped `age` in the past.
 fn request(key: &vfer::bootstrap::Secret, age: Duration) -> Vec<u8> {
-    use vfer::transport::handshake::{encode_request, Tai64n};
+    use vfer::transport::handshake::{encode_request, Offer, Tai64n};
     let mut rnd = vfer::transport::HandshakeRandom::from_os().unwrap();
     rnd.timestamp = Tai64n::from_system(std::time::SystemTime::now() - age);
     let params = vfer::transport::TransportParams {
@@ -299,7 +299,12 @@ fn request(key: &vfer::bootstrap::Secret, age: Duration) -> Vec<u8> {
         initial_max_data: 1 << 20,
         idle_timeout_ms: 30_000,
     };
-    encode_request(key.bytes(), &rnd, &params)
+    encode_request(
+        key.bytes(),
+        &rnd,
+        &params,
+        &Offer::new(vfer::vsl::ALL_SUITES),
+    )
 }
 
 /// Sends `d` from `sock` and says whether the server answered within 800 ms.

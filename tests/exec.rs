@@ -190,12 +190,36 @@ fn environment_and_descriptors() {
         lines[0],
         "VFER_PEER=127.0.0.1:".to_string() + peer_port(lines[0])
     );
-    assert_eq!(lines[1], "VSL_CIPHER=AES-256-CTR+HMAC-SHA256-128");
+    assert_eq!(lines[1], "VSL_CIPHER=AES-256-GCM");
     assert_eq!(lines[2], "VSL_KEX=X25519");
-    assert_eq!(lines[3], "VSL_PROTOCOL=VSL1");
+    assert_eq!(lines[3], "VSL_PROTOCOL=VSL2");
     // Only stdio (and the directory `ls` opened): no socket, no pipe of
     // ours, nothing the session secret went through.
     assert_eq!(lines[4].trim(), "0 1 2 3", "{t}");
+}
+
+/// `--cipher vsl1` on the client: the far program sees the seed's suite.
+#[test]
+fn environment_shows_the_forced_vsl1_suite() {
+    let out = exec(
+        &[
+            "--local",
+            "--cipher",
+            "vsl1",
+            "--exec",
+            "-",
+            "--",
+            "sh",
+            "-c",
+            "env | grep -E '^VSL_(CIPHER|PROTOCOL)' | sort",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "VSL_CIPHER=AES-256-CTR+HMAC-SHA256-128\nVSL_PROTOCOL=VSL1\n"
+    );
 }
 
 fn peer_port(line: &str) -> &str {

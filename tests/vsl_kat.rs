@@ -1,6 +1,9 @@
 //! Known-answer tests for the primitives under VSL, run through the exact code
 //! paths vfer uses (`vfer::vsl::kat` hooks into `src/vsl/packet.rs` and
-//! `src/vsl/keys.rs`): NIST SP 800-38A F.5.5, RFC 4231, RFC 5869.
+//! `src/vsl/keys.rs`): NIST SP 800-38A F.5.5, RFC 4231, RFC 5869, and for
+//! the AES-256-GCM suite the GCM specification's AES-256 test cases (McGrew
+//! and Viega, "The Galois/Counter Mode of Operation", test cases 13, 14 and
+//! 16, the 96-bit-IV cases of NIST's GCM validation).
 
 use vfer::vsl::kat;
 
@@ -197,4 +200,77 @@ fn rfc5869_hkdf_sha256() {
     // HKDF-SHA256 cannot expand past 255 * 32 bytes.
     let mut too_long = vec![0u8; 255 * 32 + 1];
     assert!(!kat::hkdf_sha256(b"s", b"k", b"i", &mut too_long));
+}
+
+/// One AES-256-GCM known answer: seal gives `ct || tag`, open gives the
+/// plaintext back, and a flipped tag, ciphertext or AAD bit is refused.
+fn gcm_case(key: &str, iv: &str, aad: &str, pt: &str, ct: &str, tag: &str) {
+    let key: [u8; 32] = h(key).try_into().unwrap();
+    let iv: [u8; 12] = h(iv).try_into().unwrap();
+    let (aad, pt, ct) = (h(aad), h(pt), h(ct));
+    let tag: [u8; 16] = h(tag).try_into().unwrap();
+    let mut buf = pt.clone();
+    assert_eq!(kat::aes256_gcm_seal(&key, &iv, &aad, &mut buf), tag, "tag");
+    assert_eq!(buf, ct, "ciphertext");
+    assert!(kat::aes256_gcm_open(&key, &iv, &aad, &tag, &mut buf));
+    assert_eq!(buf, pt, "decrypted");
+    let mut bad_tag = tag;
+    bad_tag[15] ^= 1;
+    let mut c = ct.clone();
+    assert!(!kat::aes256_gcm_open(&key, &iv, &aad, &bad_tag, &mut c));
+    if !ct.is_empty() {
+        let mut c = ct.clone();
+        c[0] ^= 0x80;
+        assert!(!kat::aes256_gcm_open(&key, &iv, &aad, &tag, &mut c));
+    }
+    let mut aad2 = aad.clone();
+    aad2.push(0);
+    let mut c = ct.clone();
+    assert!(!kat::aes256_gcm_open(&key, &iv, &aad2, &tag, &mut c));
+}
+
+/// GCM specification test case 13: AES-256, zero key and IV, empty input.
+#[test]
+fn gcm_spec_test_case_13() {
+    gcm_case(
+        &"00".repeat(32),
+        &"00".repeat(12),
+        "",
+        "",
+        "",
+        "530f8afbc74536b9a963b4f1c4cb738b",
+    );
+}
+
+/// GCM specification test case 14: AES-256, zero key and IV, one zero block.
+#[test]
+fn gcm_spec_test_case_14() {
+    gcm_case(
+        &"00".repeat(32),
+        &"00".repeat(12),
+        "",
+        "00000000000000000000000000000000",
+        "cea7403d4d606b6e074ec5d3baf39d18",
+        "d0d1c8a799996bf0265b98b5d48ab919",
+    );
+}
+
+/// GCM specification test case 16: AES-256, 20 bytes of AAD, 60 bytes of
+/// plaintext (a partial last block), as VSL2 packets have (17-byte AAD).
+#[test]
+fn gcm_spec_test_case_16() {
+    gcm_case(
+        "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+        "cafebabefacedbaddecaf888",
+        "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+        concat!(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72",
+            "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39"
+        ),
+        concat!(
+            "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa",
+            "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+        ),
+        "76fc6ece0f4e1768cddf8853bb2d551b",
+    );
 }

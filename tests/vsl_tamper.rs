@@ -1,14 +1,35 @@
 //! Tamper matrix: no modification of a sealed VSL packet opens, the opener's
 //! state survives every rejection (the genuine packet still opens after its
-//! forgeries), and a rejected datagram is never decrypted (its bytes are
-//! untouched).
+//! forgeries), and a rejected datagram is never decrypted: VSL1 leaves its
+//! bytes untouched; VSL2 (AES-256-GCM, whose tag check and decryption are
+//! one pass) leaves the header untouched and zeroes the payload. Both suites.
 
-use vfer::vsl::{OpenError, Opener, Role, Session, SessionKeys, HEADER_LEN, MAX_DATALEN};
+use vfer::vsl::{
+    OpenError, Opener, Role, Session, SessionKeys, Suite, SuiteKeys, HEADER_LEN, MAX_DATALEN,
+};
 
 const PACKETS: u64 = 1_000;
 
 fn session_pair(server_nonce: u8) -> (Session, Session) {
     let keys = SessionKeys::derive(&[0x11; 32], &[0x22; 32], &[server_nonce; 32], None);
+    (
+        Session::new(&keys, Role::Client, 0),
+        Session::new(&keys, Role::Server, 0),
+    )
+}
+
+fn suite_pair(suite: Suite, server_nonce: u8) -> (Session, Session) {
+    if suite == Suite::Vsl1 {
+        return session_pair(server_nonce);
+    }
+    let keys = SuiteKeys::derive(
+        suite,
+        &[0x11; 32],
+        &[0x22; 32],
+        &[server_nonce; 32],
+        Some(&[0x44; 32]),
+        &[2, 2, 1, 2],
+    );
     (
         Session::new(&keys, Role::Client, 0),
         Session::new(&keys, Role::Server, 0),
@@ -37,14 +58,24 @@ fn seal(s: &mut Session, ptype: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Opens `bad` and requires a rejection of one of `allowed` kinds, with the
-/// datagram left exactly as it was (nothing decrypted).
+/// datagram left exactly as it was (nothing decrypted), except that a GCM
+/// tag failure zeroes the payload (never plaintext) and keeps the header.
 fn reject(opener: &mut Opener, bad: &mut [u8], allowed: &[OpenError], what: &str) {
     let before = bad.to_vec();
-    match opener.open(bad) {
+    let err = match opener.open(bad) {
         Ok(o) => panic!("{what}: tampered packet opened (msgnr {})", o.msgnr),
-        Err(e) => assert!(allowed.contains(&e), "{what}: unexpected {e:?}"),
+        Err(e) => e,
+    };
+    assert!(allowed.contains(&err), "{what}: unexpected {err:?}");
+    if opener.suite() == Suite::Aes256Gcm && err == OpenError::BadMac {
+        assert_eq!(bad[..HEADER_LEN], before[..HEADER_LEN], "{what}: header");
+        assert!(
+            bad[HEADER_LEN..].iter().all(|&b| b == 0),
+            "{what}: rejected GCM payload not zeroed"
+        );
+    } else {
+        assert_eq!(bad, &before[..], "{what}: rejected datagram was modified");
     }
-    assert_eq!(bad, &before[..], "{what}: rejected datagram was modified");
 }
 
 /// The errors a flip of `byte` may produce.
@@ -63,9 +94,18 @@ fn allowed_for_byte(byte: usize) -> &'static [OpenError] {
 }
 
 #[test]
-fn tamper_matrix() {
-    let (mut client, mut server) = session_pair(0x33);
-    let (mut other_client, _) = session_pair(0x34);
+fn tamper_matrix_vsl1() {
+    tamper_matrix(Suite::Vsl1);
+}
+
+#[test]
+fn tamper_matrix_aes_256_gcm() {
+    tamper_matrix(Suite::Aes256Gcm);
+}
+
+fn tamper_matrix(suite: Suite) {
+    let (mut client, mut server) = suite_pair(suite, 0x33);
+    let (mut other_client, _) = suite_pair(suite, 0x34);
     let mut scratch = vec![0u8; HEADER_LEN + 1400 + 256];
     let mut flips = 0u64;
     for i in 0..PACKETS {
@@ -144,8 +184,12 @@ fn tamper_matrix() {
             bad[29..33].copy_from_slice(&(datalen - 1).to_be_bytes());
             reject(rx, bad, &[OpenError::BadMac], "datalen-1, shortened");
         }
-        // Wrong magic.
-        for magic in [b"VSL0", b"VSL2", b"vsl1", b"\0\0\0\0", b"1LSV"] {
+        // Wrong magic, including the other suite's.
+        let magics: [&[u8; 4]; 5] = match suite {
+            Suite::Vsl1 => [b"VSL0", b"VSL2", b"vsl1", b"\0\0\0\0", b"1LSV"],
+            Suite::Aes256Gcm => [b"VSL0", b"VSL1", b"vsl2", b"\0\0\0\0", b"2LSV"],
+        };
+        for magic in magics {
             let bad = &mut scratch[..n];
             bad.copy_from_slice(&genuine);
             bad[24..28].copy_from_slice(magic);
@@ -186,9 +230,15 @@ fn tamper_matrix() {
 /// without allocation or panic.
 #[test]
 fn oversized_and_extreme_headers() {
-    let (_, mut server) = session_pair(0x33);
+    oversized_and_extreme(Suite::Vsl1);
+    oversized_and_extreme(Suite::Aes256Gcm);
+}
+
+fn oversized_and_extreme(suite: Suite) {
+    let (_, mut server) = suite_pair(suite, 0x33);
+    let magic = &suite.magic();
     let mut big = vec![0u8; HEADER_LEN + MAX_DATALEN + 1];
-    big[24..28].copy_from_slice(b"VSL1");
+    big[24..28].copy_from_slice(magic);
     big[29..33].copy_from_slice(&((MAX_DATALEN + 1) as u32).to_be_bytes());
     reject(
         &mut server.opener,
@@ -197,11 +247,11 @@ fn oversized_and_extreme_headers() {
         "over max",
     );
     let mut max = vec![0u8; HEADER_LEN + MAX_DATALEN];
-    max[24..28].copy_from_slice(b"VSL1");
+    max[24..28].copy_from_slice(magic);
     max[29..33].copy_from_slice(&(MAX_DATALEN as u32).to_be_bytes());
     reject(&mut server.opener, &mut max, &[OpenError::BadMac], "max");
     let mut huge_len = vec![0u8; HEADER_LEN];
-    huge_len[24..28].copy_from_slice(b"VSL1");
+    huge_len[24..28].copy_from_slice(magic);
     huge_len[29..33].copy_from_slice(&u32::MAX.to_be_bytes());
     reject(
         &mut server.opener,
@@ -213,7 +263,7 @@ fn oversized_and_extreme_headers() {
     for msgnr in [vfer::vsl::MSGNR_LIMIT + 1, u64::MAX] {
         let mut dg = vec![0u8; HEADER_LEN];
         dg[..8].copy_from_slice(&msgnr.to_be_bytes());
-        dg[24..28].copy_from_slice(b"VSL1");
+        dg[24..28].copy_from_slice(magic);
         reject(
             &mut server.opener,
             &mut dg,

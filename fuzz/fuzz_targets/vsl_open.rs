@@ -1,5 +1,5 @@
-//! Fuzzes `Opener::open` with fixed keys: arbitrary bytes must never panic,
-//! and anything that opens must be a packet the fixed sealer could make.
+//! Fuzzes `Opener::open` with fixed keys, for both suites (VSL1 and
+//! AES-256-GCM): arbitrary bytes must never panic, and nothing forged opens.
 //!
 //! The input is split into datagrams (a 2-byte big-endian length before each)
 //! so the fuzzer also explores sequences: replays, reordering and the window.
@@ -8,14 +8,33 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfer::vsl::{Role, Session, SessionKeys, HEADER_LEN, MAX_DATALEN};
+use vfer::vsl::{Role, Session, SessionKeys, Suite, SuiteKeys, HEADER_LEN, MAX_DATALEN};
 
 fuzz_target!(|data: &[u8]| {
-    let keys = SessionKeys::derive(&[7; 32], &[1; 32], &[2; 32], None);
-    let mut server = Session::new(&keys, Role::Server, 0);
-    // The genuine client starts far above anything the fuzzer can guess
-    // cheaply, so its packets stay fresh whatever the fuzzer sends.
-    let mut client = Session::new(&keys, Role::Client, 1 << 50);
+    let v1 = SessionKeys::derive(&[7; 32], &[1; 32], &[2; 32], None);
+    let gcm = SuiteKeys::derive(
+        Suite::Aes256Gcm,
+        &[7; 32],
+        &[1; 32],
+        &[2; 32],
+        None,
+        &[1, 2, 2],
+    );
+    // The first input byte picks the suite.
+    let use_gcm = data.first().is_some_and(|b| b & 1 == 1);
+    let (mut server, mut client) = if use_gcm {
+        (
+            Session::new(&gcm, Role::Server, 0),
+            Session::new(&gcm, Role::Client, 1 << 50),
+        )
+    } else {
+        // The genuine client starts far above anything the fuzzer can guess
+        // cheaply, so its packets stay fresh whatever the fuzzer sends.
+        (
+            Session::new(&v1, Role::Server, 0),
+            Session::new(&v1, Role::Client, 1 << 50),
+        )
+    };
     let mut buf = vec![0u8; HEADER_LEN + MAX_DATALEN + 64];
     let mut rest = data;
     let mut count = 0u32;

@@ -8,6 +8,7 @@ use clap::{ArgAction, Args};
 use super::rate::parse_rate;
 use crate::transport::cc::CcChoice;
 use crate::transport::Config;
+use crate::vsl::CipherChoice;
 
 /// Options shared by both programs (scp/rsync spellings where they exist).
 #[derive(Args, Debug, Clone, Default)]
@@ -59,6 +60,11 @@ pub struct Common {
     /// UDP ports the far side may bind, e.g. 60000-60100 (for firewalls).
     #[arg(long, value_name = "A-B")]
     pub port_range: Option<String>,
+    /// Packet protection: auto (the fastest suite both ends have, AES-256-GCM
+    /// today), aes-256-gcm, or vsl1 (AES-256-CTR + HMAC-SHA256, the original
+    /// suite). A client offers only this suite; a server accepts only it.
+    #[arg(long, value_name = "SUITE", default_value = "auto")]
+    pub cipher: CipherChoice,
     /// Give up when the peer is silent this long (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
@@ -94,6 +100,7 @@ impl Common {
             handshake_timeout: Config::default()
                 .handshake_timeout
                 .min(Duration::from_secs(self.timeout.max(1))),
+            cipher: self.cipher,
             ..Config::default()
         }
     }

@@ -28,6 +28,8 @@ struct Json<'a> {
     srtt_ms: f64,
     path_mtu: u16,
     congestion_control: &'a str,
+    /// The negotiated VSL suite, as `VSL_CIPHER` spells it.
+    cipher: &'a str,
     /// Seconds the controller spent competing with a queue-filling flow.
     competing_seconds: f64,
     failures: &'a [crate::transfer::Failure],
@@ -143,6 +145,7 @@ pub fn finish(program: &str, summary: &Summary, stats: &Stats, json: bool, quiet
             srtt_ms: stats.srtt.as_secs_f64() * 1e3,
             path_mtu: stats.path_mtu,
             congestion_control: stats.cc,
+            cipher: stats.suite.map_or("", crate::vsl::Suite::cipher_name),
             competing_seconds: stats.cc_time_competing.as_secs_f64(),
             failures: &summary.failures,
         };

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::cc::CcChoice;
+use crate::vsl::CipherChoice;
 
 /// The most a receiver holds back before acknowledging an ack-eliciting packet.
 /// Both sides assume this value for the peer (it is part of the protocol).
@@ -33,6 +34,8 @@ pub struct Config {
     /// Cap on the probe timeout after backoff, so a path back from a
     /// blackout is noticed quickly.
     pub max_pto: Duration,
+    /// VSL suites offered (client) or accepted (server), `--cipher`.
+    pub cipher: CipherChoice,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             max_udp_payload: 65_465,
             ack_every: 4,
             max_pto: Duration::from_secs(2),
+            cipher: CipherChoice::Auto,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Stats {
     pub pacing_rate: u64,
     /// Congestion controller name.
     pub cc: &'static str,
+    /// The negotiated VSL suite; `None` before the handshake.
+    pub suite: Option<crate::vsl::Suite>,
     /// Time the controller spent competing with a flow that held the
     /// bottleneck's queue (a TCP flow, say) rather than keeping it short.
     pub cc_time_competing: Duration,

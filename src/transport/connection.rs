@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::cc::Controller;
 use super::config::{Config, Stats, MAX_ACK_DELAY};
-use super::handshake::{self, HandshakeError, HandshakeRandom, TransportParams};
+use super::handshake::{self, HandshakeError, HandshakeRandom, Offer, TransportParams};
 use super::mtu::PathMtu;
 use super::pacer::Pacer;
 use super::ranges::RangeSet;
@@ -40,7 +40,7 @@ pub enum CloseReason {
     #[error("no packet from the peer for {0:?}: peer dead or path lost")]
     IdleTimeout(Duration),
     /// The handshake did not complete in time.
-    #[error("no handshake response within {0:?}: wrong address or port, blocked UDP, or wrong secret/key")]
+    #[error("no handshake response within {0:?}: wrong address or port, blocked UDP, wrong secret/key, or no cipher suite in common (--cipher)")]
     HandshakeTimeout(Duration),
     /// The handshake failed.
     #[error("handshake failed: {0}")]
@@ -175,6 +175,11 @@ impl Connection {
         }
     }
 
+    /// The suites we offer as a client (`Config::cipher`, preference order).
+    pub(super) fn our_offer(&self) -> Offer {
+        Offer::new(self.config.cipher.suites())
+    }
+
     /// Starts a client connection: its first `poll_transmit` is the REQUEST.
     pub fn client(
         config: Config,
@@ -183,7 +188,7 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let mut c = Connection::new(config, Role::Client, secret, now);
-        let request = handshake::encode_request(secret, &rnd, &c.our_params());
+        let request = handshake::encode_request(secret, &rnd, &c.our_params(), &c.our_offer());
         c.state = State::ClientHandshake {
             request,
             next_send: now,
@@ -206,10 +211,26 @@ impl Connection {
         request: &mut [u8],
     ) -> Result<Connection, HandshakeError> {
         let req = handshake::decode_request(secret, request)?;
+        let Some(suite) = req.offer.choose(config.cipher.suites()) else {
+            tracing::warn!(
+                "refusing a client that offers only {}; this side accepts {:?} (--cipher)",
+                req.offer,
+                config.cipher
+            );
+            return Err(HandshakeError::NoCommonSuite);
+        };
+        tracing::info!("VSL suite {suite} chosen; the client offered {}", req.offer);
         let mut c = Connection::new(config, Role::Server, secret, now);
-        let keys =
-            handshake::session_keys(secret, &req.nonce, &rnd.nonce, &rnd.dh_secret, &req.public)?;
-        let response = handshake::encode_response(secret, &req.nonce, &rnd, &c.our_params());
+        let keys = handshake::session_keys(
+            secret,
+            &req.nonce,
+            &rnd.nonce,
+            &rnd.dh_secret,
+            &req.public,
+            &req.offer,
+            suite,
+        )?;
+        let response = handshake::encode_response(secret, &req.nonce, &rnd, &c.our_params(), suite);
         c.vsl = Some(vsl::Session::new(&keys, Role::Server, 0));
         c.apply_peer_params(req.params);
         c.server_hs = Some(ServerHandshake {
@@ -356,6 +377,7 @@ impl Connection {
         s.cwnd = self.cc.window();
         s.pacing_rate = self.pacing_rate();
         s.cc = self.cc.name();
+        s.suite = self.vsl.as_ref().map(|v| v.suite());
         s.cc_time_competing = self.cc.time_competing();
         s.packets_lost = self.recovery.lost_packets;
         s

@@ -2,12 +2,14 @@
 //! fresh nonce and an X25519 share inside VSL packets protected by keys
 //! derived from the session secret alone, so only holders of the secret can
 //! take part; session keys then come from the secret, both nonces and the
-//! X25519 result (forward secrecy). See docs/PROTOCOL.md §2.
+//! X25519 result (forward secrecy). The client offers VSL suites, the
+//! server chooses one, and offer and choice are bound into the session
+//! keys. See docs/PROTOCOL.md §2.
 
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::vsl::{self, SessionKeys, HEADER_LEN, KEY_LEN, NONCE_LEN};
+use crate::vsl::{self, SessionKeys, Suite, SuiteKeys, HEADER_LEN, KEY_LEN, NONCE_LEN};
 
 /// VSL type of packets carrying VFER frames under session keys.
 pub const TYPE_DATA: u8 = 0x00;
@@ -22,6 +24,100 @@ pub const VERSION: u32 = 1;
 pub const REQUEST_DATAGRAM_LEN: usize = 1200;
 /// Handshake packet numbers are drawn at random below this bound.
 pub const HANDSHAKE_MSGNR_BOUND: u64 = 1 << 60;
+/// Payload offset of the suite offer in the REQUEST (84..96 is reserved).
+pub const OFFER_OFFSET: usize = 96;
+/// The most suites one offer may list.
+pub const MAX_OFFER: usize = 16;
+
+/// The client's suite offer exactly as on the wire: `u8 count` (1 to
+/// `MAX_OFFER`), then `count` one-byte suite ids in the client's preference
+/// order. Ids this build does not know are kept (they are part of what the
+/// key schedule binds) but never chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    bytes: [u8; 1 + MAX_OFFER],
+}
+
+impl Offer {
+    /// An offer of `suites`, in that order.
+    ///
+    /// # Panics
+    /// If `suites` is empty or longer than `MAX_OFFER` (a caller bug).
+    pub fn new(suites: &[Suite]) -> Offer {
+        assert!(
+            (1..=MAX_OFFER).contains(&suites.len()),
+            "an offer lists 1 to {MAX_OFFER} suites"
+        );
+        let mut bytes = [0u8; 1 + MAX_OFFER];
+        bytes[0] = suites.len() as u8;
+        for (b, s) in bytes[1..].iter_mut().zip(suites) {
+            *b = s.id();
+        }
+        Offer { bytes }
+    }
+
+    /// Reads an offer at the start of `b`; `None` if the count is 0, above
+    /// `MAX_OFFER`, or runs past `b`.
+    fn read(b: &[u8]) -> Option<Offer> {
+        let count = *b.first()? as usize;
+        if !(1..=MAX_OFFER).contains(&count) {
+            return None;
+        }
+        let mut bytes = [0u8; 1 + MAX_OFFER];
+        bytes[..=count].copy_from_slice(b.get(..=count)?);
+        Some(Offer { bytes })
+    }
+
+    /// The offer's wire bytes: count, then the ids.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..=self.bytes[0] as usize]
+    }
+
+    /// Does the offer list `suite`?
+    pub fn contains(&self, suite: Suite) -> bool {
+        self.as_bytes()[1..].contains(&suite.id())
+    }
+
+    /// The known suites offered, in the client's order (for logs).
+    pub fn suites(&self) -> impl Iterator<Item = Suite> + '_ {
+        self.as_bytes()[1..]
+            .iter()
+            .filter_map(|&id| Suite::from_id(id))
+    }
+
+    /// The server's choice: the first of `accepted` (the server's
+    /// preference order) that the offer lists, if any.
+    pub fn choose(&self, accepted: &[Suite]) -> Option<Suite> {
+        accepted.iter().copied().find(|&s| self.contains(s))
+    }
+
+    /// The suite binding of the key schedule (PROTOCOL §2.4): the offer's
+    /// wire bytes, then the chosen suite's id. Returns the buffer and length.
+    pub fn binding(&self, chosen: Suite) -> ([u8; 2 + MAX_OFFER], usize) {
+        let mut b = [0u8; 2 + MAX_OFFER];
+        let n = self.as_bytes().len();
+        b[..n].copy_from_slice(self.as_bytes());
+        b[n] = chosen.id();
+        (b, n + 1)
+    }
+}
+
+impl std::fmt::Display for Offer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for &id in &self.as_bytes()[1..] {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            match Suite::from_id(id) {
+                Some(s) => write!(f, "{}", s.cipher_name())?,
+                None => write!(f, "unknown suite 0x{id:02x}")?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Parameters each side announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +272,14 @@ pub enum HandshakeError {
     /// The peer's X25519 share is a low-order point.
     #[error("peer sent a low-order X25519 share")]
     LowOrder,
+    /// The client offered no suite this server accepts (server side: the
+    /// REQUEST gets no answer).
+    #[error("the client offers no cipher suite this side accepts (see --cipher)")]
+    NoCommonSuite,
+    /// The server chose a suite the client did not offer: a broken or
+    /// hostile peer.
+    #[error("the server chose a cipher suite that was not offered")]
+    NotOffered,
 }
 
 /// A decoded, authenticated REQUEST.
@@ -187,6 +291,8 @@ pub struct Request {
     pub public: [u8; 32],
     /// The client's parameters.
     pub params: TransportParams,
+    /// The suites the client offers.
+    pub offer: Offer,
     /// When the client made the REQUEST (its clock).
     pub timestamp: Tai64n,
 }
@@ -200,6 +306,8 @@ pub struct Response {
     pub public: [u8; 32],
     /// The server's parameters.
     pub params: TransportParams,
+    /// The suite the server chose (one the client offered).
+    pub suite: Suite,
 }
 
 /// Keys protecting handshake packets: the VSL key schedule with all-zero
@@ -211,15 +319,18 @@ fn handshake_keys(secret: &[u8; KEY_LEN]) -> SessionKeys {
 /// Offset of the TAI64N timestamp in the REQUEST payload.
 const REQUEST_TIMESTAMP: usize = 4 + NONCE_LEN + 32 + PARAMS_LEN;
 const REQUEST_BODY: usize = REQUEST_TIMESTAMP + 12;
-const RESPONSE_BODY: usize = 4 + 2 * NONCE_LEN + 32 + PARAMS_LEN;
+// The suite offer follows the timestamp.
+const _: () = assert!(OFFER_OFFSET == REQUEST_BODY);
+const RESPONSE_BODY: usize = 4 + 2 * NONCE_LEN + 32 + PARAMS_LEN + 1;
 /// Length of the RESPONSE datagram.
 pub const RESPONSE_DATAGRAM_LEN: usize = HEADER_LEN + RESPONSE_BODY;
 
-/// Builds the client's REQUEST datagram.
+/// Builds the client's REQUEST datagram offering `offer`.
 pub fn encode_request(
     secret: &[u8; KEY_LEN],
     rnd: &HandshakeRandom,
     params: &TransportParams,
+    offer: &Offer,
 ) -> Vec<u8> {
     let mut d = vec![0u8; REQUEST_DATAGRAM_LEN];
     let p = &mut d[HEADER_LEN..];
@@ -227,6 +338,8 @@ pub fn encode_request(
     p[4..36].copy_from_slice(&rnd.nonce);
     p[36..68].copy_from_slice(&rnd.public());
     params.write(&mut p[68..68 + PARAMS_LEN]);
+    let o = offer.as_bytes();
+    p[OFFER_OFFSET..OFFER_OFFSET + o.len()].copy_from_slice(o);
     p[REQUEST_TIMESTAMP..REQUEST_BODY].copy_from_slice(&rnd.timestamp.0);
     let keys = handshake_keys(secret);
     let mut sealer = vsl::Sealer::new(&keys.c2s, rnd.msgnr);
@@ -256,22 +369,29 @@ pub fn decode_request(
     let mut public = [0u8; 32];
     public.copy_from_slice(&p[36..68]);
     let params = TransportParams::read(&p[68..]).ok_or(HandshakeError::Malformed)?;
+    let offer = p
+        .get(OFFER_OFFSET..)
+        .and_then(Offer::read)
+        .ok_or(HandshakeError::Malformed)?;
     let mut timestamp = [0u8; 12];
     timestamp.copy_from_slice(&p[REQUEST_TIMESTAMP..REQUEST_BODY]);
     Ok(Request {
         nonce,
         public,
         params,
+        offer,
         timestamp: Tai64n(timestamp),
     })
 }
 
-/// Builds the server's RESPONSE datagram answering the request with `client_nonce`.
+/// Builds the server's RESPONSE datagram answering the request with
+/// `client_nonce`, announcing the chosen suite.
 pub fn encode_response(
     secret: &[u8; KEY_LEN],
     client_nonce: &[u8; NONCE_LEN],
     rnd: &HandshakeRandom,
     params: &TransportParams,
+    chosen: Suite,
 ) -> Vec<u8> {
     let mut d = vec![0u8; RESPONSE_DATAGRAM_LEN];
     let p = &mut d[HEADER_LEN..];
@@ -280,16 +400,19 @@ pub fn encode_response(
     p[36..68].copy_from_slice(&rnd.nonce);
     p[68..100].copy_from_slice(&rnd.public());
     params.write(&mut p[100..100 + PARAMS_LEN]);
+    p[116] = chosen.id();
     let keys = handshake_keys(secret);
     let mut sealer = vsl::Sealer::new(&keys.s2c, rnd.msgnr);
     let _ = sealer.seal_in_place(TYPE_RESPONSE, &mut d);
     d
 }
 
-/// Authenticates and decodes a RESPONSE to the request with `client_nonce`.
+/// Authenticates and decodes a RESPONSE to the request with `client_nonce`
+/// that offered `offer`; the chosen suite must be one offered.
 pub fn decode_response(
     secret: &[u8; KEY_LEN],
     client_nonce: &[u8; NONCE_LEN],
+    offer: &Offer,
     datagram: &mut [u8],
 ) -> Result<Response, HandshakeError> {
     let keys = handshake_keys(secret);
@@ -311,32 +434,44 @@ pub fn decode_response(
     let mut public = [0u8; 32];
     public.copy_from_slice(&p[68..100]);
     let params = TransportParams::read(&p[100..]).ok_or(HandshakeError::Malformed)?;
+    let suite = Suite::from_id(p[116])
+        .filter(|&s| offer.contains(s))
+        .ok_or(HandshakeError::NotOffered)?;
     Ok(Response {
         nonce,
         public,
         params,
+        suite,
     })
 }
 
-/// Session keys from the secret, both nonces and the X25519 result.
-/// Fails on a low-order peer share (all-zero shared secret).
+/// Session keys for the `chosen` suite from the secret, both nonces, the
+/// X25519 result and the suite binding (the client's `offer` and the
+/// choice, PROTOCOL §2.4). Fails on a low-order peer share (all-zero
+/// shared secret).
+#[allow(clippy::too_many_arguments)]
 pub fn session_keys(
     secret: &[u8; KEY_LEN],
     client_nonce: &[u8; NONCE_LEN],
     server_nonce: &[u8; NONCE_LEN],
     our_dh_secret: &[u8; 32],
     peer_public: &[u8; 32],
-) -> Result<SessionKeys, HandshakeError> {
+    offer: &Offer,
+    chosen: Suite,
+) -> Result<SuiteKeys, HandshakeError> {
     let ours = StaticSecret::from(*our_dh_secret);
     let shared = ours.diffie_hellman(&PublicKey::from(*peer_public));
     if !shared.was_contributory() {
         return Err(HandshakeError::LowOrder);
     }
-    Ok(SessionKeys::derive(
+    let (binding, len) = offer.binding(chosen);
+    Ok(SuiteKeys::derive(
+        chosen,
         secret,
         client_nonce,
         server_nonce,
         Some(shared.as_bytes()),
+        &binding[..len],
     ))
 }
 
@@ -352,21 +487,137 @@ mod tests {
         }
     }
 
+    fn all() -> Offer {
+        Offer::new(vsl::ALL_SUITES)
+    }
+
+    /// Seals both directions' first packet and checks each opens at the
+    /// other end: the two sides hold the same keys.
+    fn keys_agree(kc: &SuiteKeys, ks: &SuiteKeys) -> bool {
+        let mut c = vsl::Session::new(kc, vsl::Role::Client, 0);
+        let mut s = vsl::Session::new(ks, vsl::Role::Server, 0);
+        let mut buf = [0u8; 64];
+        let (_, l) = c.sealer.seal(0, b"ping", &mut buf).unwrap();
+        let up = s.opener.open(&mut buf[..l]).is_ok();
+        let (_, l) = s.sealer.seal(0, b"pong", &mut buf).unwrap();
+        up && c.opener.open(&mut buf[..l]).is_ok()
+    }
+
     #[test]
-    fn both_sides_agree_on_keys() {
+    fn both_sides_agree_on_suite_and_keys() {
         let secret = [5u8; 32];
         let c = HandshakeRandom::from_seed(1);
         let s = HandshakeRandom::from_seed(2);
-        let mut req = encode_request(&secret, &c, &params());
-        assert_eq!(req.len(), REQUEST_DATAGRAM_LEN);
-        let r = decode_request(&secret, &mut req).unwrap();
-        assert_eq!(r.params, params());
-        let mut resp = encode_response(&secret, &r.nonce, &s, &params());
-        let p = decode_response(&secret, &c.nonce, &mut resp).unwrap();
-        let kc = session_keys(&secret, &c.nonce, &p.nonce, &c.dh_secret, &p.public).unwrap();
-        let ks = session_keys(&secret, &r.nonce, &s.nonce, &s.dh_secret, &r.public).unwrap();
-        assert_eq!(kc.c2s.enc, ks.c2s.enc);
-        assert_eq!(kc.s2c.mac, ks.s2c.mac);
+        for (offer, accepted, want) in [
+            (all(), vsl::ALL_SUITES, Suite::Aes256Gcm),
+            (Offer::new(&[Suite::Vsl1]), vsl::ALL_SUITES, Suite::Vsl1),
+            (all(), &[Suite::Vsl1][..], Suite::Vsl1),
+            (
+                Offer::new(&[Suite::Vsl1, Suite::Aes256Gcm]),
+                vsl::ALL_SUITES,
+                Suite::Aes256Gcm,
+            ),
+        ] {
+            let mut req = encode_request(&secret, &c, &params(), &offer);
+            assert_eq!(req.len(), REQUEST_DATAGRAM_LEN);
+            let r = decode_request(&secret, &mut req).unwrap();
+            assert_eq!(r.params, params());
+            assert_eq!(r.offer, offer);
+            let chosen = r.offer.choose(accepted).unwrap();
+            assert_eq!(chosen, want);
+            let mut resp = encode_response(&secret, &r.nonce, &s, &params(), chosen);
+            assert_eq!(resp.len(), RESPONSE_DATAGRAM_LEN);
+            let p = decode_response(&secret, &c.nonce, &offer, &mut resp).unwrap();
+            assert_eq!(p.suite, want);
+            let kc = session_keys(
+                &secret,
+                &c.nonce,
+                &p.nonce,
+                &c.dh_secret,
+                &p.public,
+                &offer,
+                p.suite,
+            )
+            .unwrap();
+            let ks = session_keys(
+                &secret,
+                &r.nonce,
+                &s.nonce,
+                &s.dh_secret,
+                &r.public,
+                &r.offer,
+                chosen,
+            )
+            .unwrap();
+            assert_eq!(kc.suite(), want);
+            assert!(keys_agree(&kc, &ks));
+        }
+    }
+
+    /// A man in the middle who could rewrite the offer (here: a peer that
+    /// saw a different offer than the client sent) gets keys that do not
+    /// match, and the choice of an unoffered suite is refused outright.
+    #[test]
+    fn a_stripped_offer_or_an_unoffered_choice_fails() {
+        let secret = [5u8; 32];
+        let c = HandshakeRandom::from_seed(1);
+        let s = HandshakeRandom::from_seed(2);
+        let sent = all();
+        let stripped = Offer::new(&[Suite::Vsl1]);
+        let kc = session_keys(
+            &secret,
+            &c.nonce,
+            &s.nonce,
+            &c.dh_secret,
+            &s.public(),
+            &sent,
+            Suite::Vsl1,
+        )
+        .unwrap();
+        let ks = session_keys(
+            &secret,
+            &c.nonce,
+            &s.nonce,
+            &s.dh_secret,
+            &c.public(),
+            &stripped,
+            Suite::Vsl1,
+        )
+        .unwrap();
+        assert!(!keys_agree(&kc, &ks));
+        let mut resp = encode_response(&secret, &c.nonce, &s, &params(), Suite::Aes256Gcm);
+        assert_eq!(
+            decode_response(&secret, &c.nonce, &stripped, &mut resp).unwrap_err(),
+            HandshakeError::NotOffered
+        );
+        // And the handshake MAC already refuses an edited REQUEST.
+        let mut req = encode_request(&secret, &c, &params(), &sent);
+        req[HEADER_LEN + OFFER_OFFSET + 1] = Suite::Vsl1.id();
+        assert_eq!(
+            decode_request(&secret, &mut req).unwrap_err(),
+            HandshakeError::Auth
+        );
+    }
+
+    #[test]
+    fn offer_parsing() {
+        assert_eq!(Offer::read(&[0, 1]), None);
+        assert_eq!(Offer::read(&[2, 1]), None);
+        assert_eq!(Offer::read(&[17; 40]), None);
+        let o = Offer::read(&[3, 9, 2, 1, 0, 0]).unwrap();
+        assert_eq!(o.as_bytes(), &[3, 9, 2, 1]);
+        assert_eq!(
+            o.choose(&[Suite::Vsl1, Suite::Aes256Gcm]),
+            Some(Suite::Vsl1)
+        );
+        assert_eq!(o.suites().count(), 2);
+        assert_eq!(Offer::read(&[1, 9]).unwrap().choose(vsl::ALL_SUITES), None);
+        assert_eq!(
+            o.to_string(),
+            "unknown suite 0x09, AES-256-GCM, AES-256-CTR+HMAC-SHA256-128"
+        );
+        let (b, n) = o.binding(Suite::Vsl1);
+        assert_eq!(&b[..n], &[3, 9, 2, 1, 1]);
     }
 
     #[test]
@@ -375,7 +626,7 @@ mod tests {
         let mut c = HandshakeRandom::from_seed(1);
         let when = std::time::Duration::new(1_800_000_000, 123_456_789);
         c.timestamp = Tai64n::from_unix(when);
-        let mut req = encode_request(&secret, &c, &params());
+        let mut req = encode_request(&secret, &c, &params(), &all());
         let r = decode_request(&secret, &mut req.clone()).unwrap();
         assert_eq!(r.timestamp, c.timestamp);
         assert_eq!(r.timestamp.to_unix(), Some(when));
@@ -387,7 +638,12 @@ mod tests {
             &((1u64 << 62) + 10 + 1_800_000_000).to_be_bytes()
         );
         assert_eq!(&p[92..96], &123_456_789u32.to_be_bytes());
-        assert!(p[96..].iter().all(|&b| b == 0), "padding after 96 is zero");
+        // Then the suite offer (count 2: VSL2, VSL1), then zero padding.
+        assert_eq!(&p[96..99], &[2, Suite::Aes256Gcm.id(), Suite::Vsl1.id()]);
+        assert!(
+            p[99..].iter().all(|&b| b == 0),
+            "padding after the offer is zero"
+        );
         // Byte order is time order.
         assert!(
             Tai64n::from_unix(when) < Tai64n::from_unix(when + std::time::Duration::from_nanos(1))
@@ -398,15 +654,137 @@ mod tests {
     #[test]
     fn wrong_secret_and_low_order_rejected() {
         let c = HandshakeRandom::from_seed(1);
-        let mut req = encode_request(&[5u8; 32], &c, &params());
+        let mut req = encode_request(&[5u8; 32], &c, &params(), &all());
         assert_eq!(
             decode_request(&[6u8; 32], &mut req).unwrap_err(),
             HandshakeError::Auth
         );
         let zero = [0u8; 32];
         assert!(matches!(
-            session_keys(&[5; 32], &[1; 32], &[2; 32], &c.dh_secret, &zero),
+            session_keys(
+                &[5; 32],
+                &[1; 32],
+                &[2; 32],
+                &c.dh_secret,
+                &zero,
+                &all(),
+                Suite::Vsl1
+            ),
             Err(HandshakeError::LowOrder)
         ));
+    }
+
+    mod negotiation {
+        use std::time::Instant;
+
+        use super::super::super::config::Config;
+        use super::super::super::connection::Connection;
+        use super::*;
+        use crate::vsl::CipherChoice;
+
+        const S: [u8; 32] = [9; 32];
+
+        /// Runs a handshake between two sans-IO connections, letting
+        /// `tamper` rewrite the REQUEST on the way. Returns the suite each
+        /// side ended with and whether the server heard the client under
+        /// the session keys (the connection confirmed).
+        fn handshake(
+            client: CipherChoice,
+            server: CipherChoice,
+            tamper: impl Fn(&mut Vec<u8>),
+        ) -> Result<(Option<Suite>, Option<Suite>, bool), HandshakeError> {
+            let now = Instant::now();
+            let cfg = |cipher| Config {
+                cipher,
+                ..Config::default()
+            };
+            let mut c = Connection::client(cfg(client), &S, HandshakeRandom::from_seed(1), now);
+            let mut buf = vec![0u8; 1 << 16];
+            let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
+            let mut req = buf[..n].to_vec();
+            tamper(&mut req);
+            let mut s = Connection::server(
+                cfg(server),
+                &S,
+                HandshakeRandom::from_seed(2),
+                now,
+                &mut req,
+            )?;
+            for _ in 0..4 {
+                while let Some(n) = s.poll_transmit(now, &mut buf) {
+                    c.handle_datagram(now, &mut buf[..n]);
+                }
+                while let Some(n) = c.poll_transmit(now, &mut buf) {
+                    s.handle_datagram(now, &mut buf[..n]);
+                }
+            }
+            Ok((c.stats().suite, s.stats().suite, s.is_confirmed()))
+        }
+
+        #[test]
+        fn the_fastest_common_suite_wins() {
+            use CipherChoice::*;
+            let gcm = Some(Suite::Aes256Gcm);
+            let v1 = Some(Suite::Vsl1);
+            for (client, server, want) in [
+                (Auto, Auto, gcm),
+                (Vsl1, Auto, v1),
+                (Auto, Vsl1, v1),
+                (Aes256Gcm, Auto, gcm),
+                (Auto, Aes256Gcm, gcm),
+                (Vsl1, Vsl1, v1),
+            ] {
+                let got = handshake(client, server, |_| {}).unwrap();
+                assert_eq!(got, (want, want, true), "{client:?} -> {server:?}");
+            }
+        }
+
+        #[test]
+        fn no_common_suite_gets_no_connection() {
+            for (client, server) in [
+                (CipherChoice::Vsl1, CipherChoice::Aes256Gcm),
+                (CipherChoice::Aes256Gcm, CipherChoice::Vsl1),
+            ] {
+                assert_eq!(
+                    handshake(client, server, |_| {}).unwrap_err(),
+                    HandshakeError::NoCommonSuite
+                );
+            }
+        }
+
+        /// A man in the middle without the secret cannot strip VSL2 from
+        /// the offer: the REQUEST no longer authenticates.
+        #[test]
+        fn stripping_the_offer_without_the_secret_fails() {
+            let strip = |req: &mut Vec<u8>| {
+                let o = HEADER_LEN + OFFER_OFFSET;
+                req[o..o + 3].copy_from_slice(&[1, Suite::Vsl1.id(), 0]);
+            };
+            assert_eq!(
+                handshake(CipherChoice::Auto, CipherChoice::Auto, strip).unwrap_err(),
+                HandshakeError::Auth
+            );
+        }
+
+        /// Even one who could forge handshake packets (here: holds `S`) and
+        /// rewrites the offer to VSL1 alone gets a server on VSL1 with keys
+        /// bound to the stripped offer, a client bound to its real offer,
+        /// and no connection: the downgrade fails.
+        #[test]
+        fn stripping_the_offer_with_the_secret_still_fails() {
+            let forge = |req: &mut Vec<u8>| {
+                let params = TransportParams::read(&req[HEADER_LEN + 68..]).unwrap();
+                *req = encode_request(
+                    &S,
+                    &HandshakeRandom::from_seed(1),
+                    &params,
+                    &Offer::new(&[Suite::Vsl1]),
+                );
+            };
+            let (c, s, confirmed) =
+                handshake(CipherChoice::Auto, CipherChoice::Auto, forge).unwrap();
+            assert_eq!((c, s), (Some(Suite::Vsl1), Some(Suite::Vsl1)));
+            assert!(!confirmed, "a downgraded handshake must not confirm");
+        }
     }
 }

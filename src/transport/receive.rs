@@ -53,19 +53,28 @@ impl Connection {
             self.stats.dropped_replay += 1;
             return;
         };
-        let resp = match handshake::decode_response(&self.secret, &rnd.nonce, datagram) {
+        let offer = self.our_offer();
+        let resp = match handshake::decode_response(&self.secret, &rnd.nonce, &offer, datagram) {
             Ok(r) => r,
+            Err(e @ handshake::HandshakeError::NotOffered) => {
+                // Authenticated by the secret, yet not a suite we offered.
+                self.finish_close(CloseReason::Handshake(e));
+                return;
+            }
             Err(_) => {
                 self.stats.dropped_auth += 1;
                 return;
             }
         };
+        tracing::info!("VSL suite {} chosen by the server", resp.suite);
         let keys = match handshake::session_keys(
             &self.secret,
             &rnd.nonce,
             &resp.nonce,
             &rnd.dh_secret,
             &resp.public,
+            &offer,
+            resp.suite,
         ) {
             Ok(k) => k,
             Err(e) => {

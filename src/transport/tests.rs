@@ -207,8 +207,8 @@ fn full_packets_fill_the_buffer_exactly() {
 #[test]
 fn fragmenting_peer_is_closed_with_a_protocol_error() {
     use super::frame::Writer;
-    use super::handshake::{decode_response, session_keys, TYPE_DATA};
-    use crate::vsl::{Sealer, HEADER_LEN};
+    use super::handshake::{decode_response, session_keys, Offer, TYPE_DATA};
+    use crate::vsl::{Role, Session, HEADER_LEN};
 
     let secret = [3u8; 32];
     let t = Instant::now();
@@ -229,16 +229,19 @@ fn fragmenting_peer_is_closed_with_a_protocol_error() {
     )
     .unwrap();
     let n = s.poll_transmit(t, &mut buf).unwrap();
-    let resp = decode_response(&secret, &crnd.nonce, &mut buf[..n].to_vec()).unwrap();
+    let offer = Offer::new(cfg.cipher.suites());
+    let resp = decode_response(&secret, &crnd.nonce, &offer, &mut buf[..n].to_vec()).unwrap();
     let keys = session_keys(
         &secret,
         &crnd.nonce,
         &resp.nonce,
         &crnd.dh_secret,
         &resp.public,
+        &offer,
+        resp.suite,
     )
     .unwrap();
-    let mut sealer = Sealer::new(&keys.c2s, 0);
+    let mut sealer = Session::new(&keys, Role::Client, 0).sealer;
     let mut gaps = 0u64;
     'send: for _ in 0..10_000 {
         let mut d = vec![0u8; 1400];

@@ -1,9 +1,16 @@
-//! The 33-byte VSL packet header: `u64 msgnr | mac[16] | "VSL1" | u8 type | u32 datalen`.
+//! The 33-byte VSL packet header: `u64 msgnr | mac[16] | magic | u8 type | u32 datalen`,
+//! the same layout for every suite; the magic (`"VSL1"`, `"VSL2"`) names the suite.
 
-/// Length of the truncated HMAC-SHA256 tag carried in every packet.
+use super::suite::Suite;
+
+/// Length of the tag carried in every packet: the truncated HMAC-SHA256
+/// (VSL1) or the AES-GCM tag (VSL2).
 pub const MAC_LEN: usize = 16;
-/// Protocol magic, also the version: VSL version 1.
+/// Protocol magic of the seed's suite (VSL1), also used by the handshake
+/// and the bootstrap messages.
 pub const MAGIC: [u8; 4] = *b"VSL1";
+/// Protocol magic of the AES-256-GCM suite.
+pub const MAGIC_GCM: [u8; 4] = *b"VSL2";
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 8 + MAC_LEN + 4 + 1 + 4;
 /// Largest payload: a VSL packet must fit one IPv6 UDP datagram (65,527 bytes of payload).
@@ -14,8 +21,10 @@ pub const MAX_DATALEN: usize = 65_527 - HEADER_LEN;
 pub struct Header {
     /// Packet number: unique per direction, also the CTR nonce.
     pub msgnr: u64,
-    /// The truncated MAC as received.
+    /// The tag as received (truncated HMAC or GCM tag).
     pub mac: [u8; MAC_LEN],
+    /// The suite its magic names.
+    pub suite: Suite,
     /// Packet type (what the payload is); authenticated, not encrypted.
     pub ptype: u8,
     /// Payload length; must equal the datagram length minus the header.
@@ -23,15 +32,14 @@ pub struct Header {
 }
 
 impl Header {
-    /// Parses a datagram's header, checking the magic and that the datagram is
-    /// exactly `HEADER_LEN + datalen` bytes long. Returns `None` otherwise.
+    /// Parses a datagram's header, checking that the magic is a known
+    /// suite's and that the datagram is exactly `HEADER_LEN + datalen`
+    /// bytes long. Returns `None` otherwise.
     pub fn parse(datagram: &[u8]) -> Option<Header> {
         if datagram.len() < HEADER_LEN || datagram.len() - HEADER_LEN > MAX_DATALEN {
             return None;
         }
-        if datagram[24..28] != MAGIC {
-            return None;
-        }
+        let suite = Suite::from_magic(&datagram[24..28])?;
         let msgnr = u64::from_be_bytes(datagram[0..8].try_into().ok()?);
         let mac: [u8; MAC_LEN] = datagram[8..24].try_into().ok()?;
         let ptype = datagram[28];
@@ -42,6 +50,7 @@ impl Header {
         Some(Header {
             msgnr,
             mac,
+            suite,
             ptype,
             datalen,
         })
@@ -54,7 +63,7 @@ impl Header {
     pub fn write(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.msgnr.to_be_bytes());
         out[8..24].copy_from_slice(&self.mac);
-        out[24..28].copy_from_slice(&MAGIC);
+        out[24..28].copy_from_slice(&self.suite.magic());
         out[28] = self.ptype;
         out[29..33].copy_from_slice(&self.datalen.to_be_bytes());
     }
@@ -69,6 +78,7 @@ mod tests {
         let h = Header {
             msgnr: 0x0102030405060708,
             mac: [0xaa; MAC_LEN],
+            suite: Suite::Vsl1,
             ptype: 7,
             datalen: 3,
         };
@@ -76,6 +86,13 @@ mod tests {
         h.write(&mut buf);
         assert_eq!(&buf[24..28], b"VSL1");
         assert_eq!(Header::parse(&buf), Some(h));
+        let g = Header {
+            suite: Suite::Aes256Gcm,
+            ..h
+        };
+        g.write(&mut buf);
+        assert_eq!(&buf[24..28], b"VSL2");
+        assert_eq!(Header::parse(&buf), Some(g));
     }
 
     #[test]
@@ -83,6 +100,7 @@ mod tests {
         let h = Header {
             msgnr: 1,
             mac: [0; MAC_LEN],
+            suite: Suite::Vsl1,
             ptype: 0,
             datalen: 2,
         };
@@ -103,7 +121,7 @@ mod tests {
         #[test]
         fn parse_accepts_exactly_well_formed(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let well_formed = bytes.len() >= HEADER_LEN
-                && bytes[24..28] == MAGIC
+                && (bytes[24..28] == MAGIC || bytes[24..28] == MAGIC_GCM)
                 && u32::from_be_bytes([bytes[29], bytes[30], bytes[31], bytes[32]]) as usize
                     == bytes.len() - HEADER_LEN;
             proptest::prop_assert_eq!(Header::parse(&bytes).is_some(), well_formed);
@@ -111,8 +129,9 @@ mod tests {
 
         /// write then parse gives back the same header.
         #[test]
-        fn write_parse_round_trip(msgnr: u64, mac: [u8; MAC_LEN], ptype: u8, datalen in 0u32..300) {
-            let h = Header { msgnr, mac, ptype, datalen };
+        fn write_parse_round_trip(msgnr: u64, mac: [u8; MAC_LEN], gcm: bool, ptype: u8, datalen in 0u32..300) {
+            let suite = if gcm { Suite::Aes256Gcm } else { Suite::Vsl1 };
+            let h = Header { msgnr, mac, suite, ptype, datalen };
             let mut buf = vec![0u8; HEADER_LEN + datalen as usize];
             h.write(&mut buf);
             proptest::prop_assert_eq!(Header::parse(&buf), Some(h));

@@ -39,3 +39,35 @@ pub fn hmac_sha256_verify_truncated(key: &[u8], data: &[u8], tag: &[u8]) -> bool
 pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], okm: &mut [u8]) -> bool {
     keys::extract(salt, ikm).expand(info, okm).is_ok()
 }
+
+/// AES-256-GCM through vfer's key type and calls (ring `LessSafeKey`,
+/// seal in place with a separate 16-byte tag). Encrypts `data` in place and
+/// returns the tag.
+pub fn aes256_gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+    let k = gcm_key(key);
+    packet::gcm_seal(&k, *nonce, aad, data).expect("test inputs are far below GCM's limit")
+}
+
+/// AES-256-GCM open through vfer's path: verifies `tag`, decrypts in place.
+pub fn aes256_gcm_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    tag: &[u8; 16],
+    data: &mut [u8],
+) -> bool {
+    packet::gcm_open(&gcm_key(key), *nonce, aad, *tag, data)
+}
+
+fn gcm_key(key: &[u8; 32]) -> ring::aead::LessSafeKey {
+    use super::DirectionKeying;
+    match (super::GcmDirectionKeys {
+        key: *key,
+        iv: [0; 12],
+    })
+    .cipher()
+    {
+        packet::Cipher::Gcm { key, .. } => key,
+        packet::Cipher::Vsl1 { .. } => unreachable!("GCM keys make a GCM cipher"),
+    }
+}

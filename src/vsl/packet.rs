@@ -1,14 +1,25 @@
-//! Sealing and opening VSL packets: AES-256-CTR, then HMAC-SHA256 over the
-//! header (without the MAC field) and the ciphertext, truncated to 16 bytes.
+//! Sealing and opening VSL packets, per suite (docs/PROTOCOL.md §1.4-§1.5):
+//!
+//! - VSL1: AES-256-CTR, then HMAC-SHA256 over the header (without the MAC
+//!   field) and the ciphertext, truncated to 16 bytes;
+//! - VSL2: AES-256-GCM with the same header fields as associated data and
+//!   the 16-byte tag in the MAC field.
+//!
+//! `Sealer` and `Opener` keep one call signature for every suite and
+//! dispatch inside; keyed once per session, nothing allocated per packet.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes256;
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use sha2::Sha256;
 
 use super::header::{Header, HEADER_LEN, MAC_LEN, MAX_DATALEN};
-use super::keys::{DirectionKeys, SessionKeys};
+use super::keys::{
+    DirectionKeys, GcmDirectionKeys, GcmSessionKeys, SessionKeys, SuiteKeys, GCM_IV_LEN,
+};
 use super::replay::ReplayWindow;
+use super::suite::Suite;
 
 type AesCtr = ctr::Ctr64BE<Aes256>;
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -17,6 +28,9 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 /// rekey) before it; `Sealer` refuses to go further. At a million packets a
 /// second this is 36,000 years away; it exists so msgnr never wraps.
 pub const MSGNR_LIMIT: u64 = (1 << 60) - 1;
+
+/// Length of the associated data of a VSL2 packet: msgnr, magic, type, datalen.
+const AAD_LEN: usize = 8 + 4 + 1 + 4;
 
 /// Which end of the connection we are: picks the direction keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +58,15 @@ pub enum SealError {
 /// Why a datagram was dropped. Each is counted by the caller; none is fatal.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum OpenError {
-    /// Too short, too long, wrong magic, or datalen disagrees with the length.
+    /// Too short, too long, wrong magic (including another suite's), or
+    /// datalen disagrees with the length.
     #[error("malformed VSL packet")]
     Malformed,
     /// The packet number was already seen or is older than the replay window.
     #[error("replayed or too old VSL packet")]
     Replayed,
-    /// The MAC does not verify: forged, corrupted, or from another session.
+    /// The MAC (or GCM tag) does not verify: forged, corrupted, or from
+    /// another session.
     #[error("VSL packet failed authentication")]
     BadMac,
 }
@@ -66,36 +82,135 @@ pub struct Opened<'a> {
     pub payload: &'a mut [u8],
 }
 
+/// One direction's keyed primitives, for whichever suite. Not nameable
+/// outside `vsl` (only through the keying traits).
+#[doc(hidden)]
+pub enum Cipher {
+    /// VSL1: AES-256-CTR then truncated HMAC-SHA256.
+    Vsl1 {
+        /// AES-256 round keys, cloned into a CTR state per packet.
+        aes: Aes256,
+        /// The keyed HMAC-SHA256 state, cloned per packet.
+        mac: HmacSha256,
+    },
+    /// VSL2: AES-256-GCM.
+    Gcm {
+        /// The expanded AES-256-GCM key (ring).
+        key: LessSafeKey,
+        /// The direction's IV, XORed with the msgnr into each nonce.
+        iv: [u8; GCM_IV_LEN],
+    },
+}
+
+impl Cipher {
+    fn suite(&self) -> Suite {
+        match self {
+            Cipher::Vsl1 { .. } => Suite::Vsl1,
+            Cipher::Gcm { .. } => Suite::Aes256Gcm,
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::DirectionKeys {}
+    impl Sealed for super::GcmDirectionKeys {}
+    impl Sealed for super::SessionKeys {}
+    impl Sealed for super::GcmSessionKeys {}
+    impl Sealed for super::SuiteKeys {}
+}
+
+/// One direction's keys of some suite: what `Sealer::new` and `Opener::new`
+/// are keyed from (`DirectionKeys` for VSL1, `GcmDirectionKeys` for VSL2).
+pub trait DirectionKeying: sealed::Sealed {
+    /// Expands the keys into keyed primitive state (once per session).
+    #[doc(hidden)]
+    fn cipher(&self) -> Cipher;
+}
+
+impl DirectionKeying for DirectionKeys {
+    fn cipher(&self) -> Cipher {
+        Cipher::Vsl1 {
+            aes: Aes256::new(&self.enc.into()),
+            mac: mac_state(&self.mac),
+        }
+    }
+}
+
+impl DirectionKeying for GcmDirectionKeys {
+    fn cipher(&self) -> Cipher {
+        // A 32-byte key is exactly what AES-256-GCM takes: cannot fail.
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, &self.key).expect("AES-256-GCM takes a 32-byte key");
+        Cipher::Gcm {
+            key: LessSafeKey::new(unbound),
+            iv: self.iv,
+        }
+    }
+}
+
+/// Both directions' keys of some suite: what `Session::new` is keyed from.
+pub trait SessionKeying: sealed::Sealed {
+    /// The keyed state for sending and for receiving as `role`.
+    #[doc(hidden)]
+    fn ciphers(&self, role: Role) -> (Cipher, Cipher);
+}
+
+fn by_role<K: DirectionKeying>(c2s: &K, s2c: &K, role: Role) -> (Cipher, Cipher) {
+    match role {
+        Role::Client => (c2s.cipher(), s2c.cipher()),
+        Role::Server => (s2c.cipher(), c2s.cipher()),
+    }
+}
+
+impl SessionKeying for SessionKeys {
+    fn ciphers(&self, role: Role) -> (Cipher, Cipher) {
+        by_role(&self.c2s, &self.s2c, role)
+    }
+}
+
+impl SessionKeying for GcmSessionKeys {
+    fn ciphers(&self, role: Role) -> (Cipher, Cipher) {
+        by_role(&self.c2s, &self.s2c, role)
+    }
+}
+
+impl SessionKeying for SuiteKeys {
+    fn ciphers(&self, role: Role) -> (Cipher, Cipher) {
+        match self {
+            SuiteKeys::Vsl1(k) => k.ciphers(role),
+            SuiteKeys::Aes256Gcm(k) => k.ciphers(role),
+        }
+    }
+}
+
 /// Protects outgoing packets of one direction. Keyed once; per packet only
-/// the cipher and MAC states are cloned.
+/// the VSL1 cipher and MAC states are cloned (GCM needs nothing per packet).
 pub struct Sealer {
-    aes: Aes256,
-    mac: HmacSha256,
+    cipher: Cipher,
     next_msgnr: u64,
 }
 
 /// Verifies and decrypts incoming packets of one direction.
 pub struct Opener {
-    aes: Aes256,
-    mac: HmacSha256,
+    cipher: Cipher,
     replay: ReplayWindow,
 }
 
 // Keyed primitive states hold key material: make sure they wipe themselves
 // (the `zeroize` features of `aes`, `hmac` and `sha2` in Cargo.toml). HMAC
 // has no marker of its own; its keyed state is two SHA-256 cores, which do.
+// (ring's expanded GCM key has no such hook; the raw key bytes it came
+// from, `GcmDirectionKeys`, are wiped.)
 const _: () = {
     fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     fn check() {
         assert_zeroize_on_drop::<Aes256>();
         assert_zeroize_on_drop::<sha2::block_api::Sha256VarCore>();
+        assert_zeroize_on_drop::<GcmDirectionKeys>();
     }
     let _ = check;
 };
-
-fn keyed(keys: &DirectionKeys) -> (Aes256, HmacSha256) {
-    (Aes256::new(&keys.enc.into()), mac_state(&keys.mac))
-}
 
 /// HMAC-SHA256 keyed once; cloned per packet.
 pub(crate) fn mac_state(key: &[u8]) -> HmacSha256 {
@@ -108,6 +223,25 @@ fn iv(msgnr: u64) -> [u8; 16] {
     let mut iv = [0u8; 16];
     iv[..8].copy_from_slice(&msgnr.to_be_bytes());
     iv
+}
+
+/// The GCM nonce of packet `msgnr`: `iv XOR (0^32 || be64(msgnr))`, as
+/// TLS 1.3 forms its per-record nonce.
+pub(crate) fn gcm_nonce(iv: &[u8; GCM_IV_LEN], msgnr: u64) -> [u8; GCM_IV_LEN] {
+    let mut n = *iv;
+    for (b, m) in n[4..].iter_mut().zip(msgnr.to_be_bytes()) {
+        *b ^= m;
+    }
+    n
+}
+
+/// The GCM associated data: every header field but the tag, in wire order
+/// (`datagram[0..8] || datagram[24..33]`).
+fn aad(datagram: &[u8]) -> [u8; AAD_LEN] {
+    let mut a = [0u8; AAD_LEN];
+    a[..8].copy_from_slice(&datagram[0..8]);
+    a[8..].copy_from_slice(&datagram[8 + MAC_LEN..HEADER_LEN]);
+    a
 }
 
 /// HMAC over `msgnr || magic || type || datalen || ciphertext`: every header
@@ -138,15 +272,53 @@ pub(crate) fn apply_ctr_iv(aes: &Aes256, iv: &[u8; 16], data: &mut [u8]) {
     c.apply_keystream(data);
 }
 
+/// AES-256-GCM seal in place with vfer's key type: returns the 16-byte tag.
+/// `None` only past ring's input limit (far above any datagram).
+pub(crate) fn gcm_seal(
+    key: &LessSafeKey,
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    data: &mut [u8],
+) -> Option<[u8; MAC_LEN]> {
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), data)
+        .ok()?;
+    tag.as_ref().try_into().ok()
+}
+
+/// AES-256-GCM open in place: verifies `tag` and decrypts. On a wrong tag
+/// returns false and `data` is zeroed (ring never releases unverified
+/// plaintext).
+pub(crate) fn gcm_open(
+    key: &LessSafeKey,
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    tag: [u8; MAC_LEN],
+    data: &mut [u8],
+) -> bool {
+    key.open_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        Tag::from(tag),
+        data,
+        0..,
+    )
+    .is_ok()
+}
+
 impl Sealer {
-    /// A sealer whose first packet number is `first_msgnr`.
-    pub fn new(keys: &DirectionKeys, first_msgnr: u64) -> Sealer {
-        let (aes, mac) = keyed(keys);
+    /// A sealer whose first packet number is `first_msgnr`, for the suite
+    /// of `keys` (`DirectionKeys`: VSL1, `GcmDirectionKeys`: VSL2).
+    pub fn new<K: DirectionKeying + ?Sized>(keys: &K, first_msgnr: u64) -> Sealer {
         Sealer {
-            aes,
-            mac,
+            cipher: keys.cipher(),
             next_msgnr: first_msgnr,
         }
+    }
+
+    /// The suite this sealer protects packets with.
+    pub fn suite(&self) -> Suite {
+        self.cipher.suite()
     }
 
     /// The packet number the next `seal` will use.
@@ -156,7 +328,7 @@ impl Sealer {
 
     /// Seals in place: `buf` holds `HEADER_LEN` bytes of room followed by the
     /// plaintext payload (all of `buf[HEADER_LEN..]`). Fills in the header,
-    /// encrypts and MACs. Returns the packet number used.
+    /// encrypts and authenticates. Returns the packet number used.
     pub fn seal_in_place(&mut self, ptype: u8, buf: &mut [u8]) -> Result<u64, SealError> {
         if buf.len() < HEADER_LEN {
             return Err(SealError::BufferTooSmall);
@@ -170,16 +342,28 @@ impl Sealer {
             return Err(SealError::MsgnrExhausted);
         }
         self.next_msgnr += 1;
-        apply_ctr(&self.aes, msgnr, &mut buf[HEADER_LEN..]);
-        Header {
+        let header = Header {
             msgnr,
             mac: [0; MAC_LEN],
+            suite: self.cipher.suite(),
             ptype,
             datalen: datalen as u32,
+        };
+        match &self.cipher {
+            Cipher::Vsl1 { aes, mac } => {
+                apply_ctr(aes, msgnr, &mut buf[HEADER_LEN..]);
+                header.write(buf);
+                let full = tag(mac, buf).finalize().into_bytes();
+                buf[8..8 + MAC_LEN].copy_from_slice(&full[..MAC_LEN]);
+            }
+            Cipher::Gcm { key, iv } => {
+                header.write(buf);
+                let aad = aad(buf);
+                let t = gcm_seal(key, gcm_nonce(iv, msgnr), &aad, &mut buf[HEADER_LEN..])
+                    .ok_or(SealError::TooLarge(datalen))?;
+                buf[8..8 + MAC_LEN].copy_from_slice(&t);
+            }
         }
-        .write(buf);
-        let full = tag(&self.mac, buf).finalize().into_bytes();
-        buf[8..8 + MAC_LEN].copy_from_slice(&full[..MAC_LEN]);
         Ok(msgnr)
     }
 
@@ -205,32 +389,55 @@ impl Sealer {
 }
 
 impl Opener {
-    /// An opener with an empty replay window.
-    pub fn new(keys: &DirectionKeys) -> Opener {
-        let (aes, mac) = keyed(keys);
+    /// An opener with an empty replay window, for the suite of `keys`.
+    pub fn new<K: DirectionKeying + ?Sized>(keys: &K) -> Opener {
         Opener {
-            aes,
-            mac,
+            cipher: keys.cipher(),
             replay: ReplayWindow::new(),
         }
     }
 
+    /// The suite this opener accepts.
+    pub fn suite(&self) -> Suite {
+        self.cipher.suite()
+    }
+
     /// Verifies and decrypts a datagram in place. Order: length and magic
-    /// checks, replay pre-check, constant-time MAC verification, replay
-    /// window update, decryption. Nothing is decrypted before the MAC verifies.
+    /// checks (the magic must be this opener's suite's), replay pre-check,
+    /// authentication, replay window update, delivery. VSL1 verifies the
+    /// MAC in constant time before decrypting; VSL2 decrypts and checks
+    /// the tag in one pass and releases nothing (the payload is zeroed) if
+    /// the tag is wrong. Nothing is delivered or remembered unauthenticated.
     pub fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<Opened<'a>, OpenError> {
         let header = Header::parse(datagram).ok_or(OpenError::Malformed)?;
+        if header.suite != self.cipher.suite() {
+            return Err(OpenError::Malformed);
+        }
         if !self.replay.check(header.msgnr) {
             return Err(OpenError::Replayed);
         }
-        if !verify_truncated(tag(&self.mac, datagram), &header.mac) {
-            return Err(OpenError::BadMac);
-        }
-        if !self.replay.update(header.msgnr) {
-            return Err(OpenError::Replayed);
+        match &self.cipher {
+            Cipher::Vsl1 { aes, mac } => {
+                if !verify_truncated(tag(mac, datagram), &header.mac) {
+                    return Err(OpenError::BadMac);
+                }
+                if !self.replay.update(header.msgnr) {
+                    return Err(OpenError::Replayed);
+                }
+                apply_ctr(aes, header.msgnr, &mut datagram[HEADER_LEN..]);
+            }
+            Cipher::Gcm { key, iv } => {
+                let aad = aad(datagram);
+                let nonce = gcm_nonce(iv, header.msgnr);
+                if !gcm_open(key, nonce, &aad, header.mac, &mut datagram[HEADER_LEN..]) {
+                    return Err(OpenError::BadMac);
+                }
+                if !self.replay.update(header.msgnr) {
+                    return Err(OpenError::Replayed);
+                }
+            }
         }
         let payload = &mut datagram[HEADER_LEN..];
-        apply_ctr(&self.aes, header.msgnr, payload);
         Ok(Opened {
             msgnr: header.msgnr,
             ptype: header.ptype,
@@ -253,16 +460,26 @@ pub struct Session {
 }
 
 impl Session {
-    /// Keys the session for `role`; our first packet number is `first_msgnr`.
-    pub fn new(keys: &SessionKeys, role: Role, first_msgnr: u64) -> Session {
-        let (send, recv) = match role {
-            Role::Client => (&keys.c2s, &keys.s2c),
-            Role::Server => (&keys.s2c, &keys.c2s),
-        };
+    /// Keys the session for `role`; our first packet number is
+    /// `first_msgnr`. The suite is that of `keys` (`SessionKeys`: VSL1,
+    /// `GcmSessionKeys`: VSL2, `SuiteKeys`: whichever was negotiated).
+    pub fn new<K: SessionKeying + ?Sized>(keys: &K, role: Role, first_msgnr: u64) -> Session {
+        let (send, recv) = keys.ciphers(role);
         Session {
-            sealer: Sealer::new(send, first_msgnr),
-            opener: Opener::new(recv),
+            sealer: Sealer {
+                cipher: send,
+                next_msgnr: first_msgnr,
+            },
+            opener: Opener {
+                cipher: recv,
+                replay: ReplayWindow::new(),
+            },
         }
+    }
+
+    /// The suite protecting both directions.
+    pub fn suite(&self) -> Suite {
+        self.sealer.suite()
     }
 }
 
@@ -276,6 +493,70 @@ mod tests {
             Session::new(&keys, Role::Client, 0),
             Session::new(&keys, Role::Server, 0),
         )
+    }
+
+    fn suite_pair(suite: Suite) -> (Session, Session) {
+        let keys = SuiteKeys::derive(suite, &[1; 32], &[2; 32], &[3; 32], None, &[1, 2, 2]);
+        (
+            Session::new(&keys, Role::Client, 0),
+            Session::new(&keys, Role::Server, 0),
+        )
+    }
+
+    #[test]
+    fn every_suite_round_trips_and_rejects_replay_reflection_and_tampering() {
+        for &suite in crate::vsl::ALL_SUITES {
+            let (mut c, mut s) = suite_pair(suite);
+            assert_eq!(c.suite(), suite);
+            let mut buf = [0u8; 200];
+            for len in [0usize, 1, 15, 16, 17, 100] {
+                let payload: Vec<u8> = (0..len as u8).collect();
+                let (n, l) = c.sealer.seal(3, &payload, &mut buf).unwrap();
+                assert_eq!(&buf[24..28], &suite.magic());
+                let copy = buf;
+                let opened = s.opener.open(&mut buf[..l]).unwrap();
+                assert_eq!((opened.msgnr, opened.ptype), (n, 3));
+                assert_eq!(opened.payload, &payload[..]);
+                let mut again = copy;
+                assert_eq!(s.opener.open(&mut again[..l]), Err(OpenError::Replayed));
+                let mut reflected = copy;
+                assert_eq!(c.opener.open(&mut reflected[..l]), Err(OpenError::BadMac));
+            }
+            let (n, l) = c.sealer.seal(0, &[0x55; 40], &mut buf).unwrap();
+            let good = buf;
+            for i in (0..l).filter(|i| !(24..28).contains(i)) {
+                let mut bad = good;
+                bad[i] ^= 0x01;
+                assert!(s.opener.open(&mut bad[..l]).is_err(), "{suite:?} byte {i}");
+            }
+            let mut ok = good;
+            assert_eq!(s.opener.open(&mut ok[..l]).unwrap().msgnr, n);
+        }
+    }
+
+    #[test]
+    fn an_opener_refuses_the_other_suites_packets() {
+        let (mut v1, _) = suite_pair(Suite::Vsl1);
+        let (mut g, _) = suite_pair(Suite::Aes256Gcm);
+        let mut buf = [0u8; 64];
+        let (_, l) = v1.sealer.seal(0, b"hello", &mut buf).unwrap();
+        // Even with the magic rewritten, the other suite's packet fails.
+        let mut p = buf;
+        assert_eq!(g.opener.open(&mut p[..l]), Err(OpenError::Malformed));
+        p = buf;
+        p[24..28].copy_from_slice(b"VSL2");
+        assert_eq!(g.opener.open(&mut p[..l]), Err(OpenError::BadMac));
+        let (_, l) = g.sealer.seal(0, b"hello", &mut buf).unwrap();
+        let mut p = buf;
+        assert_eq!(v1.opener.open(&mut p[..l]), Err(OpenError::Malformed));
+    }
+
+    #[test]
+    fn gcm_nonce_is_iv_xor_msgnr() {
+        let iv = [0xffu8; 12];
+        let n = gcm_nonce(&iv, 0x0102_0304_0506_0708);
+        assert_eq!(n[..4], [0xff; 4]);
+        assert_eq!(n[4..], [0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 0xf7]);
     }
 
     #[test]

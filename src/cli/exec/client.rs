@@ -54,7 +54,8 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
     let session = open(&req.far, &req.remote, c).await?;
     let peer = session.peer();
     let (rd, wr) = tokio::io::split(session.stream());
-    let (input, output, mut child) = local_end(req.local.as_deref(), peer)?;
+    let suite = session.stats().suite;
+    let (input, output, mut child) = local_end(req.local.as_deref(), peer, suite)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let upload = tokio::spawn(upload(input, wr, stop_rx));
     let mut output = Some(output);
@@ -181,6 +182,7 @@ async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
 fn local_end(
     cmd: Option<&str>,
     peer: std::net::SocketAddr,
+    suite: Option<crate::vsl::Suite>,
 ) -> Result<(Input, Output, Option<Child>)> {
     let Some(line) = cmd else {
         let stdin = ThreadStdin::start().context("cannot read stdin")?;
@@ -189,7 +191,7 @@ fn local_end(
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(line)
-        .envs(super::session_env(peer))
+        .envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -19,27 +19,32 @@ mod stdin;
 
 use std::net::SocketAddr;
 
+use crate::vsl::Suite;
+
 /// Hidden flag that makes `vfer-recv --server` run the operands as a
 /// program instead of receiving files.
 pub const REMOTE_FLAG: &str = "--exec-remote";
 
-/// `VSL_PROTOCOL` in the programs' environment: the packet protection's
-/// name and version.
-pub const VSL_PROTOCOL: &str = "VSL1";
-/// `VSL_CIPHER`: the exact construction protecting the packets
-/// (§1: AES-256-CTR, then HMAC-SHA256 truncated to 128 bits).
-pub const VSL_CIPHER: &str = "AES-256-CTR+HMAC-SHA256-128";
 /// `VSL_KEX`: the key exchange of the handshake (§2, forward secrecy).
 pub const VSL_KEX: &str = "X25519";
 
 /// The session facts given to a program, s6-tlsd style (nothing secret):
-/// `VSL_PROTOCOL`, `VSL_CIPHER`, `VSL_KEX`, `VFER_PEER` (`ip:port` of the
-/// other end's UDP socket, IPv4-mapped addresses shown as IPv4).
-pub fn session_env(peer: SocketAddr) -> [(&'static str, String); 4] {
+/// `VSL_PROTOCOL` (the packet format of the negotiated suite, `VSL1` or
+/// `VSL2`), `VSL_CIPHER` (its exact construction, e.g. `AES-256-GCM` or
+/// `AES-256-CTR+HMAC-SHA256-128`), `VSL_KEX`, `VFER_PEER` (`ip:port` of the
+/// other end's UDP socket, IPv4-mapped addresses shown as IPv4). `suite` is
+/// the session's (`Stats::suite`); `None` only before a handshake.
+pub fn session_env(peer: SocketAddr, suite: Option<Suite>) -> [(&'static str, String); 4] {
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     [
-        ("VSL_PROTOCOL", VSL_PROTOCOL.to_string()),
-        ("VSL_CIPHER", VSL_CIPHER.to_string()),
+        (
+            "VSL_PROTOCOL",
+            suite.map_or("", Suite::protocol_name).to_string(),
+        ),
+        (
+            "VSL_CIPHER",
+            suite.map_or("", Suite::cipher_name).to_string(),
+        ),
         ("VSL_KEX", VSL_KEX.to_string()),
         ("VFER_PEER", peer.to_string()),
     ]
@@ -51,9 +56,13 @@ mod tests {
 
     #[test]
     fn env_shows_mapped_peers_as_ipv4() {
-        let env = session_env("[::ffff:10.1.2.3]:4000".parse().unwrap());
+        let env = session_env("[::ffff:10.1.2.3]:4000".parse().unwrap(), Some(Suite::Vsl1));
         assert_eq!(env[3], ("VFER_PEER", "10.1.2.3:4000".to_string()));
+        assert_eq!(env[0].1, "VSL1");
         assert_eq!(env[1].1, "AES-256-CTR+HMAC-SHA256-128");
+        let env = session_env("10.1.2.3:4000".parse().unwrap(), Some(Suite::Aes256Gcm));
+        assert_eq!(env[0].1, "VSL2");
+        assert_eq!(env[1].1, "AES-256-GCM");
     }
 }
 

@@ -37,7 +37,7 @@ pub async fn serve(session: Session, argv: Vec<String>) {
 pub async fn serve_with(session: Session, argv: Vec<String>, env: super::ProgramEnv) {
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer, env) {
+    let mut child = match spawn(&argv, peer, env, session.stats().suite) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -169,7 +169,12 @@ async fn send(wr: &mut WriteHalf<VferStream>, kind: u8, data: &[u8]) -> bool {
 
 /// Starts the program, or says why not (status 127: not found, 126: not
 /// executable, as shells do).
-fn spawn(argv: &[String], peer: SocketAddr, env: super::ProgramEnv) -> Result<Child, Exit> {
+fn spawn(
+    argv: &[String],
+    peer: SocketAddr,
+    env: super::ProgramEnv,
+    suite: Option<crate::vsl::Suite>,
+) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
             return Err(Exit {
@@ -197,7 +202,7 @@ fn spawn(argv: &[String], peer: SocketAddr, env: super::ProgramEnv) -> Result<Ch
             }
         }
     }
-    cmd.envs(super::session_env(peer))
+    cmd.envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
