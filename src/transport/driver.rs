@@ -461,8 +461,11 @@ impl Driver {
 
     fn receive(&self, buf: &mut [u8], meta: &mut [RecvMeta]) {
         loop {
-            let mut slices: Vec<IoSliceMut<'_>> =
-                buf.chunks_mut(RECV_SLOT).map(IoSliceMut::new).collect();
+            // One slot per batch entry, on the stack: no allocation per
+            // receive call.
+            let mut chunks = buf.chunks_mut(RECV_SLOT);
+            let mut slices: [IoSliceMut<'_>; BATCH_SIZE] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
             let res = self.socket.try_io(tokio::io::Interest::READABLE, || {
                 self.state.recv((&self.socket).into(), &mut slices, meta)
             });
