@@ -318,6 +318,12 @@ impl Connection {
         n
     }
 
+    /// Is a window update (MAX_DATA) waiting to be sent? `read` makes one
+    /// due once the application has taken a quarter of the window.
+    pub fn window_update_due(&self) -> bool {
+        self.max_data_pending
+    }
+
     /// Bytes ready for `read`.
     pub fn readable(&self) -> u64 {
         self.recv.readable()

@@ -291,11 +291,18 @@ impl AsyncRead for VferStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
+        let due_before = inner.conn.window_update_due();
         let n = inner.conn.read(buf.initialize_unfilled());
         if n > 0 {
             buf.advance(n);
+            // Wake the driver only when this read made a window update
+            // (MAX_DATA) due: waking it for every read cost a context switch
+            // per receive batch for nothing to send.
+            let wake = !due_before && inner.conn.window_update_due();
             drop(inner);
-            self.shared.wake_driver.notify_one();
+            if wake {
+                self.shared.wake_driver.notify_one();
+            }
             return Poll::Ready(Ok(()));
         }
         if inner.conn.is_read_finished() {
