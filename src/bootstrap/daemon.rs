@@ -52,7 +52,8 @@ where
     F: FnOnce(Session) -> Fut,
     Fut: Future<Output = ()>,
 {
-    harden();
+    // Core dumps off: a dump of the server would hold the session secret.
+    super::coredump::disable();
     // Unbuffered, exactly-sized I/O on the real descriptors: std's stdin
     // would read ahead past the 36 bytes, its stdout would buffer.
     // SAFETY: fds 0 and 1 exist for the life of the process; ManuallyDrop
@@ -77,20 +78,6 @@ where
     ) {
         Ok(p) => fork_and_serve(program, p, on_session),
         Err(e) => report(program, &e),
-    }
-}
-
-/// Core dumps off: a dump of the server would hold the session secret.
-fn harden() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        #[cfg(target_os = "linux")]
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 

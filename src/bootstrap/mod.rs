@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::transport::SessionError;
 
 mod child;
+pub mod coredump;
 mod daemon;
 pub mod keyfile;
 pub mod listen;

@@ -3,7 +3,8 @@
 
 pub mod app;
 pub mod args;
-pub mod coredump;
+/// Core dumps off (lives in `bootstrap`, which the ssh-started server uses too).
+pub use crate::bootstrap::coredump;
 pub mod daemon;
 pub mod exec;
 pub mod exit;
