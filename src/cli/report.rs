@@ -32,7 +32,33 @@ struct Json<'a> {
     cipher: &'a str,
     /// Seconds the controller spent competing with a queue-filling flow.
     competing_seconds: f64,
+    /// Seconds this side's sender spent sending and held back by each
+    /// limit (congestion window, pacing, the peer's flow control, nothing to
+    /// send): which end or the network set the pace.
+    limited_seconds: Limited,
     failures: &'a [crate::transfer::Failure],
+}
+
+/// `LimitedTimes` in seconds, for `--json`.
+#[derive(serde::Serialize)]
+struct Limited {
+    sending: f64,
+    cwnd: f64,
+    pacing: f64,
+    flow: f64,
+    app: f64,
+}
+
+impl From<&crate::transport::LimitedTimes> for Limited {
+    fn from(t: &crate::transport::LimitedTimes) -> Limited {
+        Limited {
+            sending: t.sending.as_secs_f64(),
+            cwnd: t.cwnd.as_secs_f64(),
+            pacing: t.pacing.as_secs_f64(),
+            flow: t.flow.as_secs_f64(),
+            app: t.app.as_secs_f64(),
+        }
+    }
 }
 
 /// One line when a copy is done, as scp leaves one: what (the file's name,
@@ -147,6 +173,7 @@ pub fn finish(program: &str, summary: &Summary, stats: &Stats, json: bool, quiet
             congestion_control: stats.cc,
             cipher: stats.suite.map_or("", crate::vsl::Suite::cipher_name),
             competing_seconds: stats.cc_time_competing.as_secs_f64(),
+            limited_seconds: Limited::from(&stats.limited),
             failures: &summary.failures,
         };
         match serde_json::to_string(&j) {

@@ -96,4 +96,6 @@ pub struct Stats {
     /// Time the controller spent competing with a flow that held the
     /// bottleneck's queue (a TCP flow, say) rather than keeping it short.
     pub cc_time_competing: Duration,
+    /// What held the sender back, and for how long.
+    pub limited: super::LimitedTimes,
 }

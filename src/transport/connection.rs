@@ -116,6 +116,8 @@ pub struct Connection {
     pub(super) cc: Box<dyn Controller>,
     pub(super) pacer: Pacer,
     pub(super) pacing_wait: Option<Instant>,
+    /// What held the sender back (for `Stats::limited`).
+    pub(super) limits: super::limits::LimitClock,
     pub(super) mtu: PathMtu,
     pub(super) ack: AckState,
     pub(super) probes_pending: u8,
@@ -152,6 +154,7 @@ impl Connection {
             cc,
             pacer: Pacer::new(),
             pacing_wait: None,
+            limits: Default::default(),
             mtu,
             ack: AckState::default(),
             probes_pending: 0,
@@ -386,6 +389,7 @@ impl Connection {
         s.suite = self.vsl.as_ref().map(|v| v.suite());
         s.cc_time_competing = self.cc.time_competing();
         s.packets_lost = self.recovery.lost_packets;
+        s.limited = self.limits.times(Instant::now());
         s
     }
 

@@ -11,6 +11,7 @@ mod connection;
 mod driver;
 pub mod frame;
 pub mod handshake;
+mod limits;
 pub mod mtu;
 pub mod pacer;
 pub mod ranges;
@@ -27,5 +28,6 @@ pub use config::{Config, Stats, MAX_ACK_DELAY};
 pub use connection::{CloseReason, Connection, Event};
 pub use driver::{Session, SessionError, VferStream};
 pub use handshake::{HandshakeError, HandshakeRandom, Tai64n, TransportParams};
+pub use limits::LimitedTimes;
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,11 @@ impl SendBuffer {
             || self.fin_pending()
     }
 
+    /// Whether anything is waiting to be sent, flow control aside.
+    pub fn has_unsent(&self) -> bool {
+        self.has_pending(u64::MAX)
+    }
+
     fn fin_pending(&self) -> bool {
         self.finished && self.sent == self.written && (!self.fin_sent || self.fin_lost)
     }

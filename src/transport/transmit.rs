@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::connection::{CloseReason, Connection, State};
 use super::frame::{varint_len, Writer};
 use super::handshake::TYPE_DATA;
+use super::limits::Limit;
 use crate::vsl::{SealError, HEADER_LEN};
 
 impl Connection {
@@ -113,6 +114,14 @@ impl Connection {
         let data_pending = self.send.has_pending(self.peer_max_data);
         let ping = self.ping_pending || probe;
         let eliciting_wanted = data_pending || self.max_data_pending || ping || mtu_probe.is_some();
+        if !data_pending {
+            let why = if self.send.has_unsent() {
+                Limit::Flow
+            } else {
+                Limit::App
+            };
+            self.limits.set(now, why);
+        }
         if !ack_due && !eliciting_wanted {
             if !data_pending {
                 self.recovery.set_app_limited();
@@ -127,6 +136,9 @@ impl Connection {
             let in_flight = self.recovery.bytes_in_flight();
             if in_flight + mtu as u64 > self.cc.window() {
                 may_elicit = false;
+                if data_pending {
+                    self.limits.set(now, Limit::Cwnd);
+                }
             } else {
                 let rate = self.pacing_rate();
                 match self.pacer.delay(now, mtu as u64, rate, mtu as u64) {
@@ -134,6 +146,9 @@ impl Connection {
                     Some(t) => {
                         self.pacing_wait = Some(t);
                         may_elicit = false;
+                        if data_pending {
+                            self.limits.set(now, Limit::Pacing);
+                        }
                     }
                 }
             }
@@ -183,6 +198,7 @@ impl Connection {
                     if let Some(dst) = w.stream(c.offset, c.len, c.fin) {
                         self.send.read(c.offset, dst);
                         stream = Some(c.offset..c.offset + c.len as u64);
+                        self.limits.set(now, Limit::Sending);
                         fin = c.fin;
                         eliciting = true;
                         if c.retransmit {
