@@ -292,6 +292,59 @@ async fn truncated_and_oversized_frames() {
         "a bad part is removed"
     );
 
+    // With CHECK_XXH3 on both sides FILE_END carries XXH3-128 (16 bytes,
+    // then 16 zero bytes): the right one is accepted, and the BLAKE3 of the
+    // same bytes (what a confused or downgrading source might send) or a
+    // wrong XXH3 is a mismatch that leaves no file.
+    let xxh3 = {
+        let mut h = [0u8; 32];
+        h[..16].copy_from_slice(&twox_hash::XxHash3_128::oneshot(b"abc").to_be_bytes());
+        h
+    };
+    let mut bad_xxh3 = xxh3;
+    bad_xxh3[20] = 1; // the zero tail is part of the check
+    for (name, hash, ok) in [
+        ("x1", xxh3, true),
+        ("x2", *blake3::hash(b"abc").as_bytes(), false),
+        ("x3", bad_xxh3, false),
+    ] {
+        let (r, _) = fake_source(
+            enc(&[
+                Msg::Hello {
+                    role: Role::Source,
+                    flags: frame::FLAG_CHECK_XXH3,
+                },
+                begin(1),
+                entry(0, Kind::File, name.as_bytes(), b"", 3),
+                Msg::ManifestEnd { entries: 1 },
+                Msg::FileBegin {
+                    index: 0,
+                    offset: 0,
+                    size: 3,
+                },
+                Msg::Data(b"abc"),
+                Msg::FileEnd { index: 0, hash },
+                Msg::End,
+            ]),
+            dst.path(),
+        )
+        .await;
+        let r = r.unwrap();
+        assert_eq!(
+            dst.path().join(name).exists(),
+            ok,
+            "{name}: {:?}",
+            r.failures
+        );
+        if !ok {
+            assert!(
+                r.failures[0].message.contains("XXH3-128 mismatch"),
+                "{:?}",
+                r.failures
+            );
+        }
+    }
+
     // Not a vfer peer at all.
     let (r, _) = fake_source(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(), dst.path()).await;
     assert!(r.is_err());

@@ -61,6 +61,47 @@ async fn resume_sends_only_the_missing_part() {
     assert!(parts(dst.path()).is_empty());
 }
 
+/// FILE_END's check is XXH3-128 when both ends offer it and BLAKE3 when
+/// either does not (PROTOCOL §6.7); a resume continues the check from the
+/// kept prefix in either case, and a peer that offers only BLAKE3 (an older
+/// build, another implementation) interoperates both ways.
+#[tokio::test]
+async fn resume_works_with_either_check_on_either_side() {
+    for (send_b3, recv_b3) in [(false, false), (true, false), (false, true), (true, true)] {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let body = data(SIZE, 13);
+        let f = src.path().join("big.bin");
+        fs::write(&f, &body).unwrap();
+        let kept = interrupted(&f, dst.path()).await;
+        let so = SendOptions {
+            blake3_only: send_b3,
+            ..SendOptions::default()
+        };
+        let ro = ReceiveOptions {
+            blake3_only: recv_b3,
+            ..ReceiveOptions::default()
+        };
+        let (s, r) = run(
+            vec![Source::Path(f.clone())],
+            Dest::Path(dst.path().to_owned()),
+            &so,
+            &ro,
+        )
+        .await;
+        let case = format!("source BLAKE3-only {send_b3}, sink BLAKE3-only {recv_b3}");
+        let (s, r) = (s.expect(&case), r.expect(&case));
+        assert!(r.failures.is_empty(), "{case}: {:?}", r.failures);
+        assert_eq!(r.bytes_skipped, kept, "{case}");
+        assert_eq!(s.bytes, SIZE as u64 - kept, "{case}");
+        assert_eq!(
+            fs::read(dst.path().join("big.bin")).unwrap(),
+            body,
+            "{case}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_changed_source_is_sent_whole() {
     let src = tempfile::tempdir().unwrap();

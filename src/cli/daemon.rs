@@ -281,6 +281,7 @@ pub(crate) async fn serve_one(
             preserve: req.preserve,
             progress: None,
             shown_root: Some(root.path().to_path_buf()),
+            ..SendOptions::default()
         };
         transfer::send(stream, sources, &opts).await?;
     }

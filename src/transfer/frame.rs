@@ -66,6 +66,9 @@ pub enum Role {
 
 /// HELLO flag: the sender of HELLO asks for mode and mtime to be preserved.
 pub const FLAG_PRESERVE: u8 = 0x01;
+/// HELLO flag: the sender of HELLO can check files with XXH3-128; used
+/// for FILE_END when both ends set it (PROTOCOL §6.7).
+pub const FLAG_CHECK_XXH3: u8 = 0x02;
 
 /// Kind of a manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,7 +503,7 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, FrameError> {
                 _ => return Err(c.err("bad role")),
             };
             let flags = c.u8()?;
-            if flags & !FLAG_PRESERVE != 0 {
+            if flags & !(FLAG_PRESERVE | FLAG_CHECK_XXH3) != 0 {
                 return Err(c.err("unknown flags"));
             }
             Msg::Hello { role, flags }

@@ -20,6 +20,10 @@ fn every_message_roundtrips() {
             role: Role::Sink,
             flags: FLAG_PRESERVE,
         },
+        Msg::Hello {
+            role: Role::Source,
+            flags: FLAG_PRESERVE | FLAG_CHECK_XXH3,
+        },
         Msg::ManifestBegin {
             roots: 2,
             entries: 9,
@@ -161,5 +165,20 @@ proptest! {
         if cut < body.len() {
             prop_assert!(decode(&body[..cut]).is_err());
         }
+    }
+}
+
+#[test]
+fn hello_rejects_flags_it_does_not_know() {
+    for flags in [0x04u8, 0x80, 0xFF] {
+        let mut out = Vec::new();
+        encode(
+            &Msg::Hello {
+                role: Role::Sink,
+                flags,
+            },
+            &mut out,
+        );
+        assert!(decode(&out[4..]).is_err(), "flags {flags:#x}");
     }
 }

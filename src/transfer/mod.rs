@@ -186,6 +186,9 @@ pub struct SendOptions {
     /// Paths under this directory are named to the peer relative to it (a
     /// daemon does not show its `--root` to clients).
     pub shown_root: Option<PathBuf>,
+    /// Check files with BLAKE3 even if the sink offers XXH3-128 (do not set
+    /// HELLO's CHECK_XXH3; PROTOCOL §6.7). For interoperability tests.
+    pub blake3_only: bool,
 }
 
 /// Sink options; the CLI flags of `vfer-recv` map onto them.
@@ -207,6 +210,9 @@ pub struct ReceiveOptions {
     /// and local modes): the process umask without `-p`, and with it the
     /// sent mode exactly, as `scp -p`.
     pub umask: Option<u32>,
+    /// Check files with BLAKE3 even if the source offers XXH3-128 (do not
+    /// set HELLO's CHECK_XXH3; PROTOCOL §6.7). For interoperability tests.
+    pub blake3_only: bool,
 }
 
 impl Default for ReceiveOptions {
@@ -217,6 +223,7 @@ impl Default for ReceiveOptions {
             skip_identical: true,
             progress: None,
             umask: None,
+            blake3_only: false,
         }
     }
 }

@@ -14,8 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::beneath::{dir_flags, is_symlink_error, open_beneath, symlink_refused};
 use super::error::TransferError;
 use super::frame::{
-    Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE, MAX_ENTRIES, MAX_MANIFEST_PATH_BYTES,
+    Kind, Msg, Role, Want, WireEntry, FLAG_CHECK_XXH3, FLAG_PRESERVE, MAX_ENTRIES,
+    MAX_MANIFEST_PATH_BYTES,
 };
+use super::hashing::CheckKind;
 use super::path::{show, RelPath, PART_SUFFIX};
 use super::sinkfile::{Pending, Receiving};
 use super::sinkfs;
@@ -50,7 +52,10 @@ where
     let start = Instant::now();
     let mut fr = FrameReader::new(r);
     let mut fw = FrameWriter::new(w);
-    let flags = if opts.preserve { FLAG_PRESERVE } else { 0 };
+    let mut flags = if opts.preserve { FLAG_PRESERVE } else { 0 };
+    if !opts.blake3_only {
+        flags |= FLAG_CHECK_XXH3;
+    }
     let res = async {
         fw.send(&Msg::Hello {
             role: Role::Sink,
@@ -99,6 +104,8 @@ pub(crate) enum Target {
 pub(crate) struct Sink<'o> {
     pub opts: &'o ReceiveOptions,
     pub preserve: bool,
+    /// The FILE_END check agreed in the HELLOs.
+    pub check: CheckKind,
     pub umask: u32,
     /// Cleared from preserved modes: a daemon's umask, else 0 (scp -p).
     pub preserved_mask: u32,
@@ -179,6 +186,11 @@ where
     let mut sink = Sink {
         opts,
         preserve: opts.preserve || peer_flags & FLAG_PRESERVE != 0,
+        check: if !opts.blake3_only && peer_flags & FLAG_CHECK_XXH3 != 0 {
+            CheckKind::Xxh3
+        } else {
+            CheckKind::Blake3
+        },
         umask: opts.umask.unwrap_or_else(sinkfs::umask),
         preserved_mask: opts.umask.unwrap_or(0),
         target,

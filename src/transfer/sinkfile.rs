@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::error::TransferError;
 use super::frame::{Kind, Want, WireEntry, CHUNK, HASH_LEN};
-use super::hashing::{blocking, digest, hash_prefix};
+use super::hashing::{blocking, digest, hash_prefix, Check, CheckKind};
 use super::path::RelPath;
 use super::sink::{Sink, Target};
 use super::sinkfs::{self, part_name};
@@ -32,9 +32,9 @@ pub(crate) struct Pending {
     pub mode: u32,
     pub mtime: (i64, u32),
     pub want: Want,
-    /// BLAKE3 state after the kept prefix (for `Want::Resume`), boxed: a
-    /// hasher is ~1.9 KB and every file of the manifest waits here.
-    pub prefix: Option<Box<blake3::Hasher>>,
+    /// The FILE_END check's state after the kept prefix (for
+    /// `Want::Resume`; boxed inside, as every file of the manifest waits here).
+    pub prefix: Option<Check>,
 }
 
 /// Where the current file's bytes go.
@@ -50,14 +50,15 @@ pub(crate) enum Out {
 /// A finished disk write: the file, the hash state (updated with the chunk
 /// on the same blocking thread, off the async threads that run the
 /// transport) and the buffer come back with the result.
-type WriteDone = (File, blake3::Hasher, Vec<u8>, io::Result<()>);
+type WriteDone = (File, Check, Vec<u8>, io::Result<()>);
 
 /// The file being received.
 pub(crate) struct Receiving {
     p: Pending,
     parent: Option<Arc<OwnedFd>>,
     out: Out,
-    hasher: blake3::Hasher,
+    /// `None` while a write (which updates it) is in flight.
+    hasher: Option<Check>,
     inflight: Option<JoinHandle<WriteDone>>,
     spare: Vec<u8>,
     offset: u64,
@@ -116,10 +117,10 @@ impl Pending {
                 let (par, n, size) = (parent.clone(), name.clone(), e.size);
                 let r = blocking(move || {
                     let mut f = sinkfs::open_existing(par.as_fd(), &n)?;
-                    hash_prefix(&mut f, size)
+                    hash_prefix(&mut f, size, CheckKind::Blake3)
                 })
                 .await;
-                if let Ok((h, got)) = r {
+                if let Ok((h, _, got)) = r {
                     if got == size {
                         p.want = Want::Have { hash: digest(&h) };
                         return Ok(p);
@@ -142,18 +143,19 @@ impl Pending {
                 sinkfs::hard_linked(m.nlink)
             )),
             Some(m) if m.size > 0 && m.size <= e.size => {
+                let kind = sink.check;
                 let r = blocking(move || {
                     let mut f = sinkfs::open_part(parent.as_fd(), &part)?;
-                    hash_prefix(&mut f, m.size)
+                    hash_prefix(&mut f, m.size, kind)
                 })
                 .await;
                 match r {
-                    Ok((h, got)) if got == m.size => {
+                    Ok((h, check, got)) if got == m.size => {
                         p.want = Want::Resume {
                             offset: got,
                             hash: digest(&h),
                         };
-                        p.prefix = Some(Box::new(h));
+                        p.prefix = Some(check);
                     }
                     _ => {}
                 }
@@ -223,10 +225,11 @@ impl Sink<'_> {
                 )))
             }
         };
+        let fresh = Check::new(self.check);
         let hasher = if resumed {
-            p.prefix.take().map(|h| *h).unwrap_or_default()
+            p.prefix.take().unwrap_or(fresh)
         } else {
-            blake3::Hasher::new()
+            fresh
         };
         let (out, parent, failed) = if matches!(self.target, Target::Writer) {
             (Out::Stream, None, None)
@@ -247,7 +250,7 @@ impl Sink<'_> {
             p,
             parent,
             out,
-            hasher,
+            hasher: Some(hasher),
             inflight: None,
             spare: Vec::with_capacity(CHUNK),
             offset,
@@ -311,7 +314,9 @@ impl Sink<'_> {
         if cur.failed.is_none() {
             match &mut cur.out {
                 Out::Stream => {
-                    cur.hasher.update(d);
+                    if let Some(h) = cur.hasher.as_mut() {
+                        h.update(d);
+                    }
                     if let Some(o) = self.out.as_mut() {
                         o.write_all(d).await.map_err(|e| TransferError::Local {
                             path: PathBuf::from("-"),
@@ -356,7 +361,9 @@ impl Sink<'_> {
         let Some(mut file) = slot.take() else {
             return;
         };
-        let mut hasher = std::mem::take(&mut cur.hasher);
+        let Some(mut hasher) = cur.hasher.take() else {
+            return;
+        };
         cur.inflight = Some(tokio::task::spawn_blocking(move || {
             let d = &buf[range];
             hasher.update(d);
@@ -378,7 +385,7 @@ impl Sink<'_> {
         let (file, hasher, buf, r) = h
             .await
             .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
-        cur.hasher = hasher;
+        cur.hasher = Some(hasher);
         cur.spare = buf;
         match r {
             Ok(()) => {
@@ -455,12 +462,18 @@ impl Sink<'_> {
                 ));
             }
         }
-        let good = digest(&cur.hasher) == hash;
+        let Some(check) = cur.hasher else {
+            return Err("no check state".into());
+        };
+        let good = check.digest() == hash;
         let Out::File(Some(file)) = cur.out else {
             return if good {
                 Ok(())
             } else {
-                Err("BLAKE3 mismatch: the data written to the stream is corrupt".into())
+                Err(format!(
+                    "{} mismatch: the data written to the stream is corrupt",
+                    check.name()
+                ))
             };
         };
         let Some(parent) = cur.parent else {
@@ -471,11 +484,11 @@ impl Sink<'_> {
         if !good {
             drop(file);
             let _ = sinkfs::remove(parent.as_fd(), &part);
-            return Err(
-                "BLAKE3 mismatch (corrupted in transit, or the source changed): \
-                 the partial file was removed"
-                    .into(),
-            );
+            return Err(format!(
+                "{} mismatch (corrupted in transit, or the source changed): \
+                 the partial file was removed",
+                check.name()
+            ));
         }
         let mode = self.file_mode(cur.p.mode);
         let mtime = self.preserve.then_some(cur.p.mtime);

@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::error::TransferError;
-use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_PRESERVE};
+use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_CHECK_XXH3, FLAG_PRESERVE};
+use super::hashing::CheckKind;
 use super::path::RelPath;
 use super::sourcefile::{new_buf, send_file, send_stream, FileCtx, Reader, Sent, BUF_LEN};
 use super::walk::{walk_beneath, walk_source, SrcEntry};
@@ -45,7 +46,10 @@ where
     let start = Instant::now();
     let mut fr = FrameReader::new(r);
     let mut fw = FrameWriter::new(w);
-    let flags = if opts.preserve { FLAG_PRESERVE } else { 0 };
+    let mut flags = if opts.preserve { FLAG_PRESERVE } else { 0 };
+    if !opts.blake3_only {
+        flags |= FLAG_CHECK_XXH3;
+    }
     fw.send(&Msg::Hello {
         role: Role::Source,
         flags,
@@ -87,10 +91,17 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    match fr.expect().await? {
+    let check = match fr.expect().await? {
         Msg::Hello {
-            role: Role::Sink, ..
-        } => {}
+            role: Role::Sink,
+            flags,
+        } => {
+            if !opts.blake3_only && flags & FLAG_CHECK_XXH3 != 0 {
+                CheckKind::Xxh3
+            } else {
+                CheckKind::Blake3
+            }
+        }
         Msg::Hello { .. } => {
             return Err(TransferError::protocol(
                 "both ends are sources: the far side must run vfer-recv (check --remote-path)",
@@ -102,7 +113,7 @@ where
                 "expected HELLO, got {m:?}"
             )))
         }
-    }
+    };
     let (entries, mut readers, mut failures) = collect(sources, opts.recursive).await;
     if let Some(root) = &opts.shown_root {
         for f in &mut failures {
@@ -128,8 +139,11 @@ where
             &failures,
             &mut readers,
             rx,
-            total,
-            &opts.progress,
+            Plan {
+                total,
+                progress: &opts.progress,
+                check,
+            },
         )
         .await;
         match r {
@@ -328,6 +342,15 @@ fn is_file(e: &SrcEntry) -> bool {
     matches!(e.kind, Kind::File | Kind::Stream)
 }
 
+/// What the writer half needs besides the stream and the entries.
+struct Plan<'a> {
+    /// Bytes of all files, for MANIFEST_BEGIN.
+    total: u64,
+    progress: &'a Option<ProgressFn>,
+    /// The FILE_END check agreed in the HELLOs.
+    check: CheckKind,
+}
+
 /// The writer half: manifest, the sources that yield nothing, then each
 /// wanted file in order, then END.
 async fn write_all<W: AsyncWrite + Unpin + Send>(
@@ -336,9 +359,13 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
     failed: &[Failure],
     readers: &mut [Option<Reader>],
     mut rx: mpsc::UnboundedReceiver<(u64, Want)>,
-    total: u64,
-    progress: &Option<ProgressFn>,
+    plan: Plan<'_>,
 ) -> Result<Sent, TransferError> {
+    let Plan {
+        total,
+        progress,
+        check,
+    } = plan;
     let roots = entries.iter().filter(|e| e.rel.depth() == 1).count() as u32;
     fw.send(&Msg::ManifestBegin {
         roots,
@@ -390,6 +417,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
             index,
             entry: e,
             progress,
+            check,
         };
         match (want, readers.get_mut(i).and_then(Option::take)) {
             (Want::Skip, _) => {}

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use super::beneath::is_symlink_error;
 use super::error::TransferError;
 use super::frame::{self, Msg, Want, CHUNK, FRAME_HEADER};
-use super::hashing::{blocking, digest, hash_prefix};
+use super::hashing::{blocking, digest, hash_prefix, Check, CheckKind};
 use super::walk::SrcEntry;
 use super::wire::FrameWriter;
 use super::{report, Progress, ProgressFn};
@@ -34,6 +34,8 @@ pub(crate) struct FileCtx<'a> {
     pub index: u64,
     pub entry: &'a SrcEntry,
     pub progress: &'a Option<ProgressFn>,
+    /// The FILE_END check agreed in the HELLOs.
+    pub check: CheckKind,
 }
 
 impl FileCtx<'_> {
@@ -85,34 +87,28 @@ fn open_source(e: &SrcEntry) -> io::Result<(File, u64)> {
 /// How a WANT is answered after looking at the file.
 enum Plan {
     Same,
-    Send {
-        offset: u64,
-        hasher: Box<blake3::Hasher>,
-    },
+    Send { offset: u64, check: Check },
 }
 
-fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
+fn plan(file: &mut File, size: u64, want: Want, kind: CheckKind) -> io::Result<Plan> {
     let fresh = |file: &mut File| -> io::Result<Plan> {
         file.seek(SeekFrom::Start(0))?;
         Ok(Plan::Send {
             offset: 0,
-            hasher: Box::default(),
+            check: Check::new(kind),
         })
     };
     match want {
         Want::Resume { offset, hash } if offset <= size => {
-            let (h, n) = hash_prefix(file, offset)?;
+            let (h, check, n) = hash_prefix(file, offset, kind)?;
             if n == offset && digest(&h) == hash {
-                Ok(Plan::Send {
-                    offset,
-                    hasher: Box::new(h),
-                })
+                Ok(Plan::Send { offset, check })
             } else {
                 fresh(file)
             }
         }
         Want::Have { hash } => {
-            let (h, n) = hash_prefix(file, size)?;
+            let (h, _, n) = hash_prefix(file, size, CheckKind::Blake3)?;
             if n == size && digest(&h) == hash {
                 Ok(Plan::Same)
             } else {
@@ -125,12 +121,7 @@ fn plan(file: &mut File, size: u64, want: Want) -> io::Result<Plan> {
 
 /// Reads up to `want` bytes into `buf[FRAME_HEADER..]` (fewer only at end
 /// of file), hashing them.
-fn read_chunk(
-    file: &mut File,
-    h: &mut blake3::Hasher,
-    buf: &mut [u8],
-    want: usize,
-) -> io::Result<usize> {
+fn read_chunk(file: &mut File, h: &mut Check, buf: &mut [u8], want: usize) -> io::Result<usize> {
     let dst = &mut buf[FRAME_HEADER..FRAME_HEADER + want];
     let mut n = 0;
     while n < want {
@@ -145,11 +136,11 @@ fn read_chunk(
     Ok(n)
 }
 
-type ReadDone = (File, blake3::Hasher, Vec<u8>, io::Result<usize>);
+type ReadDone = (File, Check, Vec<u8>, io::Result<usize>);
 
 fn spawn_read(
     mut file: File,
-    mut h: blake3::Hasher,
+    mut h: Check,
     mut buf: Vec<u8>,
     want: usize,
 ) -> tokio::task::JoinHandle<ReadDone> {
@@ -167,9 +158,10 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
     sent: &mut Sent,
 ) -> Result<(), TransferError> {
     let e = ctx.entry.clone();
+    let kind = ctx.check;
     let opened = blocking(move || {
         let (mut f, size) = open_source(&e)?;
-        let p = plan(&mut f, size, want)?;
+        let p = plan(&mut f, size, want, kind)?;
         Ok((f, size, p))
     })
     .await;
@@ -182,7 +174,7 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
             sent.skipped += size;
             return fw.send(&Msg::FileSame { index: ctx.index }).await;
         }
-        Plan::Send { offset, hasher } => (offset, *hasher),
+        Plan::Send { offset, check } => (offset, check),
     };
     sent.skipped += offset;
     fw.send(&Msg::FileBegin {
@@ -254,7 +246,7 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
     if let Some(why) = failure {
         return ctx.abort(fw, why).await;
     }
-    let hash = last.map_or_else(|| digest(&blake3::Hasher::new()), |h| digest(&h));
+    let hash = last.map_or_else(|| Check::new(ctx.check).digest(), |h| h.digest());
     fw.send(&Msg::FileEnd {
         index: ctx.index,
         hash,
@@ -292,7 +284,7 @@ pub(crate) async fn send_stream<W: AsyncWrite + Unpin>(
         size: None,
         offset: 0,
     });
-    let mut h = blake3::Hasher::new();
+    let mut h = Check::new(ctx.check);
     let mut done = 0u64;
     loop {
         let n = match reader.read(&mut buf[FRAME_HEADER..]).await {
@@ -313,7 +305,7 @@ pub(crate) async fn send_stream<W: AsyncWrite + Unpin>(
     }
     fw.send(&Msg::FileEnd {
         index: ctx.index,
-        hash: digest(&h),
+        hash: h.digest(),
     })
     .await
 }
