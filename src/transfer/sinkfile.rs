@@ -64,6 +64,8 @@ pub(crate) struct Receiving {
     offset: u64,
     size: Option<u64>,
     received: u64,
+    /// Part-file offset up to which writeback to disk has been started.
+    written_back: u64,
     failed: Option<String>,
 }
 
@@ -166,6 +168,33 @@ impl Pending {
     }
 }
 
+/// Dirty bytes of a part file after which the sink starts writing them to
+/// disk. Without it the whole file waited in the page cache for the fsync
+/// at FILE_END: 0.64 s of a 1 GiB copy here, after the last byte arrived.
+/// Started behind the writer, the disk works while the network does and
+/// the final fsync waits only for the tail (and dirty memory stays small).
+const WRITEBACK_STEP: u64 = 32 << 20;
+
+/// Starts (does not wait for) writing `range` of `file` to disk.
+fn start_writeback(file: &File, range: std::ops::Range<u64>) {
+    use std::os::fd::AsRawFd;
+    let (Ok(from), Ok(len)) = (
+        i64::try_from(range.start),
+        i64::try_from(range.end - range.start),
+    ) else {
+        return;
+    };
+    // SAFETY: sync_file_range takes a descriptor and integers only; the
+    // descriptor belongs to `file`, which is open for the whole call.
+    let r =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE) };
+    // Advisory: where it fails (a filesystem without it), the fsync at
+    // FILE_END simply does all the writing, as before.
+    if r != 0 {
+        tracing::trace!("sync_file_range: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Writes a chunk at the end of a part file, or leaves a hole when it is
 /// all zeros (sparse files stay sparse, like `rsync -S`). The part only
 /// ever grows at its end, so a hole reads back as the zeros it stands for;
@@ -256,6 +285,7 @@ impl Sink<'_> {
             offset,
             size: (!stream).then_some(size),
             received: 0,
+            written_back: offset,
             failed,
         });
         Ok(())
@@ -364,10 +394,18 @@ impl Sink<'_> {
         let Some(mut hasher) = cur.hasher.take() else {
             return;
         };
+        let end = cur.offset + cur.received;
+        let writeback = (end - cur.written_back >= WRITEBACK_STEP).then_some(cur.written_back..end);
+        if writeback.is_some() {
+            cur.written_back = end;
+        }
         cur.inflight = Some(tokio::task::spawn_blocking(move || {
             let d = &buf[range];
             hasher.update(d);
             let r = write_or_skip_zeros(&mut file, d);
+            if let (Ok(()), Some(w)) = (&r, writeback) {
+                start_writeback(&file, w);
+            }
             (file, hasher, buf, r)
         }));
     }
