@@ -46,6 +46,7 @@ struct Limited {
     cwnd: f64,
     pacing: f64,
     flow: f64,
+    send_buffer: f64,
     app: f64,
 }
 
@@ -56,6 +57,7 @@ impl From<&crate::transport::LimitedTimes> for Limited {
             cwnd: t.cwnd.as_secs_f64(),
             pacing: t.pacing.as_secs_f64(),
             flow: t.flow.as_secs_f64(),
+            send_buffer: t.send_buffer.as_secs_f64(),
             app: t.app.as_secs_f64(),
         }
     }

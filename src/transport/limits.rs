@@ -1,8 +1,9 @@
 //! What held the sender back, and for how long: the sender's counterpart of
 //! Linux's `tcp_info` busy / rwnd-limited / sndbuf-limited times. Tells a
 //! user (and us) whether a slow copy was the network's doing (congestion
-//! window, pacing), the receiver's (flow control) or the sending
-//! application's (nothing to send).
+//! window, pacing), the receiver's (flow control), the send buffer's
+//! (full of unacknowledged bytes) or the sending application's (nothing
+//! to send).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ pub(super) enum Limit {
     Pacing,
     /// The peer's receive window (MAX_DATA) was used up.
     Flow,
+    /// The send buffer was full of sent, unacknowledged bytes.
+    SendBuffer,
     /// The application had written nothing more to send.
     App,
 }
@@ -32,6 +35,8 @@ pub struct LimitedTimes {
     pub pacing: Duration,
     /// Held back by the peer's flow-control window.
     pub flow: Duration,
+    /// Held back by a send buffer full of unacknowledged bytes.
+    pub send_buffer: Duration,
     /// Nothing to send (the application was slower than the path).
     pub app: Duration,
 }
@@ -67,6 +72,7 @@ impl LimitClock {
                 Limit::Cwnd => t.cwnd += add,
                 Limit::Pacing => t.pacing += add,
                 Limit::Flow => t.flow += add,
+                Limit::SendBuffer => t.send_buffer += add,
                 Limit::App => t.app += add,
             }
         }
@@ -79,6 +85,7 @@ impl LimitClock {
             Limit::Cwnd => &mut self.times.cwnd,
             Limit::Pacing => &mut self.times.pacing,
             Limit::Flow => &mut self.times.flow,
+            Limit::SendBuffer => &mut self.times.send_buffer,
             Limit::App => &mut self.times.app,
         }
     }

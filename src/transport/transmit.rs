@@ -117,6 +117,8 @@ impl Connection {
         if !data_pending {
             let why = if self.send.has_unsent() {
                 Limit::Flow
+            } else if self.send.space() == 0 && !self.send.is_finished() {
+                Limit::SendBuffer
             } else {
                 Limit::App
             };
