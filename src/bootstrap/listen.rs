@@ -22,12 +22,14 @@
 //! secret is used once (the login gate) a replay cannot verify anyway, and
 //! clocks are not consulted.
 //!
-//! Slots: a session takes one of the `max_connections` slots only once its
-//! client proved it holds the session keys (its first packet under them
-//! arrived). Handshakes in progress are bounded separately
-//! ([`max_handshakes`]) and forgotten after the handshake timeout; a session
-//! that completes its handshake while every slot is taken is closed at once
-//! with a reason.
+//! Slots: a handshake in progress reserves one of the `max_connections`
+//! slots, and the session holds it from its client's first packet under
+//! the session keys until it ends; an unconfirmed handshake is forgotten
+//! after the handshake timeout. So every handshake answered has a slot
+//! waiting: a REQUEST beyond the slots (or while the daemon is short of CPU
+//! or memory) gets a stateless BUSY in key-file mode ([`super::admission`])
+//! and the client retries later, rather than being admitted and then
+//! turned away.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -41,6 +43,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::sync::Semaphore;
 
+use super::admission::Admission;
 use super::replay::{ReplayGuard, Stale};
 use super::wire::Secret;
 use crate::transport::handshake::{decode_request, TYPE_REQUEST};
@@ -212,6 +215,7 @@ where
         replay: ReplayGuard::new(),
         clock_warned: None,
         slots: slots.clone(),
+        admission: Admission::start(),
         accepted: 0,
         pool: BytesMut::with_capacity(POOL),
         reply: Vec::with_capacity(2048),
@@ -317,6 +321,8 @@ struct Listener<G> {
     clock_warned: Option<Instant>,
     /// One permit per established session.
     slots: Arc<Semaphore>,
+    /// BUSY replies, resource checks, memory given back.
+    admission: Admission,
     accepted: u64,
     pool: BytesMut,
 }
@@ -328,6 +334,8 @@ impl<G: Gate> Listener<G> {
 
     fn forget(&mut self, peer: SocketAddr) {
         if self.peers.remove(&peer).is_some() {
+            self.admission
+                .session_ended(self.peers.len(), Instant::now());
             let host = host_of(peer.ip());
             if let Some(n) = self.per_host.get_mut(&host) {
                 *n -= 1;
@@ -344,12 +352,31 @@ impl<G: Gate> Listener<G> {
             .is_some_and(|&n| n >= self.opts.max_per_host)
     }
 
+    /// Room for another handshake: every session in `peers` (established
+    /// or handshaking) holds or reserves a slot.
     fn accepting(&self) -> bool {
         let established = self.opts.max_connections - self.slots.available_permits();
         let handshaking = self.peers.len().saturating_sub(established);
-        self.opts.max_sessions.is_none_or(|m| self.accepted < m)
+        self.peers.len() < self.opts.max_connections
             && self.slots.available_permits() > 0
             && handshaking < max_handshakes(self.opts.max_connections)
+    }
+
+    /// Answers a REQUEST that may not start a handshake now with BUSY
+    /// (key-file mode; a one-use secret's REQUEST is just dropped).
+    fn refuse(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
+        if !self.gate.reusable_secret() {
+            return;
+        }
+        let Some(key) = self.gate.secret_for(from, now) else {
+            return;
+        };
+        if let Some(reply) = self.admission.busy_reply(&key, d, now) {
+            self.admission
+                .refused(from, "no free slot or short of resources");
+            // Best effort, as UDP.
+            let _ = self.sock.try_send_to(&reply, from);
+        }
     }
 
     /// Refuses a replayed or stale REQUEST where the secret is reusable
@@ -439,7 +466,11 @@ impl<G: Gate> Listener<G> {
             }
             return None;
         }
-        if !self.accepting() || self.host_full(from) {
+        if self.opts.max_sessions.is_some_and(|m| self.accepted >= m) {
+            return None;
+        }
+        if !self.accepting() || self.host_full(from) || self.admission.short_of_resources(now) {
+            self.refuse(from, d, now);
             return None;
         }
         let key = self.gate.secret_for(from, now)?;

@@ -45,6 +45,15 @@ pub enum CloseReason {
     /// The handshake failed.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The server answered BUSY (it serves its most sessions, or is short
+    /// of CPU or memory) until our timeout ran out.
+    #[error("the server was busy (serving its maximum number of sessions, or short of CPU or memory): it answered {replies} times \"busy, try later\" over {waited:?}; try again later, with a longer --timeout, or ask its operator to raise -n")]
+    Busy {
+        /// How long we tried.
+        waited: Duration,
+        /// BUSY replies received.
+        replies: u32,
+    },
     /// This side exhausted its packet numbers.
     #[error("packet numbers exhausted")]
     Exhausted,
@@ -68,6 +77,10 @@ pub(super) enum State {
         first_sent: Option<Instant>,
         retransmitted: bool,
         rnd: HandshakeRandom,
+        /// BUSY replies received so far (`busy.rs`).
+        busy_count: u32,
+        /// The first REQUEST's timestamp (a retry after BUSY moves it on).
+        first_timestamp: handshake::Tai64n,
     },
     /// Keys are agreed.
     Established,
@@ -195,7 +208,9 @@ impl Connection {
             interval: Duration::from_millis(500),
             first_sent: None,
             retransmitted: false,
+            first_timestamp: rnd.timestamp,
             rnd,
+            busy_count: 0,
         };
         c
     }
@@ -405,9 +420,13 @@ impl Connection {
         match &self.state {
             State::Closed => return None,
             State::Closing { until, .. } => return Some(*until),
-            State::ClientHandshake { next_send, .. } => {
+            State::ClientHandshake {
+                next_send,
+                busy_count,
+                ..
+            } => {
                 add(Some(*next_send));
-                add(Some(self.started + self.config.handshake_timeout));
+                add(Some(self.started + self.handshake_deadline(*busy_count)));
                 return t;
             }
             State::Established => {}
@@ -434,10 +453,15 @@ impl Connection {
                 }
                 return;
             }
-            State::ClientHandshake { .. } => {
-                if now >= self.started + self.config.handshake_timeout {
-                    let d = self.config.handshake_timeout;
-                    self.finish_close(CloseReason::HandshakeTimeout(d));
+            State::ClientHandshake { busy_count, .. } => {
+                let replies = *busy_count;
+                let d = self.handshake_deadline(replies);
+                if now >= self.started + d {
+                    self.finish_close(if replies > 0 {
+                        CloseReason::Busy { waited: d, replies }
+                    } else {
+                        CloseReason::HandshakeTimeout(d)
+                    });
                 }
                 return;
             }
@@ -453,6 +477,9 @@ impl Connection {
         }
         if now >= self.last_eliciting_sent + self.config.keepalive {
             self.ping_pending = true;
+            // Idle: give back the stream rings' memory if they are empty.
+            self.send.trim();
+            self.recv.trim();
         }
         if self
             .recovery
@@ -473,6 +500,16 @@ impl Connection {
             }
         }
         self.mtu.poll(now);
+    }
+
+    /// How long a client tries to connect: the handshake timeout, or once
+    /// the server answered BUSY, the whole `--timeout` (idle timeout).
+    fn handshake_deadline(&self, busy_count: u32) -> Duration {
+        if busy_count > 0 {
+            self.config.handshake_timeout.max(self.config.idle_timeout)
+        } else {
+            self.config.handshake_timeout
+        }
     }
 
     /// Reacts to packets declared lost: their contents go back in the queue.
