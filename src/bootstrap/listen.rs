@@ -336,6 +336,10 @@ impl<G: Gate> Listener<G> {
         if self.peers.remove(&peer).is_some() {
             self.admission
                 .session_ended(self.peers.len(), Instant::now());
+            if self.peers.is_empty() {
+                // Idle: the datagram pool goes too (4 MiB).
+                self.pool = BytesMut::new();
+            }
             let host = host_of(peer.ip());
             if let Some(n) = self.per_host.get_mut(&host) {
                 *n -= 1;
