@@ -60,8 +60,43 @@ pub const QUEUE: usize = 4096;
 /// driver falls behind cannot make the listener hold more; datagrams may
 /// be up to 64 KiB each, so the count alone would allow 256 MiB).
 pub const QUEUE_BYTES: usize = 8 << 20;
-/// The pool datagrams are copied into before they go to a session.
-const POOL: usize = 4 << 20;
+/// All sessions' queues together hold about this many bytes at most: each
+/// session's byte bound is this divided by the number of sessions, between
+/// [`QUEUE_BYTES_MIN`] and [`QUEUE_BYTES`]. One fast session keeps its
+/// 8 MiB of slack; a thousand sessions whose drivers fall behind (a busy
+/// CPU) cannot queue 8 GiB between them.
+pub const QUEUE_BYTES_ALL: usize = 64 << 20;
+/// The least byte bound of one session's queue.
+pub const QUEUE_BYTES_MIN: usize = 256 << 10;
+/// The pool datagrams are copied into before they go to a session (a
+/// datagram still queued keeps its whole chunk allocated, so chunks are
+/// small).
+const POOL: usize = 1 << 20;
+
+/// All sessions' receive windows together: a new session's window is this
+/// divided by the sessions already there, between [`WINDOW_MIN`] and the
+/// configured window.
+pub const WINDOWS_ALL: usize = 64 << 20;
+/// The least receive window of a session of a loaded server.
+pub const WINDOW_MIN: usize = 128 << 10;
+
+/// The transport settings of a session that joins `sessions` others: the
+/// receive window shrinks with load ([`WINDOWS_ALL`]), so bytes pushed by a
+/// thousand clients faster than the daemon writes them wait at the
+/// clients, not in the daemon's memory. One client alone keeps the whole
+/// configured window.
+pub fn session_config(base: &Config, sessions: usize) -> Config {
+    let share = (WINDOWS_ALL / sessions.max(1)).max(WINDOW_MIN);
+    Config {
+        recv_window: base.recv_window.min(share),
+        ..base.clone()
+    }
+}
+
+/// One session's queue bound in bytes when `sessions` share the listener.
+pub fn queue_bytes(sessions: usize) -> usize {
+    (QUEUE_BYTES_ALL / sessions.max(1)).clamp(QUEUE_BYTES_MIN, QUEUE_BYTES)
+}
 /// Close reason of a session that completed its handshake while every
 /// slot was taken.
 pub const BUSY_REASON: &str =
@@ -287,14 +322,14 @@ impl Peer {
     /// Would `len` more bytes fit the byte bound? The channel's free
     /// capacity says how many datagrams are still queued; the ones taken
     /// out are the oldest.
-    fn room_for(&mut self, len: usize) -> bool {
+    fn room_for(&mut self, len: usize, bound: usize) -> bool {
         let queued = QUEUE.saturating_sub(self.tx.capacity());
         while self.sizes.len() > queued {
             if let Some(n) = self.sizes.pop_front() {
                 self.bytes -= n as usize;
             }
         }
-        self.bytes + len <= QUEUE_BYTES
+        self.bytes + len <= bound
     }
 
     fn sent(&mut self, len: usize) {
@@ -442,8 +477,9 @@ impl<G: Gate> Listener<G> {
     }
 
     fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession<G::Context>> {
+        let bound = queue_bytes(self.peers.len());
         if let Some(peer) = self.peers.get_mut(&from) {
-            if !peer.room_for(d.len()) {
+            if !peer.room_for(d.len(), bound) {
                 // Full, as a full socket buffer would be.
                 return None;
             }
@@ -487,7 +523,7 @@ impl<G: Gate> Listener<G> {
         request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
-            self.opts.config.clone(),
+            session_config(&self.opts.config, self.peers.len()),
             key.bytes(),
             rnd,
             now,
@@ -518,7 +554,7 @@ mod tests {
         let mut p = Peer::new(tx);
         let big = 65_000;
         let mut queued = 0;
-        while p.room_for(big) {
+        while p.room_for(big, QUEUE_BYTES) {
             p.tx.try_send(BytesMut::zeroed(big)).unwrap();
             p.sent(big);
             queued += 1;
@@ -531,17 +567,35 @@ mod tests {
         // Once the session took some out, there is room again.
         rx.try_recv().unwrap();
         rx.try_recv().unwrap();
-        assert!(p.room_for(big));
+        assert!(p.room_for(big, QUEUE_BYTES));
         assert_eq!(p.bytes, (queued - 2) * big);
         // Small datagrams are bounded by the count.
         let (tx, _rx) = mpsc::channel(QUEUE);
         let mut p = Peer::new(tx);
         for _ in 0..QUEUE {
-            assert!(p.room_for(1200));
+            assert!(p.room_for(1200, QUEUE_BYTES));
             p.tx.try_send(BytesMut::zeroed(1200)).unwrap();
             p.sent(1200);
         }
         assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
+    }
+
+    #[test]
+    fn windows_shrink_with_load() {
+        let base = Config::default();
+        assert_eq!(session_config(&base, 0).recv_window, base.recv_window);
+        assert_eq!(session_config(&base, 4).recv_window, base.recv_window);
+        assert_eq!(session_config(&base, 64).recv_window, 1 << 20);
+        assert_eq!(session_config(&base, 1000).recv_window, WINDOW_MIN);
+    }
+
+    #[test]
+    fn queues_share_a_total_bound() {
+        assert_eq!(queue_bytes(1), QUEUE_BYTES);
+        assert_eq!(queue_bytes(8), QUEUE_BYTES);
+        assert_eq!(queue_bytes(64), 1 << 20);
+        assert_eq!(queue_bytes(1000), QUEUE_BYTES_MIN);
+        assert_eq!(queue_bytes(0), QUEUE_BYTES);
     }
 
     #[test]

@@ -19,6 +19,10 @@ use super::recovery::{AckOutcome, Recovery};
 use super::stream::{RecvBuffer, SendBuffer};
 use crate::vsl::{self, Role, KEY_LEN};
 
+/// Unsent bytes the application may always queue (see
+/// [`Connection::send_space`]): one transfer-layer chunk.
+pub const WRITE_AHEAD_MIN: u64 = 256 * 1024;
+
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -303,12 +307,21 @@ impl Connection {
         if matches!(self.state, State::Closing { .. } | State::Closed) {
             return 0;
         }
-        self.send.write(data)
+        let n = data.len().min(self.send_space());
+        self.send.write(&data[..n])
     }
 
-    /// Room in the send buffer.
+    /// Room in the send buffer for the application: the buffer's free space,
+    /// but unsent bytes only up to [`WRITE_AHEAD_MIN`] or twice the
+    /// congestion window, whichever is more. The application stays that
+    /// far ahead of the wire, so the buffer's memory follows what is in
+    /// flight rather than the configured size (a thousand slow sessions do
+    /// not each buffer 16 MiB of a file), while a fast path still has a
+    /// window's worth queued.
     pub fn send_space(&self) -> usize {
-        self.send.space()
+        let ahead = (2 * self.cc.window()).max(WRITE_AHEAD_MIN);
+        let unsent = self.send.written() - self.send.max_offset();
+        self.send.space().min(ahead.saturating_sub(unsent) as usize)
     }
 
     /// Ends our direction of the stream after what was written.
