@@ -73,22 +73,24 @@ pub const QUEUE_BYTES_MIN: usize = 256 << 10;
 /// small).
 const POOL: usize = 1 << 20;
 
-/// All sessions' receive windows together: a new session's window is this
-/// divided by the sessions already there, between [`WINDOW_MIN`] and the
-/// configured window.
+/// All sessions' receive windows (and send buffers) together: a new
+/// session's window is this divided by the sessions already there, between
+/// [`WINDOW_MIN`] and the configured window.
 pub const WINDOWS_ALL: usize = 64 << 20;
 /// The least receive window of a session of a loaded server.
 pub const WINDOW_MIN: usize = 128 << 10;
 
 /// The transport settings of a session that joins `sessions` others: the
-/// receive window shrinks with load ([`WINDOWS_ALL`]), so bytes pushed by a
-/// thousand clients faster than the daemon writes them wait at the
-/// clients, not in the daemon's memory. One client alone keeps the whole
-/// configured window.
+/// receive window and the send buffer (the most unacknowledged bytes)
+/// shrink with load ([`WINDOWS_ALL`]), so bytes pushed by a thousand
+/// clients faster than the daemon writes them wait at the clients, and
+/// bytes pulled wait in the daemon's files, not in its memory. One client
+/// alone keeps the whole configured window.
 pub fn session_config(base: &Config, sessions: usize) -> Config {
     let share = (WINDOWS_ALL / sessions.max(1)).max(WINDOW_MIN);
     Config {
         recv_window: base.recv_window.min(share),
+        send_buffer: base.send_buffer.min(share),
         ..base.clone()
     }
 }
@@ -131,7 +133,11 @@ impl Default for ListenOptions {
             max_connections: 100,
             max_sessions: None,
             max_per_host: usize::MAX,
-            handshake_timeout: Duration::from_secs(5),
+            // The client's own handshake timeout (`Config`, 10 s): a client
+            // on a loaded host that was answered but is slow to send its
+            // first packet under the session keys is not dropped before it
+            // would give up itself (issue 19's "session dropped").
+            handshake_timeout: Duration::from_secs(10),
             config: Config::default(),
         }
     }
@@ -587,6 +593,7 @@ mod tests {
         assert_eq!(session_config(&base, 4).recv_window, base.recv_window);
         assert_eq!(session_config(&base, 64).recv_window, 1 << 20);
         assert_eq!(session_config(&base, 1000).recv_window, WINDOW_MIN);
+        assert_eq!(session_config(&base, 1000).send_buffer, WINDOW_MIN);
     }
 
     #[test]
