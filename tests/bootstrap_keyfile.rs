@@ -357,24 +357,27 @@ async fn recorded_requests_are_refused_from_any_address_at_any_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unfinished_handshake_does_not_hold_a_slot() {
+async fn an_unfinished_handshake_holds_a_slot_only_until_the_handshake_timeout() {
     use tokio::net::UdpSocket;
     let dir = tempfile::tempdir().unwrap();
     let key = keyfile::load(&key_file(dir.path(), "k", 10)).unwrap();
-    // One slot; handshakes are forgotten after 5 s.
+    // One slot; handshakes are forgotten after 1 s.
     let opts = ListenOptions {
         max_connections: 1,
-        handshake_timeout: Duration::from_secs(5),
+        handshake_timeout: Duration::from_secs(1),
         ..ListenOptions::default()
     };
     let server = echo_server(&key, opts);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // A REQUEST that never goes on to the first packet under session keys.
+    // A REQUEST that never goes on to the first packet under session keys:
+    // it reserves the slot until it is forgotten.
     let idle = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     assert!(answered(&idle, &request(&key, Duration::ZERO), server).await);
-    // A genuine client still gets the slot, well within its 2 s timeout.
+    // A genuine client is told BUSY meanwhile, backs off and gets the slot
+    // once the idle handshake is forgotten, within its timeout.
     let cfg = Config {
         handshake_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(20),
         ..Config::default()
     };
     let s = keyfile::connect(server, &key, cfg)
@@ -385,22 +388,24 @@ async fn an_unfinished_handshake_does_not_hold_a_slot() {
     let mut got = [0u8; 4];
     r.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"ping");
-    // While it is served, a second client is turned away with a reason
-    // (the idle handshake, too, may complete but finds no slot).
+    // While it is served, a second client is answered BUSY until its
+    // timeout runs out, and is told so.
     let s2 = keyfile::connect(
         server,
         &key,
         Config {
-            handshake_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(3),
             ..Config::default()
         },
     )
     .await;
-    if let Ok(s2) = s2 {
-        let mut buf = Vec::new();
-        let e = s2.stream().read_to_end(&mut buf).await;
-        let why = format!("{e:?} {:?}", s2.close_reason());
-        assert!(why.contains("maximum number of sessions"), "{why}");
+    match s2 {
+        Err(SessionError::Closed(CloseReason::Busy { replies, .. })) => {
+            assert!(replies >= 2, "{replies}")
+        }
+        Err(e) => panic!("not busy: {e}"),
+        Ok(_) => panic!("a second session while the only slot is held"),
     }
     s.close(0, "done").await;
 }

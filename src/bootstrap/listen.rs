@@ -22,12 +22,14 @@
 //! secret is used once (the login gate) a replay cannot verify anyway, and
 //! clocks are not consulted.
 //!
-//! Slots: a session takes one of the `max_connections` slots only once its
-//! client proved it holds the session keys (its first packet under them
-//! arrived). Handshakes in progress are bounded separately
-//! ([`max_handshakes`]) and forgotten after the handshake timeout; a session
-//! that completes its handshake while every slot is taken is closed at once
-//! with a reason.
+//! Slots: a handshake in progress reserves one of the `max_connections`
+//! slots, and the session holds it from its client's first packet under
+//! the session keys until it ends; an unconfirmed handshake is forgotten
+//! after the handshake timeout. So every handshake answered has a slot
+//! waiting: a REQUEST beyond the slots (or while the daemon is short of CPU
+//! or memory) gets a stateless BUSY in key-file mode ([`super::admission`])
+//! and the client retries later, rather than being admitted and then
+//! turned away.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -41,6 +43,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::sync::Semaphore;
 
+use super::admission::Admission;
 use super::replay::{ReplayGuard, Stale};
 use super::wire::Secret;
 use crate::transport::handshake::{decode_request, TYPE_REQUEST};
@@ -57,8 +60,45 @@ pub const QUEUE: usize = 4096;
 /// driver falls behind cannot make the listener hold more; datagrams may
 /// be up to 64 KiB each, so the count alone would allow 256 MiB).
 pub const QUEUE_BYTES: usize = 8 << 20;
-/// The pool datagrams are copied into before they go to a session.
-const POOL: usize = 4 << 20;
+/// All sessions' queues together hold about this many bytes at most: each
+/// session's byte bound is this divided by the number of sessions, between
+/// [`QUEUE_BYTES_MIN`] and [`QUEUE_BYTES`]. One fast session keeps its
+/// 8 MiB of slack; a thousand sessions whose drivers fall behind (a busy
+/// CPU) cannot queue 8 GiB between them.
+pub const QUEUE_BYTES_ALL: usize = 64 << 20;
+/// The least byte bound of one session's queue.
+pub const QUEUE_BYTES_MIN: usize = 256 << 10;
+/// The pool datagrams are copied into before they go to a session (a
+/// datagram still queued keeps its whole chunk allocated, so chunks are
+/// small).
+const POOL: usize = 1 << 20;
+
+/// All sessions' receive windows (and send buffers) together: a new
+/// session's window is this divided by the sessions already there, between
+/// [`WINDOW_MIN`] and the configured window.
+pub const WINDOWS_ALL: usize = 64 << 20;
+/// The least receive window of a session of a loaded server.
+pub const WINDOW_MIN: usize = 128 << 10;
+
+/// The transport settings of a session that joins `sessions` others: the
+/// receive window and the send buffer (the most unacknowledged bytes)
+/// shrink with load ([`WINDOWS_ALL`]), so bytes pushed by a thousand
+/// clients faster than the daemon writes them wait at the clients, and
+/// bytes pulled wait in the daemon's files, not in its memory. One client
+/// alone keeps the whole configured window.
+pub fn session_config(base: &Config, sessions: usize) -> Config {
+    let share = (WINDOWS_ALL / sessions.max(1)).max(WINDOW_MIN);
+    Config {
+        recv_window: base.recv_window.min(share),
+        send_buffer: base.send_buffer.min(share),
+        ..base.clone()
+    }
+}
+
+/// One session's queue bound in bytes when `sessions` share the listener.
+pub fn queue_bytes(sessions: usize) -> usize {
+    (QUEUE_BYTES_ALL / sessions.max(1)).clamp(QUEUE_BYTES_MIN, QUEUE_BYTES)
+}
 /// Close reason of a session that completed its handshake while every
 /// slot was taken.
 pub const BUSY_REASON: &str =
@@ -93,7 +133,11 @@ impl Default for ListenOptions {
             max_connections: 100,
             max_sessions: None,
             max_per_host: usize::MAX,
-            handshake_timeout: Duration::from_secs(5),
+            // The client's own handshake timeout (`Config`, 10 s): a client
+            // on a loaded host that was answered but is slow to send its
+            // first packet under the session keys is not dropped before it
+            // would give up itself (issue 19's "session dropped").
+            handshake_timeout: Duration::from_secs(10),
             config: Config::default(),
         }
     }
@@ -212,6 +256,7 @@ where
         replay: ReplayGuard::new(),
         clock_warned: None,
         slots: slots.clone(),
+        admission: Admission::start(),
         accepted: 0,
         pool: BytesMut::with_capacity(POOL),
         reply: Vec::with_capacity(2048),
@@ -283,14 +328,14 @@ impl Peer {
     /// Would `len` more bytes fit the byte bound? The channel's free
     /// capacity says how many datagrams are still queued; the ones taken
     /// out are the oldest.
-    fn room_for(&mut self, len: usize) -> bool {
+    fn room_for(&mut self, len: usize, bound: usize) -> bool {
         let queued = QUEUE.saturating_sub(self.tx.capacity());
         while self.sizes.len() > queued {
             if let Some(n) = self.sizes.pop_front() {
                 self.bytes -= n as usize;
             }
         }
-        self.bytes + len <= QUEUE_BYTES
+        self.bytes + len <= bound
     }
 
     fn sent(&mut self, len: usize) {
@@ -317,6 +362,8 @@ struct Listener<G> {
     clock_warned: Option<Instant>,
     /// One permit per established session.
     slots: Arc<Semaphore>,
+    /// BUSY replies, resource checks, memory given back.
+    admission: Admission,
     accepted: u64,
     pool: BytesMut,
 }
@@ -328,6 +375,12 @@ impl<G: Gate> Listener<G> {
 
     fn forget(&mut self, peer: SocketAddr) {
         if self.peers.remove(&peer).is_some() {
+            self.admission
+                .session_ended(self.peers.len(), Instant::now());
+            if self.peers.is_empty() {
+                // Idle: the datagram pool goes too (4 MiB).
+                self.pool = BytesMut::new();
+            }
             let host = host_of(peer.ip());
             if let Some(n) = self.per_host.get_mut(&host) {
                 *n -= 1;
@@ -344,12 +397,31 @@ impl<G: Gate> Listener<G> {
             .is_some_and(|&n| n >= self.opts.max_per_host)
     }
 
+    /// Room for another handshake: every session in `peers` (established
+    /// or handshaking) holds or reserves a slot.
     fn accepting(&self) -> bool {
         let established = self.opts.max_connections - self.slots.available_permits();
         let handshaking = self.peers.len().saturating_sub(established);
-        self.opts.max_sessions.is_none_or(|m| self.accepted < m)
+        self.peers.len() < self.opts.max_connections
             && self.slots.available_permits() > 0
             && handshaking < max_handshakes(self.opts.max_connections)
+    }
+
+    /// Answers a REQUEST that may not start a handshake now with BUSY
+    /// (key-file mode; a one-use secret's REQUEST is just dropped).
+    fn refuse(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
+        if !self.gate.reusable_secret() {
+            return;
+        }
+        let Some(key) = self.gate.secret_for(from, now) else {
+            return;
+        };
+        if let Some(reply) = self.admission.busy_reply(&key, d, now) {
+            self.admission
+                .refused(from, "no free slot or short of resources");
+            // Best effort, as UDP.
+            let _ = self.sock.try_send_to(&reply, from);
+        }
     }
 
     /// Refuses a replayed or stale REQUEST where the secret is reusable
@@ -411,8 +483,9 @@ impl<G: Gate> Listener<G> {
     }
 
     fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession<G::Context>> {
+        let bound = queue_bytes(self.peers.len());
         if let Some(peer) = self.peers.get_mut(&from) {
-            if !peer.room_for(d.len()) {
+            if !peer.room_for(d.len(), bound) {
                 // Full, as a full socket buffer would be.
                 return None;
             }
@@ -439,7 +512,11 @@ impl<G: Gate> Listener<G> {
             }
             return None;
         }
-        if !self.accepting() || self.host_full(from) {
+        if self.opts.max_sessions.is_some_and(|m| self.accepted >= m) {
+            return None;
+        }
+        if !self.accepting() || self.host_full(from) || self.admission.short_of_resources(now) {
+            self.refuse(from, d, now);
             return None;
         }
         let key = self.gate.secret_for(from, now)?;
@@ -452,7 +529,7 @@ impl<G: Gate> Listener<G> {
         request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
-            self.opts.config.clone(),
+            session_config(&self.opts.config, self.peers.len()),
             key.bytes(),
             rnd,
             now,
@@ -483,7 +560,7 @@ mod tests {
         let mut p = Peer::new(tx);
         let big = 65_000;
         let mut queued = 0;
-        while p.room_for(big) {
+        while p.room_for(big, QUEUE_BYTES) {
             p.tx.try_send(BytesMut::zeroed(big)).unwrap();
             p.sent(big);
             queued += 1;
@@ -496,17 +573,36 @@ mod tests {
         // Once the session took some out, there is room again.
         rx.try_recv().unwrap();
         rx.try_recv().unwrap();
-        assert!(p.room_for(big));
+        assert!(p.room_for(big, QUEUE_BYTES));
         assert_eq!(p.bytes, (queued - 2) * big);
         // Small datagrams are bounded by the count.
         let (tx, _rx) = mpsc::channel(QUEUE);
         let mut p = Peer::new(tx);
         for _ in 0..QUEUE {
-            assert!(p.room_for(1200));
+            assert!(p.room_for(1200, QUEUE_BYTES));
             p.tx.try_send(BytesMut::zeroed(1200)).unwrap();
             p.sent(1200);
         }
         assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
+    }
+
+    #[test]
+    fn windows_shrink_with_load() {
+        let base = Config::default();
+        assert_eq!(session_config(&base, 0).recv_window, base.recv_window);
+        assert_eq!(session_config(&base, 4).recv_window, base.recv_window);
+        assert_eq!(session_config(&base, 64).recv_window, 1 << 20);
+        assert_eq!(session_config(&base, 1000).recv_window, WINDOW_MIN);
+        assert_eq!(session_config(&base, 1000).send_buffer, WINDOW_MIN);
+    }
+
+    #[test]
+    fn queues_share_a_total_bound() {
+        assert_eq!(queue_bytes(1), QUEUE_BYTES);
+        assert_eq!(queue_bytes(8), QUEUE_BYTES);
+        assert_eq!(queue_bytes(64), 1 << 20);
+        assert_eq!(queue_bytes(1000), QUEUE_BYTES_MIN);
+        assert_eq!(queue_bytes(0), QUEUE_BYTES);
     }
 
     #[test]

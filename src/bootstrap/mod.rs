@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::transport::SessionError;
 
+pub mod admission;
 mod child;
 pub mod coredump;
 mod daemon;

@@ -191,7 +191,18 @@ pub async fn key_file_session(host: &str, port: u16, c: &Common) -> Result<Sessi
         .with_context(|| format!("{host} has no address of the asked family"))?;
     keyfile::connect(addr, &key, c.transport_config())
         .await
-        .with_context(|| format!("{host}:{port}: no session (wrong key, or no daemon there?)"))
+        .map_err(|e| {
+            let busy = matches!(
+                e,
+                crate::transport::SessionError::Closed(crate::transport::CloseReason::Busy { .. })
+            );
+            let what = if busy {
+                "the daemon is busy"
+            } else {
+                "no session (wrong key, or no daemon there?)"
+            };
+            anyhow::Error::from(e).context(format!("{host}:{port}: {what}"))
+        })
 }
 
 /// Prints the one-line warning about capped socket buffers (unless `-q`).

@@ -19,6 +19,10 @@ use super::recovery::{AckOutcome, Recovery};
 use super::stream::{RecvBuffer, SendBuffer};
 use crate::vsl::{self, Role, KEY_LEN};
 
+/// Unsent bytes the application may always queue (see
+/// [`Connection::send_space`]): one transfer-layer chunk.
+pub const WRITE_AHEAD_MIN: u64 = 256 * 1024;
+
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -45,6 +49,15 @@ pub enum CloseReason {
     /// The handshake failed.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The server answered BUSY (it serves its most sessions, or is short
+    /// of CPU or memory) until our timeout ran out.
+    #[error("the server was busy (serving its maximum number of sessions, or short of CPU or memory): it answered {replies} times \"busy, try later\" over {waited:?}; try again later, with a longer --timeout, or ask its operator to raise -n")]
+    Busy {
+        /// How long we tried.
+        waited: Duration,
+        /// BUSY replies received.
+        replies: u32,
+    },
     /// This side exhausted its packet numbers.
     #[error("packet numbers exhausted")]
     Exhausted,
@@ -68,6 +81,10 @@ pub(super) enum State {
         first_sent: Option<Instant>,
         retransmitted: bool,
         rnd: HandshakeRandom,
+        /// BUSY replies received so far (`busy.rs`).
+        busy_count: u32,
+        /// The first REQUEST's timestamp (a retry after BUSY moves it on).
+        first_timestamp: handshake::Tai64n,
     },
     /// Keys are agreed.
     Established,
@@ -198,7 +215,9 @@ impl Connection {
             interval: Duration::from_millis(500),
             first_sent: None,
             retransmitted: false,
+            first_timestamp: rnd.timestamp,
             rnd,
+            busy_count: 0,
         };
         c
     }
@@ -291,12 +310,21 @@ impl Connection {
         if matches!(self.state, State::Closing { .. } | State::Closed) {
             return 0;
         }
-        self.send.write(data)
+        let n = data.len().min(self.send_space());
+        self.send.write(&data[..n])
     }
 
-    /// Room in the send buffer.
+    /// Room in the send buffer for the application: the buffer's free space,
+    /// but unsent bytes only up to [`WRITE_AHEAD_MIN`] or twice the
+    /// congestion window, whichever is more. The application stays that
+    /// far ahead of the wire, so the buffer's memory follows what is in
+    /// flight rather than the configured size (a thousand slow sessions do
+    /// not each buffer 16 MiB of a file), while a fast path still has a
+    /// window's worth queued.
     pub fn send_space(&self) -> usize {
-        self.send.space()
+        let ahead = (2 * self.cc.window()).max(WRITE_AHEAD_MIN);
+        let unsent = self.send.written() - self.send.max_offset();
+        self.send.space().min(ahead.saturating_sub(unsent) as usize)
     }
 
     /// Ends our direction of the stream after what was written.
@@ -409,9 +437,13 @@ impl Connection {
         match &self.state {
             State::Closed => return None,
             State::Closing { until, .. } => return Some(*until),
-            State::ClientHandshake { next_send, .. } => {
+            State::ClientHandshake {
+                next_send,
+                busy_count,
+                ..
+            } => {
                 add(Some(*next_send));
-                add(Some(self.started + self.config.handshake_timeout));
+                add(Some(self.started + self.handshake_deadline(*busy_count)));
                 return t;
             }
             State::Established => {}
@@ -438,10 +470,15 @@ impl Connection {
                 }
                 return;
             }
-            State::ClientHandshake { .. } => {
-                if now >= self.started + self.config.handshake_timeout {
-                    let d = self.config.handshake_timeout;
-                    self.finish_close(CloseReason::HandshakeTimeout(d));
+            State::ClientHandshake { busy_count, .. } => {
+                let replies = *busy_count;
+                let d = self.handshake_deadline(replies);
+                if now >= self.started + d {
+                    self.finish_close(if replies > 0 {
+                        CloseReason::Busy { waited: d, replies }
+                    } else {
+                        CloseReason::HandshakeTimeout(d)
+                    });
                 }
                 return;
             }
@@ -457,6 +494,9 @@ impl Connection {
         }
         if now >= self.last_eliciting_sent + self.config.keepalive {
             self.ping_pending = true;
+            // Idle: give back the stream rings' memory if they are empty.
+            self.send.trim();
+            self.recv.trim();
         }
         if self
             .recovery
@@ -477,6 +517,16 @@ impl Connection {
             }
         }
         self.mtu.poll(now);
+    }
+
+    /// How long a client tries to connect: the handshake timeout, or once
+    /// the server answered BUSY, the whole `--timeout` (idle timeout).
+    fn handshake_deadline(&self, busy_count: u32) -> Duration {
+        if busy_count > 0 {
+            self.config.handshake_timeout.max(self.config.idle_timeout)
+        } else {
+            self.config.handshake_timeout
+        }
     }
 
     /// Reacts to packets declared lost: their contents go back in the queue.

@@ -20,7 +20,7 @@ use super::handshake::{HandshakeRandom, TYPE_REQUEST};
 use crate::vsl::{Header, KEY_LEN};
 
 /// Largest GSO batch in bytes (the kernel limit is 64 KiB per send).
-const GSO_BATCH_BYTES: usize = 65_000;
+pub(super) const GSO_BATCH_BYTES: usize = 65_000;
 /// Receive buffer per batch slot: one maximal datagram or a GRO train.
 const RECV_SLOT: usize = 96 * 1024;
 
@@ -380,13 +380,22 @@ impl Driver {
     async fn run(mut self) {
         let mut demux = self.demux.take();
         let own_socket = demux.is_none();
-        let mut send_buf = vec![0u8; GSO_BATCH_BYTES + 65_536];
-        let mut recv_buf = vec![0u8; RECV_SLOT * BATCH_SIZE];
+        // A session on a shared socket (a standing server's) gets its
+        // datagrams from the demultiplexer: no receive batch (3 MiB) of its
+        // own. The send batch is lent per transmit (`scratch`), so a
+        // server's thousand sessions do not each hold one.
+        let mut recv_buf = if own_socket {
+            vec![0u8; RECV_SLOT * BATCH_SIZE]
+        } else {
+            Vec::new()
+        };
         let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
         loop {
+            let mut send_buf = super::scratch::take();
             if let Err(e) = self.transmit(&mut send_buf).await {
                 tracing::warn!("UDP send failed: {e}");
             }
+            super::scratch::give(send_buf);
             let deadline = {
                 let mut inner = self.shared.lock();
                 self.publish(&mut inner);

@@ -5,6 +5,7 @@
 //! be tested through a simulated lossy network in virtual time. The socket
 //! driver around it is thin. Wire format: docs/PROTOCOL.md §2-3.
 
+pub mod busy;
 pub mod cc;
 mod config;
 mod connection;
@@ -18,6 +19,7 @@ pub mod ranges;
 mod receive;
 pub mod recovery;
 pub mod rtt;
+mod scratch;
 /// Deterministic simulated network in virtual time, for transport tests.
 pub mod sim;
 pub mod socket;

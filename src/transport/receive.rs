@@ -29,6 +29,7 @@ impl Connection {
             TYPE_DATA => self.handle_data(now, datagram),
             TYPE_RESPONSE if self.role == Role::Client => self.handle_response(now, datagram),
             TYPE_REQUEST if self.role == Role::Server => self.handle_request_again(datagram),
+            super::busy::TYPE_BUSY if self.role == Role::Client => self.handle_busy(now, datagram),
             _ => self.stats.dropped_malformed += 1,
         }
     }
@@ -39,6 +40,43 @@ impl Connection {
             OpenError::Replayed => self.stats.dropped_replay += 1,
             OpenError::BadMac => self.stats.dropped_auth += 1,
         }
+    }
+
+    /// A BUSY for our REQUEST: wait as `busy::backoff` says, then send the
+    /// REQUEST again (moved on, `busy::advance`).
+    fn handle_busy(&mut self, now: Instant, datagram: &mut [u8]) {
+        let (params, offer) = (self.our_params(), self.our_offer());
+        let started = self.started;
+        let State::ClientHandshake {
+            request,
+            next_send,
+            interval,
+            rnd,
+            busy_count,
+            first_timestamp,
+            ..
+        } = &mut self.state
+        else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let hint = match super::busy::decode_busy(&self.secret, &rnd.nonce, datagram) {
+            Ok(h) => h,
+            Err(_) => {
+                self.stats.dropped_auth += 1;
+                return;
+            }
+        };
+        *busy_count += 1;
+        let wait = super::busy::backoff(hint, *busy_count, &rnd.nonce);
+        super::busy::advance(rnd, first_timestamp, now.saturating_duration_since(started));
+        *request = handshake::encode_request(&self.secret, rnd, &params, &offer);
+        *next_send = now + wait;
+        *interval = Duration::from_millis(500);
+        tracing::debug!(
+            "the server is busy ({} so far): retrying in {wait:?}",
+            *busy_count
+        );
     }
 
     fn handle_response(&mut self, now: Instant, datagram: &mut [u8]) {

@@ -1,29 +1,78 @@
 //! The byte stream's buffers: what we sent but the peer has not yet
 //! acknowledged (`SendBuffer`), and what arrived out of order and is waiting
-//! for the application (`RecvBuffer`). Both are fixed-size rings, so memory
-//! stays bounded whatever the transfer size.
+//! for the application (`RecvBuffer`). Both are rings bounded by their
+//! configured size (the send buffer, the receive window), so memory stays
+//! bounded whatever the transfer size; within that bound each ring holds
+//! only what is in flight: it grows (doubling) as the live bytes need and is
+//! freed when the connection idles with nothing in it ([`SendBuffer::trim`],
+//! [`RecvBuffer::trim`]). A server with a thousand mostly quiet sessions
+//! then holds kilobytes per session, not twice the 16 MiB window.
 
 use std::ops::Range;
 
 use super::ranges::RangeSet;
 
-/// A fixed-capacity ring addressed by absolute stream offset.
+/// Smallest allocation of a ring that holds anything.
+const RING_MIN: usize = 16 * 1024;
+
+/// A ring addressed by absolute stream offset, holding at most `limit`
+/// bytes; its allocation follows the live bytes (see the module doc).
 struct Ring {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
+    limit: usize,
 }
 
 impl Ring {
-    fn new(cap: usize) -> Ring {
+    fn new(limit: usize) -> Ring {
         Ring {
-            buf: vec![0u8; cap.max(1)].into_boxed_slice(),
+            buf: Vec::new(),
+            limit: limit.max(1),
         }
     }
 
+    /// The most bytes the ring may hold (what flow control is based on).
     fn cap(&self) -> u64 {
-        self.buf.len() as u64
+        self.limit as u64
+    }
+
+    /// Makes room for bytes up to offset `hi` while keeping `live` (the
+    /// bytes still needed); `hi - live.start` is at most `limit`.
+    fn reserve(&mut self, live: Range<u64>, hi: u64) {
+        let need = (hi.saturating_sub(live.start) as usize).min(self.limit);
+        if need <= self.buf.len() {
+            return;
+        }
+        let new_len = need
+            .next_power_of_two()
+            .max(RING_MIN)
+            .max(self.buf.len() * 2)
+            .min(self.limit);
+        let mut grown = Ring {
+            buf: vec![0u8; new_len],
+            limit: self.limit,
+        };
+        if live.end > live.start && !self.buf.is_empty() {
+            let mut tmp = vec![0u8; (live.end - live.start) as usize];
+            self.read(live.start, &mut tmp);
+            grown.write(live.start, &tmp);
+        }
+        *self = grown;
+    }
+
+    /// Frees the allocation (only when no byte in it is live).
+    fn release(&mut self) {
+        self.buf = Vec::new();
+    }
+
+    /// Bytes allocated now.
+    fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
         let cap = self.buf.len();
         let start = (offset % cap as u64) as usize;
         let first = data.len().min(cap - start);
@@ -32,6 +81,9 @@ impl Ring {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) {
+        if out.is_empty() {
+            return;
+        }
         let cap = self.buf.len();
         let start = (offset % cap as u64) as usize;
         let first = out.len().min(cap - start);
@@ -100,6 +152,8 @@ impl SendBuffer {
     /// Appends application bytes; returns how many were taken.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.space());
+        self.ring
+            .reserve(self.base..self.written, self.written + n as u64);
         self.ring.write(self.written, &data[..n]);
         self.written += n as u64;
         n
@@ -234,6 +288,19 @@ impl SendBuffer {
         }
     }
 
+    /// Frees the ring's memory if every byte written was acknowledged (call
+    /// when the connection idles; the next write allocates again).
+    pub fn trim(&mut self) {
+        if self.base == self.written {
+            self.ring.release();
+        }
+    }
+
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
+        self.ring.allocated()
+    }
+
     /// Bytes sent at least once and not yet acknowledged (upper bound).
     pub fn unacked(&self) -> u64 {
         self.sent - self.base
@@ -275,7 +342,7 @@ impl RecvBuffer {
     /// alternating offsets would otherwise grow the set by ~32 bytes per
     /// gap (65 MB for 2 M gaps).
     pub fn max_pieces(&self) -> usize {
-        (self.ring.buf.len() / 1024).max(MIN_RECV_PIECES)
+        (self.ring.limit / 1024).max(MIN_RECV_PIECES)
     }
 
     /// A receive window of `cap` bytes.
@@ -315,6 +382,8 @@ impl RecvBuffer {
         }
         let skip = self.read.saturating_sub(offset) as usize;
         let start = offset + skip as u64;
+        let live_end = self.received.last().map_or(self.read, |r| r.end);
+        self.ring.reserve(self.read..live_end, end.max(live_end));
         self.ring.write(start, &data[skip..]);
         let new = self.received.insert(start..end);
         if self.received.len() > self.max_pieces() {
@@ -352,6 +421,19 @@ impl RecvBuffer {
     pub fn is_complete(&self) -> bool {
         self.fin_at
             .is_some_and(|f| self.read + self.readable() == f)
+    }
+
+    /// Frees the ring's memory if nothing received waits in it (call when
+    /// the connection idles; the next data allocates again).
+    pub fn trim(&mut self) {
+        if self.received.is_empty() {
+            self.ring.release();
+        }
+    }
+
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
+        self.ring.allocated()
     }
 
     /// Offset the application has read up to.
@@ -416,6 +498,61 @@ mod tests {
         for k in 0..(16 << 20) / 2400u64 {
             r.insert(k * 2400 + 1200, &[0u8; 1200], false).unwrap();
         }
+    }
+
+    #[test]
+    fn rings_grow_with_live_bytes_and_are_freed_when_idle() {
+        let mut s = SendBuffer::new(16 << 20);
+        assert_eq!(s.allocated(), 0);
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        assert_eq!(s.write(&data[..1000]), 1000);
+        assert_eq!(s.allocated(), RING_MIN);
+        // Acknowledged bytes make room: a steady flow stays small.
+        for k in 0..100u64 {
+            let c = s.next_chunk(1000, u64::MAX).unwrap();
+            s.on_acked(c.offset..c.offset + c.len as u64, false);
+            s.write(&data[(k as usize % 100) * 1000..][..1000]);
+        }
+        assert_eq!(s.allocated(), RING_MIN);
+        // Unacknowledged bytes grow it, keeping what was written.
+        s.write(&data);
+        assert_eq!(s.allocated(), 256 * 1024);
+        let mut out = vec![0u8; 200_000];
+        s.read(s.written() - 200_000, &mut out);
+        assert_eq!(out, data);
+        s.trim();
+        assert_eq!(s.allocated(), 256 * 1024, "live bytes are kept");
+        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+            s.on_acked(c.offset..c.offset + c.len as u64, false);
+        }
+        s.trim();
+        assert_eq!(s.allocated(), 0);
+
+        let mut r = RecvBuffer::new(16 << 20);
+        assert_eq!(
+            r.max_data(),
+            16 << 20,
+            "the window does not follow the allocation"
+        );
+        r.insert(100_000, &data[100_000..], false).unwrap();
+        r.insert(0, &data[..50_000], false).unwrap();
+        r.insert(50_000, &data[50_000..100_000], false).unwrap();
+        let mut out = vec![0u8; 200_000];
+        assert_eq!(r.read(&mut out), 200_000);
+        assert_eq!(out, data);
+        r.trim();
+        assert_eq!(r.allocated(), 0);
+        // Growing while out-of-order bytes wait keeps them.
+        r.insert(200_000 + RING_MIN as u64, &data[..1000], false)
+            .unwrap();
+        r.insert(200_000 + 3 * RING_MIN as u64, &data[1000..2000], false)
+            .unwrap();
+        r.insert(200_000, &[7u8; RING_MIN], false).unwrap();
+        r.trim();
+        assert!(r.allocated() >= 4 * RING_MIN);
+        let mut out = vec![0u8; RING_MIN + 1000];
+        assert_eq!(r.read(&mut out), RING_MIN + 1000);
+        assert_eq!(&out[RING_MIN..], &data[..1000]);
     }
 
     #[test]
