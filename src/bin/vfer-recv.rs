@@ -40,6 +40,8 @@ host key not trusted, 99 timeout,
 struct Cli {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    ucspi: vfer::tunnel::ucspi::UcspiArgs,
     /// Run as a standing daemon on this UDP address (with --key-file, or
     /// --users for user/password login), e.g. 0.0.0.0:7878.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -112,6 +114,19 @@ fn main() {
             server::serve_recv(session, common, operands)
         }));
     }
+    if vfer::tunnel::ucspi::wanted(&argv) {
+        let cli = vfer::tunnel::ucspi::parse_or_exit::<Cli>(&argv);
+        vfer::cli::init_logging(cli.common.verbose);
+        let role = vfer::tunnel::ucspi::wire::Role::Server;
+        let (c, u) = (&cli.common, &cli.ucspi);
+        std::process::exit(vfer::tunnel::ucspi::run::main(
+            "vfer-recv",
+            role,
+            c,
+            u,
+            &cli.operands,
+        ));
+    }
     let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
     let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
@@ -158,6 +173,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
                 pidfile: cli.pidfile.clone(),
                 config: c.transport_config(),
+                kill_idle: c.kill_idle(),
             };
             vfer::cli::forward::server::run(opts).await?;
             return Ok(exit::SUCCESS);
@@ -172,6 +188,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
                 pidfile: cli.pidfile.clone(),
                 config: c.transport_config(),
+                kill_idle: c.kill_idle(),
             };
             vfer::cli::exec::daemon::run(opts).await?;
             return Ok(exit::SUCCESS);

@@ -44,6 +44,8 @@ pub struct DaemonOptions {
     pub keep_env: bool,
     /// Transport settings of each session.
     pub config: Config,
+    /// `-K`: end a session that carried no data for this long.
+    pub kill_idle: Option<Duration>,
 }
 
 /// Runs until a stop signal (or a socket error).
@@ -65,6 +67,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let active = Active::default();
     let (act, wait, command) = (active.clone(), opts.connect_timeout, opts.command.clone());
+    let kill_idle = opts.kill_idle;
     let env = if opts.keep_env {
         super::ProgramEnv::Inherit
     } else {
@@ -80,7 +83,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
                 return;
             }
             match hello(&s, wait).await {
-                Ok(()) => super::server::serve_with(s, vec![command], env).await,
+                Ok(()) => super::server::serve_with(s, vec![command], env, kill_idle).await,
                 Err(e) => {
                     tracing::warn!("{}: {e:#}", s.peer());
                     s.close(1, &format!("{e:#}")).await;
