@@ -59,7 +59,9 @@ where
     let mut stop2 = stop.clone();
     let activity = Activity::default();
     let (a_up, a_down) = (activity.clone(), activity.clone());
-    let up = async {
+    // Each direction owns its local half, so that it is closed as soon as
+    // that direction ends: a pipe's `shutdown` is no EOF, closing it is.
+    let up = async move {
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
@@ -77,7 +79,7 @@ where
         sw.shutdown().await?;
         Ok::<u64, std::io::Error>(total)
     };
-    let down = async {
+    let down = async move {
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {

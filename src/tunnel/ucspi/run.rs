@@ -424,8 +424,13 @@ fn timed_out(e: &std::io::Error) -> bool {
     splice::idle_kill(e).is_some() || text.contains("(-K)") || text.contains("idle timeout")
 }
 
-/// Starts PROG with SSLCTLFD, SSLREADFD and SSLWRITEFD; the connection
-/// stays where it is (inherited).
+/// The descriptor numbers PROG gets for SSLCTLFD, SSLREADFD and
+/// SSLWRITEFD: fixed and below 10, so that a shell script can use them
+/// (`printf y >&3`); 0-2 and the client's 6/7 stay as they are.
+pub const PROG_FDS: [RawFd; 3] = [3, 4, 5];
+
+/// Starts PROG with SSLCTLFD, SSLREADFD and SSLWRITEFD ([`PROG_FDS`]);
+/// the connection stays where it is (inherited).
 fn spawn(prog: &[String], keep_env: bool) -> Result<(Child, Ours)> {
     let (ctl_ours, ctl_prog) =
         std::os::unix::net::UnixStream::pair().context("socketpair for SSLCTLFD")?;
@@ -438,21 +443,30 @@ fn spawn(prog: &[String], keep_env: bool) -> Result<(Child, Ours)> {
     ];
     let mut cmd = Command::new(&prog[0]);
     cmd.args(&prog[1..])
-        .env("SSLCTLFD", fds[0].to_string())
-        .env("SSLREADFD", fds[1].to_string())
-        .env("SSLWRITEFD", fds[2].to_string());
+        .env("SSLCTLFD", PROG_FDS[0].to_string())
+        .env("SSLREADFD", PROG_FDS[1].to_string())
+        .env("SSLWRITEFD", PROG_FDS[2].to_string());
     if !keep_env {
         for v in HELPER_ENV {
             cmd.env_remove(v);
         }
     }
-    // SAFETY: between fork and exec, only fcntl (async-signal-safe) on
-    // descriptors that exist in the child.
+    // SAFETY: between fork and exec, only fcntl and dup2 (async-signal-
+    // safe) on descriptors that exist in the child.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in fds {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            // Copy each out of the way first (close-on-exec copies above
+            // 9), so that no target number overwrites a source.
+            let mut high = [0; 3];
+            for (h, fd) in high.iter_mut().zip(fds) {
+                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                if *h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (h, target) in high.into_iter().zip(PROG_FDS) {
+                // dup2 leaves the new descriptor without close-on-exec.
+                if libc::dup2(h, target) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
