@@ -409,11 +409,9 @@ async fn wait_command(ctl: &mut tokio::net::UnixStream) -> std::io::Result<Optio
 fn description(session: &Session) -> Vec<(&'static str, String)> {
     let suite = session.stats().suite;
     let env = crate::cli::exec::session_env(session.peer(), suite);
-    let mut vars = vec![
-        ("SSL_PROTOCOL", env[0].1.clone()),
-        ("SSL_CIPHER", env[1].1.clone()),
-    ];
-    vars.extend(env.iter().cloned());
+    // s6-tlsd's names first, then vfer's.
+    let mut vars = env[4..].to_vec();
+    vars.extend(env[..4].iter().cloned());
     vars
 }
 
