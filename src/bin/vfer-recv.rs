@@ -48,8 +48,19 @@ struct Cli {
     listen: Option<std::net::SocketAddr>,
     /// With --listen: log users in (challenge-response mode) against this
     /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "forward", "exec"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_dir", "forward", "exec"])]
     users: Option<std::path::PathBuf>,
+    /// With --listen: accept any client key in this directory (one key
+    /// file per client, spiped's job per client): remove a file to revoke
+    /// that client. Its name is logged and given to --exec programs as
+    /// VFER_CLIENT.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "listen",
+        conflicts_with = "key_file"
+    )]
+    key_dir: Option<std::path::PathBuf>,
     /// With --listen --users: the daemon's X25519 host key, created (mode
     /// 0600) if missing [default: vfer_host_key next to the users file].
     #[arg(long, value_name = "FILE", requires = "users")]
@@ -158,16 +169,12 @@ async fn try_run(cli: Cli) -> Result<i32> {
         vfer::cli::login_daemon::serve(opts).await?;
         return Ok(exit::SUCCESS);
     }
-    if cli.listen.is_some() && c.key_file.is_none() {
-        return Err(exit::usage(
-            "--listen needs --key-file FILE (key-file mode) or --users FILE (user/password login)",
-        ));
-    }
     if let Some(listen) = cli.listen {
+        let keys = vfer::tunnel::keys::source(c.key_file.as_deref(), cli.key_dir.as_deref())?;
         if let Some(target) = &cli.forward.forward {
             let opts = vfer::cli::forward::server::ServerOptions {
                 listen,
-                key_file: c.key_file.clone().unwrap_or_default(),
+                keys: keys.clone(),
                 target: target.clone(),
                 max_connections: cli.max_connections,
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
@@ -181,7 +188,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         if let Some(command) = &cli.exec.exec {
             let opts = vfer::cli::exec::daemon::DaemonOptions {
                 listen,
-                key_file: c.key_file.clone().unwrap_or_default(),
+                keys: keys.clone(),
                 command: command.clone(),
                 keep_env: cli.exec.keep_env,
                 max_connections: cli.max_connections,
@@ -197,7 +204,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         // directory by default).
         let opts = vfer::cli::daemon::DaemonOptions {
             listen,
-            key_file: c.key_file.clone().unwrap_or_default(),
+            keys,
             root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),

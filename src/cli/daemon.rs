@@ -157,8 +157,8 @@ mod tests {
 pub struct DaemonOptions {
     /// UDP address to listen on.
     pub listen: std::net::SocketAddr,
-    /// The key file (K = SHA-256 of it).
-    pub key_file: PathBuf,
+    /// The key file (K = SHA-256 of it), or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// Every path is under this directory.
     pub root: PathBuf,
     /// Most sessions at once.
@@ -173,7 +173,7 @@ pub struct DaemonOptions {
 pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    let key = crate::bootstrap::keyfile::load(&opts.key_file)?;
+    let keys = opts.keys.load()?;
     let root = open_root(&opts.root)?;
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -195,10 +195,13 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
         root.dir.path().display(),
         opts.listen
     );
-    crate::bootstrap::listen::listen(opts.listen, &key, listen, move |session| {
+    crate::tunnel::keys::listen(opts.listen, keys, listen, move |session, client| {
         let root = root.clone();
         async move {
-            let peer = session.peer();
+            let peer = match client {
+                Some(name) => format!("{} (key {name})", session.peer()),
+                None => session.peer().to_string(),
+            };
             match serve_one(&session, &root).await {
                 Ok(()) => {
                     super::session::close(session, 0).await;

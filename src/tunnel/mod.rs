@@ -8,6 +8,7 @@
 //! here; nothing here parses a command line.
 
 pub mod idle;
+pub mod keys;
 pub mod local;
 pub mod signals;
 pub mod splice;

@@ -15,8 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 
-use crate::bootstrap::keyfile;
-use crate::bootstrap::listen::{self, ListenOptions};
+use crate::bootstrap::listen::ListenOptions;
 use crate::cli::forward::{write_pidfile, Active};
 use crate::cli::signals;
 use crate::transport::{Config, Session};
@@ -29,8 +28,8 @@ pub const HELLO: &[u8; 5] = b"VFEX\x01";
 pub struct DaemonOptions {
     /// UDP address to listen on.
     pub listen: SocketAddr,
-    /// The key file.
-    pub key_file: std::path::PathBuf,
+    /// The key file, or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// The program, run by `sh -c` for each session.
     pub command: String,
     /// Most sessions at once.
@@ -50,7 +49,7 @@ pub struct DaemonOptions {
 
 /// Runs until a stop signal (or a socket error).
 pub async fn run(opts: DaemonOptions) -> Result<()> {
-    let key = keyfile::load(&opts.key_file)?;
+    let keys = opts.keys.load()?;
     if let Some(p) = &opts.pidfile {
         write_pidfile(p)?;
     }
@@ -73,7 +72,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     } else {
         super::ProgramEnv::Clean
     };
-    let serve = listen::listen(opts.listen, &key, lo, move |s| {
+    let serve = crate::tunnel::keys::listen(opts.listen, keys, lo, move |s, client| {
         let stop = stop_rx.clone();
         let guard = act.enter();
         let command = command.clone();
@@ -83,7 +82,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
                 return;
             }
             match hello(&s, wait).await {
-                Ok(()) => super::server::serve_with(s, vec![command], env, kill_idle).await,
+                Ok(()) => super::server::serve_with(s, vec![command], env, kill_idle, client).await,
                 Err(e) => {
                     tracing::warn!("{}: {e:#}", s.peer());
                     s.close(1, &format!("{e:#}")).await;

@@ -30,10 +30,11 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `argv` (one word: through `sh -c`; several: as is) over `session`.
 pub async fn serve(session: Session, argv: Vec<String>) {
-    serve_with(session, argv, super::ProgramEnv::Inherit, None).await
+    serve_with(session, argv, super::ProgramEnv::Inherit, None, None).await
 }
 
-/// Like [`serve`], the program getting the environment `env` says;
+/// Like [`serve`], the program getting the environment `env` says (and
+/// `VFER_CLIENT=client`, the client's key name with `--key-dir`);
 /// `kill_idle` (`-K`) ends the session (CLOSE code 3) and stops the
 /// program when no data moved either way for that long.
 pub async fn serve_with(
@@ -41,11 +42,12 @@ pub async fn serve_with(
     argv: Vec<String>,
     env: super::ProgramEnv,
     kill_idle: Option<Duration>,
+    client: Option<String>,
 ) {
     let activity = crate::tunnel::idle::Activity::default();
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer, env, session.stats().suite) {
+    let mut child = match spawn(&argv, peer, env, session.stats().suite, client.as_deref()) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -198,6 +200,7 @@ fn spawn(
     peer: SocketAddr,
     env: super::ProgramEnv,
     suite: Option<crate::vsl::Suite>,
+    client: Option<&str>,
 ) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
@@ -225,6 +228,9 @@ fn spawn(
                 cmd.env(name, v);
             }
         }
+    }
+    if let Some(name) = client {
+        cmd.env("VFER_CLIENT", name);
     }
     cmd.envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())

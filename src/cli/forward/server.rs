@@ -15,8 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::{write_pidfile, Active, HELLO};
-use crate::bootstrap::keyfile;
-use crate::bootstrap::listen::{self, ListenOptions};
+use crate::bootstrap::listen::ListenOptions;
 use crate::cli::{session, signals};
 use crate::transport::{Config, Session};
 use crate::tunnel::local::Endpoint;
@@ -26,8 +25,8 @@ use crate::tunnel::local::Endpoint;
 pub struct ServerOptions {
     /// UDP address to listen on.
     pub listen: SocketAddr,
-    /// The key file.
-    pub key_file: std::path::PathBuf,
+    /// The key file, or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// `HOST:PORT` to connect each session to.
     pub target: String,
     /// Most sessions at once.
@@ -44,7 +43,7 @@ pub struct ServerOptions {
 
 /// Runs until a stop signal (or a socket error).
 pub async fn run(opts: ServerOptions) -> Result<()> {
-    let key = keyfile::load(&opts.key_file)?;
+    let keys = opts.keys.load()?;
     let target = Endpoint::resolve(&opts.target).await.with_context(|| {
         format!(
             "--forward {}: cannot resolve (want HOST:PORT, or a UNIX socket's path)",
@@ -64,7 +63,7 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let active = Active::default();
     let (act, wait, kill_idle) = (active.clone(), opts.connect_timeout, opts.kill_idle);
-    let serve = listen::listen(opts.listen, &key, lo, move |s| {
+    let serve = crate::tunnel::keys::listen(opts.listen, keys, lo, move |s, client| {
         let stop = stop_rx.clone();
         let guard = act.enter();
         let target = target.clone();
@@ -73,7 +72,10 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
                 s.close(1, "the daemon is shutting down").await;
                 return;
             }
-            let peer = s.peer();
+            let peer = match &client {
+                Some(name) => format!("{} (key {name})", s.peer()),
+                None => s.peer().to_string(),
+            };
             match one(&s, &target, wait, stop, kill_idle).await {
                 Ok(()) => {
                     session::close(s, 0).await;
