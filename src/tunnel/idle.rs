@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(keepalive(0, five), five);
         assert_eq!(keepalive(30, five), five);
         assert_eq!(keepalive(3, five), Duration::from_secs(1));
-        assert_eq!(keepalive(1, five), Duration::from_millis(333));
+        assert_eq!(keepalive(1, five), Duration::from_secs(1) / 3);
         assert!(Instant::now().checked_add(NEVER).is_some());
         assert_eq!(kill_after(0), None);
         assert_eq!(kill_after(250), Some(Duration::from_millis(250)));
