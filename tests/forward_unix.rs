@@ -131,6 +131,10 @@ fn unix_sockets_on_both_ends() {
         Some(0)
     );
     assert!(!front.exists(), "the client left its socket file behind");
+    assert!(
+        !d.path().join("client.pid").exists(),
+        "the client left its pidfile behind"
+    );
 }
 
 #[test]

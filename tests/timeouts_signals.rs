@@ -158,6 +158,7 @@ fn a_program_daemon_with_kill_idle_ends_idle_sessions() {
         common::wait_code(&mut daemon.0, Duration::from_secs(30)),
         Some(0)
     );
+    assert!(!pidfile.exists(), "the daemon left its pidfile behind");
 }
 
 /// A daemon killed when the test ends, even by a panic.

@@ -61,6 +61,12 @@ struct Cli {
         conflicts_with = "key_file"
     )]
     key_dir: Option<std::path::PathBuf>,
+    /// With --listen: once the socket is bound and the keys read, run as
+    /// this user (name or number; its primary group, no others), and so do
+    /// --exec programs (s6-tlsd's TLS_UID/TLS_GID; or set VFER_UID and
+    /// VFER_GID).
+    #[arg(long, value_name = "NAME", requires = "listen")]
+    user: Option<String>,
     /// With --listen --users: the daemon's X25519 host key, created (mode
     /// 0600) if missing [default: vfer_host_key next to the users file].
     #[arg(long, value_name = "FILE", requires = "users")]
@@ -156,6 +162,11 @@ async fn try_run(cli: Cli) -> Result<i32> {
         println!("{}", vfer::cli::login_daemon::show_host_key(users, key)?);
         return Ok(exit::SUCCESS);
     }
+    if cli.listen.is_some() {
+        let id = vfer::tunnel::privdrop::resolve(cli.user.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| exit::usage(format!("{e:#}")))?;
+        vfer::tunnel::privdrop::set_pending(id);
+    }
     if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
         let opts = vfer::cli::login_daemon::LoginDaemonOptions {
             listen,
@@ -164,6 +175,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),
+            handshake_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
             config: c.transport_config(),
         };
         vfer::cli::login_daemon::serve(opts).await?;
@@ -208,6 +220,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             root: cli.root.clone().unwrap_or_else(|| ".".into()),
             max_connections: cli.max_connections,
             pidfile: cli.pidfile.clone(),
+            handshake_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
             config: c.transport_config(),
         };
         vfer::cli::daemon::serve(opts).await?;

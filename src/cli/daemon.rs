@@ -165,6 +165,8 @@ pub struct DaemonOptions {
     pub max_connections: usize,
     /// Write our process id here.
     pub pidfile: Option<PathBuf>,
+    /// `-o SECS`: drop a client whose handshake takes longer.
+    pub handshake_timeout: std::time::Duration,
     /// Transport settings of each session.
     pub config: crate::transport::Config,
 }
@@ -181,6 +183,7 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let listen = crate::bootstrap::listen::ListenOptions {
         max_connections: opts.max_connections,
+        handshake_timeout: opts.handshake_timeout,
         config: opts.config.clone(),
         ..Default::default()
     };

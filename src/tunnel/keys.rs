@@ -193,6 +193,10 @@ where
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
+    // Bound, keys read: `--user` takes effect now.
+    if let Err(e) = super::privdrop::apply_pending() {
+        return Err(SessionError::Io(std::io::Error::other(format!("{e:#}"))));
+    }
     let sock = Arc::new(sock);
     match keys {
         Keys::One(k) => {

@@ -10,6 +10,8 @@
 pub mod idle;
 pub mod keys;
 pub mod local;
+pub mod pidfile;
+pub mod privdrop;
 pub mod signals;
 pub mod splice;
 pub mod ucspi;

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 
 use crate::bootstrap::listen::ListenOptions;
-use crate::cli::forward::{write_pidfile, Active};
+use crate::cli::forward::Active;
 use crate::cli::signals;
 use crate::transport::{Config, Session};
 
@@ -50,9 +50,11 @@ pub struct DaemonOptions {
 /// Runs until a stop signal (or a socket error).
 pub async fn run(opts: DaemonOptions) -> Result<()> {
     let keys = opts.keys.load()?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     let lo = ListenOptions {
         max_connections: opts.max_connections,
         handshake_timeout: opts.connect_timeout,

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
-use super::{write_pidfile, Active, HELLO};
+use super::{Active, HELLO};
 use crate::bootstrap::{keyfile, Secret};
 use crate::cli::{session, signals};
 use crate::transport::Config;
@@ -49,9 +49,11 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
     let listener = LocalListener::bind(&opts.from)
         .await
         .with_context(|| format!("cannot listen on {}", opts.from))?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     if !opts.quiet {
         eprintln!(
             "vfer-send: forwarding {} to vfer://{}",

@@ -63,8 +63,8 @@ pub struct ForwardToArgs {
         conflicts_with = "root"
     )]
     pub forward: Option<String>,
-    /// With --forward or --exec: give up a session whose handshake (or
-    /// HELLO, or TCP connection to the target) takes longer (seconds).
+    /// With --listen (every daemon): give up a session whose handshake (or
+    /// HELLO, or connection to the --forward target) takes longer (seconds).
     #[arg(short = 'o', long = "connect-timeout", value_name = "SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use super::{write_pidfile, Active, HELLO};
+use super::{Active, HELLO};
 use crate::bootstrap::listen::ListenOptions;
 use crate::cli::{session, signals};
 use crate::transport::{Config, Session};
@@ -50,9 +50,11 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
             opts.target
         )
     })?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     let lo = ListenOptions {
         max_connections: opts.max_connections,
         handshake_timeout: opts.connect_timeout,
