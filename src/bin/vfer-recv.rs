@@ -67,6 +67,10 @@ struct Cli {
     /// VFER_GID).
     #[arg(long, value_name = "NAME", requires = "listen")]
     user: Option<String>,
+    /// With --listen: go to the background once listening (the command
+    /// returns 0 then, or the daemon's error status), as spiped without -F.
+    #[arg(long, requires = "listen")]
+    daemon: bool,
     /// With --listen --users: the daemon's X25519 host key, created (mode
     /// 0600) if missing [default: vfer_host_key next to the users file].
     #[arg(long, value_name = "FILE", requires = "users")]
@@ -147,6 +151,10 @@ fn main() {
     let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
     let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
+    if cli.daemon {
+        // Before the runtime: fork() keeps only the calling thread.
+        vfer::tunnel::background::fork_or_exit("vfer-recv");
+    }
     let code = vfer::cli::app::block_on("vfer-recv", json, try_run(cli));
     std::process::exit(code);
 }

@@ -182,6 +182,7 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     };
     // Bound, keys read: `--user` takes effect now.
     crate::tunnel::privdrop::apply_pending()?;
+    crate::tunnel::background::ready();
     serve_gated(Arc::new(sock), gate, listen, move |session, ctx| {
         let shared = shared.clone();
         async move { serve_client(session, ctx, &shared).await }

@@ -197,6 +197,7 @@ where
     if let Err(e) = super::privdrop::apply_pending() {
         return Err(SessionError::Io(std::io::Error::other(format!("{e:#}"))));
     }
+    super::background::ready();
     let sock = Arc::new(sock);
     match keys {
         Keys::One(k) => {

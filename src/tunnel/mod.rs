@@ -7,6 +7,7 @@
 //! The command-line modes (`--exec`, `--forward`, `--ucspi`) call into
 //! here; nothing here parses a command line.
 
+pub mod background;
 pub mod idle;
 pub mod keys;
 pub mod local;
