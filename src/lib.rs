@@ -11,4 +11,5 @@ pub mod cli;
 pub mod fuzzing;
 pub mod transfer;
 pub mod transport;
+pub mod tunnel;
 pub mod vsl;

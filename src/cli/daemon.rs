@@ -157,14 +157,16 @@ mod tests {
 pub struct DaemonOptions {
     /// UDP address to listen on.
     pub listen: std::net::SocketAddr,
-    /// The key file (K = SHA-256 of it).
-    pub key_file: PathBuf,
+    /// The key file (K = SHA-256 of it), or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// Every path is under this directory.
     pub root: PathBuf,
     /// Most sessions at once.
     pub max_connections: usize,
     /// Write our process id here.
     pub pidfile: Option<PathBuf>,
+    /// `-o SECS`: drop a client whose handshake takes longer.
+    pub handshake_timeout: std::time::Duration,
     /// Transport settings of each session.
     pub config: crate::transport::Config,
 }
@@ -173,7 +175,7 @@ pub struct DaemonOptions {
 pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    let key = crate::bootstrap::keyfile::load(&opts.key_file)?;
+    let keys = opts.keys.load()?;
     let root = open_root(&opts.root)?;
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -181,6 +183,7 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let listen = crate::bootstrap::listen::ListenOptions {
         max_connections: opts.max_connections,
+        handshake_timeout: opts.handshake_timeout,
         config: opts.config.clone(),
         ..Default::default()
     };
@@ -195,10 +198,13 @@ pub async fn serve(opts: DaemonOptions) -> anyhow::Result<()> {
         root.dir.path().display(),
         opts.listen
     );
-    crate::bootstrap::listen::listen(opts.listen, &key, listen, move |session| {
+    crate::tunnel::keys::listen(opts.listen, keys, listen, move |session, client| {
         let root = root.clone();
         async move {
-            let peer = session.peer();
+            let peer = match client {
+                Some(name) => format!("{} (key {name})", session.peer()),
+                None => session.peer().to_string(),
+            };
             match serve_one(&session, &root).await {
                 Ok(()) => {
                     super::session::close(session, 0).await;

@@ -55,6 +55,8 @@ pub struct LoginDaemonOptions {
     pub max_connections: usize,
     /// Write our process id here.
     pub pidfile: Option<PathBuf>,
+    /// `-o SECS`: drop a client whose handshake takes longer.
+    pub handshake_timeout: std::time::Duration,
     /// Transport settings of each session.
     pub config: crate::transport::Config,
 }
@@ -174,9 +176,13 @@ pub async fn serve(opts: LoginDaemonOptions) -> Result<()> {
     let listen = ListenOptions {
         max_connections: opts.max_connections,
         max_per_host: per_host_limit(opts.max_connections),
+        handshake_timeout: opts.handshake_timeout,
         config: opts.config.clone(),
         ..Default::default()
     };
+    // Bound, keys read: `--user` takes effect now.
+    crate::tunnel::privdrop::apply_pending()?;
+    crate::tunnel::background::ready();
     serve_gated(Arc::new(sock), gate, listen, move |session, ctx| {
         let shared = shared.clone();
         async move { serve_client(session, ctx, &shared).await }
