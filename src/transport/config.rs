@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::cc::CcChoice;
+use super::pathcache::PathHint;
 use crate::vsl::CipherChoice;
 
 /// The most a receiver holds back before acknowledging an ack-eliciting packet.
@@ -36,6 +37,10 @@ pub struct Config {
     pub max_pto: Duration,
     /// VSL suites offered (client) or accepted (server), `--cipher`.
     pub cipher: CipherChoice,
+    /// What a previous transfer measured about this path (the path cache):
+    /// the sender starts near that rate and checks it in the first round
+    /// trips instead of ramping up from an initial window.
+    pub path_hint: Option<PathHint>,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             ack_every: 4,
             max_pto: Duration::from_secs(2),
             cipher: CipherChoice::Auto,
+            path_hint: None,
         }
     }
 }
@@ -96,4 +102,10 @@ pub struct Stats {
     /// Time the controller spent competing with a flow that held the
     /// bottleneck's queue (a TCP flow, say) rather than keeping it short.
     pub cc_time_competing: Duration,
+    /// The sender's model of the path (bottleneck rate, base RTT, random
+    /// loss), once it has one worth remembering; `None` on a receiver.
+    pub path_estimate: Option<PathHint>,
+    /// A path hint was given and the controller used it: `Some(true)` it
+    /// held, `Some(false)` the path had changed and it was abandoned.
+    pub path_hint_held: Option<bool>,
 }

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mtu;
 pub mod pacer;
+pub mod pathcache;
 pub mod ranges;
 mod receive;
 pub mod recovery;
