@@ -74,6 +74,15 @@ pub struct Common {
     /// Print the man page (roff) and exit.
     #[arg(long)]
     pub man: bool,
+    /// Do not start from what earlier transfers measured about this path,
+    /// nor remember what this one measures (the cache is
+    /// $XDG_CACHE_HOME/vfer/paths, else ~/.cache/vfer/paths).
+    #[arg(long)]
+    pub no_path_cache: bool,
+    /// Internal: the client's remembered path (RATE,RTT_US,LOSS) for an
+    /// ssh-started sender (a pull).
+    #[arg(long, hide = true, value_name = "HINT")]
+    pub path_hint: Option<String>,
     /// Internal: started by ssh (or --local) as the far side.
     #[arg(long, hide = true)]
     pub server: bool,
@@ -101,6 +110,10 @@ impl Common {
                 .handshake_timeout
                 .min(Duration::from_secs(self.timeout.max(1))),
             cipher: self.cipher,
+            path_hint: self
+                .path_hint
+                .as_deref()
+                .and_then(crate::transport::pathcache::PathHint::from_arg),
             ..Config::default()
         }
     }

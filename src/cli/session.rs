@@ -118,7 +118,7 @@ pub async fn start_child(
     match far {
         Far::Ssh(login) => {
             let target = SshTarget::parse(login)?;
-            let opts = SshOptions {
+            let mut opts = SshOptions {
                 rsh: c.rsh.clone(),
                 remote_path: c.remote_path.clone(),
                 remote_args: args,
@@ -126,6 +126,7 @@ pub async fn start_child(
                 config,
                 ..SshOptions::default()
             };
+            remembered_path(&target, role, &mut opts, c).await;
             Ok(ssh_client::connect(&target, role, &opts).await?)
         }
         Far::Local => {
@@ -149,6 +150,33 @@ pub async fn start_child(
         }
         Far::Daemon { host, .. } | Far::Login { host, .. } => {
             bail!("{host}: a standing daemon is not started through ssh")
+        }
+    }
+}
+
+/// The path cache (issue 17): the hint for this host's path goes to
+/// whichever side sends, our own controller on a push, the far side's on a
+/// pull (as `--path-hint`, before the `--` that ends its options).
+async fn remembered_path(target: &SshTarget, role: RemoteRole, opts: &mut SshOptions, c: &Common) {
+    if c.no_path_cache || c.rate.is_some() {
+        return;
+    }
+    let Ok(ip) = ssh_client::resolve(target, opts).await else {
+        return;
+    };
+    let Some(hint) = super::pathstore::begin(&target.host, &ip.to_string(), false) else {
+        return;
+    };
+    match role {
+        RemoteRole::Recv => opts.config.path_hint = Some(hint),
+        RemoteRole::Send => {
+            let at = opts
+                .remote_args
+                .iter()
+                .position(|a| a == "--")
+                .unwrap_or(opts.remote_args.len());
+            opts.remote_args
+                .splice(at..at, ["--path-hint".to_string(), hint.to_arg()]);
         }
     }
 }

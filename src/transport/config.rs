@@ -105,6 +105,10 @@ pub struct Stats {
     /// The sender's model of the path (bottleneck rate, base RTT, random
     /// loss), once it has one worth remembering; `None` on a receiver.
     pub path_estimate: Option<PathHint>,
+    /// The peer's highest packet number received plus one: about how many
+    /// packets it sent, so `1 - packets_received / peer_packets_seen` is the
+    /// loss on the way here (a receiver's view of the path).
+    pub peer_packets_seen: u64,
     /// A path hint was given and the controller used it: `Some(true)` it
     /// held, `Some(false)` the path had changed and it was abandoned.
     pub path_hint_held: Option<bool>,

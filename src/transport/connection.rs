@@ -387,6 +387,7 @@ impl Connection {
         s.cc_time_competing = self.cc.time_competing();
         s.path_estimate = self.cc.path_estimate();
         s.path_hint_held = self.cc.path_hint_held();
+        s.peer_packets_seen = self.ack.largest.map_or(0, |l| l + 1);
         s.packets_lost = self.recovery.lost_packets;
         s
     }

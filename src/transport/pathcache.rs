@@ -38,6 +38,29 @@ impl PathHint {
         })
     }
 
+    /// The command-line form (`--path-hint`, how a client hands its hint
+    /// to an ssh-started sender): `RATE_BYTES_PER_S,MIN_RTT_US,LOSS`.
+    pub fn to_arg(&self) -> String {
+        format!(
+            "{},{},{:.5}",
+            self.rate,
+            self.min_rtt.as_micros(),
+            self.loss
+        )
+    }
+
+    /// Parses [`PathHint::to_arg`]'s form; `None` if it is not a usable hint.
+    pub fn from_arg(s: &str) -> Option<PathHint> {
+        let mut w = s.split(',');
+        let rate = w.next()?.trim().parse().ok()?;
+        let rtt: u64 = w.next()?.trim().parse().ok()?;
+        let loss = w.next()?.trim().parse().ok()?;
+        if w.next().is_some() {
+            return None;
+        }
+        PathHint::new(rate, Duration::from_micros(rtt), loss)
+    }
+
     /// Bandwidth-delay product in bytes.
     pub fn bdp(&self) -> u64 {
         (self.rate as f64 * self.min_rtt.as_secs_f64()) as u64
@@ -235,6 +258,15 @@ mod tests {
         assert_eq!(c.len(), MAX_ENTRIES);
         assert!(c.lookup("k0", 500).is_none());
         assert!(c.lookup(&format!("k{}", MAX_ENTRIES + 9), 500).is_some());
+    }
+
+    #[test]
+    fn command_line_form_round_trips() {
+        let h = hint();
+        assert_eq!(PathHint::from_arg(&h.to_arg()), Some(h));
+        assert_eq!(PathHint::from_arg("1,2"), None);
+        assert_eq!(PathHint::from_arg("12500000,100000,0.7"), None);
+        assert_eq!(PathHint::from_arg("x,100000,0.01"), None);
     }
 
     #[test]
