@@ -126,7 +126,7 @@ pub async fn start_child(
                 config,
                 ..SshOptions::default()
             };
-            remembered_path(&target, role, &mut opts, c).await;
+            remembered_path(&target, &mut opts, c).await;
             Ok(ssh_client::connect(&target, role, &opts).await?)
         }
         Far::Local => {
@@ -154,10 +154,10 @@ pub async fn start_child(
     }
 }
 
-/// The path cache (issue 17): the hint for this host's path goes to
-/// whichever side sends, our own controller on a push, the far side's on a
-/// pull (as `--path-hint`, before the `--` that ends its options).
-async fn remembered_path(target: &SshTarget, role: RemoteRole, opts: &mut SshOptions, c: &Common) {
+/// The path cache (issue 17): the hint for this host's path goes to both
+/// sides (to the far side as `--path-hint`, before the `--` that ends its
+/// options): whichever sends starts from it, both size their buffers by it.
+async fn remembered_path(target: &SshTarget, opts: &mut SshOptions, c: &Common) {
     if c.no_path_cache || c.rate.is_some() {
         return;
     }
@@ -167,18 +167,15 @@ async fn remembered_path(target: &SshTarget, role: RemoteRole, opts: &mut SshOpt
     let Some(hint) = super::pathstore::begin(&target.host, &ip.to_string(), false) else {
         return;
     };
-    match role {
-        RemoteRole::Recv => opts.config.path_hint = Some(hint),
-        RemoteRole::Send => {
-            let at = opts
-                .remote_args
-                .iter()
-                .position(|a| a == "--")
-                .unwrap_or(opts.remote_args.len());
-            opts.remote_args
-                .splice(at..at, ["--path-hint".to_string(), hint.to_arg()]);
-        }
-    }
+    // Both sides size their buffers from it; the sender also starts from it.
+    opts.config.path_hint = Some(hint);
+    let at = opts
+        .remote_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(opts.remote_args.len());
+    opts.remote_args
+        .splice(at..at, ["--path-hint".to_string(), hint.to_arg()]);
 }
 
 /// Sends a daemon the transfer request (§5): which way, the paths and the

@@ -62,6 +62,30 @@ impl Default for Config {
     }
 }
 
+/// Most memory a remembered path may ask for, per buffer.
+pub const MAX_HINTED_BUFFER: usize = 1 << 30;
+/// Buffers hold this many remembered bandwidth-delay products: one in
+/// flight, and while a hole waits for its retransmission (one RTT or more
+/// if that is lost too), what arrives behind it.
+const HINTED_BUFFER_BDPS: u64 = 8;
+
+impl Config {
+    /// With a path hint, the send buffer and receive window grow to
+    /// [`HINTED_BUFFER_BDPS`] of the remembered path's bandwidth-delay
+    /// product (at most [`MAX_HINTED_BUFFER`]); they never shrink. A long
+    /// fast path (1 Gbit/s x 1 s is 125 MB in flight) needs more than the
+    /// defaults, which suit ~1 Gbit/s x 100 ms.
+    pub fn sized_for_hint(mut self) -> Config {
+        if let Some(h) = self.path_hint {
+            let want =
+                (h.bdp().saturating_mul(HINTED_BUFFER_BDPS)).min(MAX_HINTED_BUFFER as u64) as usize;
+            self.recv_window = self.recv_window.max(want);
+            self.send_buffer = self.send_buffer.max(want);
+        }
+        self
+    }
+}
+
 /// Counters of one connection, for `--json` and tests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {

@@ -132,6 +132,7 @@ pub struct Connection {
 
 impl Connection {
     fn new(config: Config, role: Role, secret: &[u8; KEY_LEN], now: Instant) -> Connection {
+        let config = config.sized_for_hint();
         let mtu = PathMtu::new(config.max_udp_payload);
         let cc = config.cc.build(u64::from(mtu.current()), config.path_hint);
         Connection {

@@ -70,9 +70,12 @@ const MIN_WINDOW_PACKETS: u64 = 4;
 /// A resumed start (a remembered path) paces at this fraction of the
 /// remembered rate until the path confirms it.
 const RESUME_FRACTION: f64 = 0.95;
+/// Pacing gain of a resumed start's probe round: small, as on a long path
+/// the queue it builds shows (and drains) only round trips later.
+const RESUME_PROBE_GAIN: f64 = 1.15;
 /// When the probe round of a resumed start delivers more than this times
 /// the resumed rate, the path is faster than remembered: normal start-up.
-const RESUME_FASTER: f64 = 1.15;
+const RESUME_FASTER: f64 = 1.12;
 /// A remembered path is abandoned when a round delivers less than this
 /// fraction of the remembered rate ...
 const RESUME_MIN_DELIVERY: f64 = 0.75;
@@ -200,8 +203,8 @@ impl Vfer {
     /// full rate. The first four round trips check the path: a round that
     /// delivers less than [`RESUME_MIN_DELIVERY`] of the rate, a longer
     /// base RTT, a growing queue or more loss abandon the hint for a normal
-    /// start-up (keeping what was measured), and so does a probe at 1.25
-    /// times the rate that delivers more than [`RESUME_FASTER`] times it
+    /// start-up (keeping what was measured), and so does a probe at
+    /// [`RESUME_PROBE_GAIN`] times the rate that delivers more than [`RESUME_FASTER`] times it
     /// (the path got faster). Otherwise the hint is confirmed and the
     /// controller goes on as after a start-up.
     pub fn resume(mtu: u64, hint: PathHint) -> Self {
@@ -263,7 +266,7 @@ impl Vfer {
 
     /// Checks a remembered path at the start of each round (see
     /// [`Vfer::resume`]). Until round 2 it paces at the resumed rate,
-    /// in round 2 at 1.25 times it, then at it again; a round's
+    /// in round 2 at [`RESUME_PROBE_GAIN`] times it, then at it again; a round's
     /// delivery-rate samples are those of packets sent a round earlier, so
     /// the start of round 3 sees the rate delivered at the resumed pace and
     /// the start of round 4 what the probe delivered.
@@ -281,7 +284,7 @@ impl Vfer {
         match self.round {
             // Round 1's samples are of the first packets, whose intervals
             // start before any ACK: they under-state the rate.
-            2 => self.pacing_gain = PROBE_GAINS[0],
+            2 => self.pacing_gain = RESUME_PROBE_GAIN,
             3 if delivered < RESUME_MIN_DELIVERY * hint.rate as f64 => {
                 self.abandon_hint("rate lower")
             }
