@@ -198,29 +198,29 @@ def fairness_summary(outdir):
 
 
 def timeline_rates(path, span=5.0, step=0.25):
-    """Goodput (Mbit/s) per `step` seconds over the first `span` seconds
-    after the first byte reached the server, from a timeline-*.csv."""
+    """Goodput (Mbit/s) per `step` seconds from the start of the command
+    until `span` seconds after the first byte reached the server, from a
+    timeline-*.csv (so ssh's start-up shows too)."""
     try:
         pts = [(float(r["t"]), int(r["bytes"])) for r in load(path)]
     except (OSError, ValueError, KeyError):
         return []
-    first = next((i for i, p in enumerate(pts) if p[1] > 0), None)
+    first = next((t for t, b in pts if b > 0), None)
     if first is None:
         return []
-    t0 = pts[max(first - 1, 0)][0]
-    out, last = [], (t0, pts[max(first - 1, 0)][1])
-    for t, b in pts[first:]:
-        if t - t0 > span + 1e-9:
+    out, last = [], (0.0, 0)
+    for t, b in pts:
+        if t > first + span + 1e-9:
             break
         if t - last[0] >= step - 1e-9:
-            out.append((t - t0, (b - last[1]) * 8 / (t - last[0]) / 1e6))
+            out.append((t, (b - last[1]) * 8 / (t - last[0]) / 1e6))
             last = (t, b)
     return out
 
 
 def startup_plots(outdir):
-    """One PNG per profile and cc: goodput over the first 5 s of run 1 of
-    every tool that copies a file."""
+    """One PNG per profile and cc: goodput of run 1 of every tool that
+    copies a file, from its start until 5 s after its first byte."""
     made = []
     groups = defaultdict(dict)
     for name in sorted(os.listdir(outdir)):
@@ -246,8 +246,8 @@ def startup_plots(outdir):
         png = f"startup-{profile}-{cc}.png"
         script = f"""set terminal pngcairo size 900,500 noenhanced
 set output '{png}'
-set title 'First 5 s after the first byte: {profile} ({cc} for TCP), run 1, per 0.25 s'
-set xlabel 'seconds since the first byte arrived'
+set title 'Start of each copy: {profile} ({cc} for TCP), run 1, per 0.25 s, until 5 s after its first byte'
+set xlabel 'seconds since the command started (ssh start-up included)'
 set ylabel 'goodput (Mbit/s)'
 set grid
 set key outside right
