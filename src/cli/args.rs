@@ -79,8 +79,9 @@ pub struct Common {
     /// $XDG_CACHE_HOME/vfer/paths, else ~/.cache/vfer/paths).
     #[arg(long)]
     pub no_path_cache: bool,
-    /// Internal: the client's remembered path (RATE,RTT_US,LOSS) for an
-    /// ssh-started sender (a pull).
+    /// The path, when known (RATE_BYTES_PER_S,MIN_RTT_US,LOSS, e.g.
+    /// 118750000,1000000,0.05): start from it as from a remembered path.
+    /// A client passes its hint to the ssh-started far side this way.
     #[arg(long, hide = true, value_name = "HINT")]
     pub path_hint: Option<String>,
     /// Internal: started by ssh (or --local) as the far side.

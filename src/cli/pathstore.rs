@@ -42,7 +42,7 @@ fn load() -> PathCache {
 /// remembered about that path (unless `disabled`), and notes the path so
 /// [`finish`] can remember what this transfer measures.
 pub fn begin(host: &str, addr: &str, disabled: bool) -> Option<PathHint> {
-    if disabled {
+    if disabled || file().is_none() {
         return None;
     }
     let key = pathcache::key(host, addr);

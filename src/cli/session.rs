@@ -157,14 +157,18 @@ pub async fn start_child(
 /// The path cache (issue 17): the hint for this host's path goes to both
 /// sides (to the far side as `--path-hint`, before the `--` that ends its
 /// options): whichever sends starts from it, both size their buffers by it.
+/// A `--path-hint` given on our own command line (the path is known, as
+/// qcp's `--rx`/`--rtt` tell it) takes the cache's place.
 async fn remembered_path(target: &SshTarget, opts: &mut SshOptions, c: &Common) {
-    if c.no_path_cache || c.rate.is_some() {
+    if c.rate.is_some() {
         return;
     }
-    let Ok(ip) = ssh_client::resolve(target, opts).await else {
-        return;
+    let given = opts.config.path_hint;
+    let cached = match ssh_client::resolve(target, opts).await {
+        Ok(ip) => super::pathstore::begin(&target.host, &ip.to_string(), c.no_path_cache),
+        Err(_) => None,
     };
-    let Some(hint) = super::pathstore::begin(&target.host, &ip.to_string(), false) else {
+    let Some(hint) = given.or(cached) else {
         return;
     };
     // Both sides size their buffers from it; the sender also starts from it.
