@@ -910,9 +910,25 @@ fn remembered_rate_from_a_pull_goodput_is_no_worse_than_a_cold_start() {
     let total = 100 * MIB;
     let limit = Duration::from_secs(120);
     let step = rtt / 10;
-    let cold = transfer_traced(total, link.clone(), link.clone(), limit, sim_config(), sim_config(), step);
+    let cold = transfer_traced(
+        total,
+        link.clone(),
+        link.clone(),
+        limit,
+        sim_config(),
+        sim_config(),
+        step,
+    );
     report_start("low hint: cold start", &cold, rtt, capacity);
-    let warm = transfer_traced(total, link.clone(), link, limit, hinted(Some(hint)), sim_config(), step);
+    let warm = transfer_traced(
+        total,
+        link.clone(),
+        link,
+        limit,
+        hinted(Some(hint)),
+        sim_config(),
+        step,
+    );
     report_start("low hint: warm start", &warm, rtt, capacity);
     assert!(warm.outcome.goodput_bps >= cold.outcome.goodput_bps);
 }
