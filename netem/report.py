@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
-TOOL_ORDER = ["iperf3", "scp", "rsync", "qcp", "vfer"]
+TOOL_ORDER = ["iperf3", "scp", "rsync", "qcp", "vfer", "vfer2", "vferpull", "vferpull2"]
 
 
 def load(path):
@@ -40,7 +40,9 @@ def summarize(rows):
     for key, rs in groups.items():
         done = [r for r in rs if r["status"] in ("ok", "timeout")]
         g = [float(r["goodput_mbit"]) for r in done]
+        dp = [float(r["data_mbit"]) for r in done if r.get("data_mbit")]
         out[key] = {
+            "data": statistics.median(dp) if dp else None,
             "n": len(rs),
             "ok": sum(1 for r in rs if r["status"] == "ok"),
             "timeouts": sum(1 for r in rs if r["status"] == "timeout"),
@@ -59,8 +61,8 @@ def fmt(v, nd=1):
 
 def table(summary, meta):
     lines = [
-        "| profile | cc | tool | median Mbit/s | min-max | efficiency | x scp | runs |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | --- |",
+        "| profile | cc | tool | median Mbit/s | min-max | efficiency | x scp | data phase Mbit/s | data-phase efficiency | runs |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     keys = sorted(
         summary,
@@ -73,13 +75,14 @@ def table(summary, meta):
     for profile, cc, tool in keys:
         s = summary[(profile, cc, tool)]
         if s["skipped"]:
-            lines.append(f"| {profile} | {cc} | {tool} | skipped | | | | |")
+            lines.append(f"| {profile} | {cc} | {tool} | skipped | | | | | | |")
             continue
         rate, _, loss = meta[(profile, cc)]
         ceiling = rate * (1 - loss / 100) if rate else None
         eff = s["median"] / ceiling if (s["median"] is not None and ceiling) else None
         scp = summary.get((profile, cc, "scp"), {}).get("median")
         ratio = s["median"] / scp if (s["median"] is not None and scp) else None
+        deff = s["data"] / ceiling if (s["data"] is not None and ceiling) else None
         runs = f"{s['ok']} ok"
         if s["timeouts"]:
             runs += f", {s['timeouts']} timeout"
@@ -87,7 +90,8 @@ def table(summary, meta):
             runs += f", {s['failed']} failed"
         lines.append(
             f"| {profile} | {cc} | {tool} | {fmt(s['median'])} | "
-            f"{fmt(s['min'])}-{fmt(s['max'])} | {fmt(eff, 2)} | {fmt(ratio, 2)} | {runs} |"
+            f"{fmt(s['min'])}-{fmt(s['max'])} | {fmt(eff, 2)} | {fmt(ratio, 2)} | "
+            f"{fmt(s['data'])} | {fmt(deff, 2)} | {runs} |"
         )
     return "\n".join(lines)
 
@@ -193,6 +197,67 @@ def fairness_summary(outdir):
     return "\n".join(lines)
 
 
+def timeline_rates(path, span=5.0, step=0.25):
+    """Goodput (Mbit/s) per `step` seconds from the start of the command
+    until `span` seconds after the first byte reached the server, from a
+    timeline-*.csv (so ssh's start-up shows too)."""
+    try:
+        pts = [(float(r["t"]), int(r["bytes"])) for r in load(path)]
+    except (OSError, ValueError, KeyError):
+        return []
+    first = next((t for t, b in pts if b > 0), None)
+    if first is None:
+        return []
+    out, last = [], (0.0, 0)
+    for t, b in pts:
+        if t > first + span + 1e-9:
+            break
+        if t - last[0] >= step - 1e-9:
+            out.append((t, (b - last[1]) * 8 / (t - last[0]) / 1e6))
+            last = (t, b)
+    return out
+
+
+def startup_plots(outdir):
+    """One PNG per profile and cc: goodput of run 1 of every tool that
+    copies a file, from its start until 5 s after its first byte."""
+    made = []
+    groups = defaultdict(dict)
+    for name in sorted(os.listdir(outdir)):
+        if not (name.startswith("timeline-") and name.endswith("-1.csv")):
+            continue
+        parts = name[len("timeline-") : -len("-1.csv")].split("-")
+        if len(parts) < 3:
+            continue
+        profile, cc, tool = parts[0], parts[1], "-".join(parts[2:])
+        rates = timeline_rates(os.path.join(outdir, name))
+        if rates:
+            groups[(profile, cc)][tool] = rates
+    for (profile, cc), tools in sorted(groups.items()):
+        dat = os.path.join(outdir, f"startup-{profile}-{cc}.dat")
+        cmds = []
+        with open(dat, "w") as f:
+            for i, tool in enumerate(sorted(tools, key=lambda t: TOOL_ORDER.index(t) if t in TOOL_ORDER else 99)):
+                f.write(f"# {tool}\n")
+                for t, r in tools[tool]:
+                    f.write(f"{t:.2f} {r:.2f}\n")
+                f.write("\n\n")
+                cmds.append(f"'{os.path.basename(dat)}' index {i} using 1:2 with steps lw 2 title '{tool}'")
+        png = f"startup-{profile}-{cc}.png"
+        script = f"""set terminal pngcairo size 900,500 noenhanced
+set output '{png}'
+set title 'Start of each copy: {profile} ({cc} for TCP), run 1, per 0.25 s, until 5 s after its first byte'
+set xlabel 'seconds since the command started (ssh start-up included)'
+set ylabel 'goodput (Mbit/s)'
+set grid
+set key outside right
+plot {", ".join(cmds)}
+"""
+        if gnuplot(script, outdir):
+            made.append(png)
+    return made
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -201,14 +266,17 @@ def main():
     csv_path = os.path.join(outdir, "results.csv")
     rows = load(csv_path) if os.path.exists(csv_path) else []
     summary, meta = summarize(rows)
-    made = plots(outdir, summary, meta)
+    made = plots(outdir, summary, meta) + startup_plots(outdir)
     md = ["# vfer lab results", ""]
     md.append(
         "Goodput = file bytes / wall time of the whole command (ssh start-up "
         "included; iperf3: one TCP flow for 10 s, receiver bytes / duration, the raw TCP capacity reference). Efficiency = median "
         "goodput / (link rate x (1 - loss)). x scp = median / scp's median on "
         "the same profile and congestion control. Timed-out runs count the "
-        "bytes that had arrived."
+        "bytes that had arrived. Data phase = vfer's own --json goodput "
+        "(after the session is up). vfer = push, first time on the path "
+        "(--no-path-cache); vfer2 = push on a remembered path (second run); "
+        "vferpull / vferpull2 = the same pulled."
     )
     md.append("")
     md.append(table(summary, meta))

@@ -32,7 +32,10 @@ struct Peer {
 
 impl Peer {
     fn client(total: u64, seed: u64, start: Instant) -> Peer {
-        let cfg = sim_config();
+        Peer::client_with(total, seed, start, sim_config())
+    }
+
+    fn client_with(total: u64, seed: u64, start: Instant, cfg: Config) -> Peer {
         let conn = Connection::client(
             cfg.clone(),
             &SECRET,
@@ -43,7 +46,11 @@ impl Peer {
     }
 
     fn server(total: u64, seed: u64) -> Peer {
-        Peer::new(false, seed, sim_config(), None, total)
+        Peer::server_with(total, seed, sim_config())
+    }
+
+    fn server_with(total: u64, seed: u64, cfg: Config) -> Peer {
+        Peer::new(false, seed, cfg, None, total)
     }
 
     fn new(sender: bool, seed: u64, cfg: Config, conn: Option<Connection>, total: u64) -> Peer {
@@ -568,4 +575,360 @@ fn shares_a_bottleneck_with_cubic() {
     // The lab's "shared" profile: 100 Mbit/s, 50 ms, one BDP of queue.
     let cubic = || vfer::transport::sim::TcpSender::cubic(u64::MAX, 1440);
     shares_fairly_with("CUBIC", cubic, 100_000_000, Duration::from_millis(50));
+}
+
+/// A transfer sampled every `step` of virtual time: the receiver's bytes
+/// over time (from the client's connection), and when the client's
+/// controller gave up a path hint, if it did.
+struct Traced {
+    outcome: Outcome,
+    /// (time since the connection was established, UDP payload bytes the
+    /// receiver authenticated: what the path delivered, in any order).
+    samples: Vec<(Duration, u64)>,
+    abandoned_after: Option<Duration>,
+}
+
+impl Traced {
+    /// Time from the start of the data phase until the receiver's rate over
+    /// the last `window` first reached `fraction` of `capacity_bps`.
+    fn time_to_rate(&self, window: Duration, fraction: f64, capacity_bps: f64) -> Option<Duration> {
+        let want = capacity_bps / 8.0 * fraction * window.as_secs_f64();
+        self.samples.iter().find_map(|&(t, got)| {
+            let from = t.checked_sub(window)?;
+            let before = self
+                .samples
+                .iter()
+                .rev()
+                .find(|(u, _)| *u <= from)
+                .map_or(0, |s| s.1);
+            ((got - before) as f64 >= want).then_some(t)
+        })
+    }
+
+    /// Goodput in Mbit/s over each `window` of the first `span`, for the
+    /// lab's start-up plots.
+    fn series(&self, window: Duration, span: Duration) -> String {
+        let mut out = String::new();
+        let mut last = (Duration::ZERO, 0u64);
+        for &(t, got) in &self.samples {
+            if t > span {
+                break;
+            }
+            if t >= last.0 + window {
+                let mbit = (got - last.1) as f64 * 8.0 / (t - last.0).as_secs_f64() / 1e6;
+                out += &format!(" {:.1}", mbit);
+                last = (t, got);
+            }
+        }
+        out
+    }
+}
+
+fn sim_seed() -> u64 {
+    std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7)
+}
+
+/// Like [`transfer`], with the client's and server's configuration given
+/// and the receiver sampled every `step`.
+fn transfer_traced(
+    total: u64,
+    forward: LinkConfig,
+    reverse: LinkConfig,
+    limit: Duration,
+    client: Config,
+    server: Config,
+    step: Duration,
+) -> Traced {
+    trace();
+    let start = Instant::now();
+    let mut net = Network::pair(
+        start,
+        sim_seed(),
+        Peer::client_with(total, 1, start, client),
+        Peer::server_with(total, 2, server),
+        forward,
+        reverse,
+    )
+    .expect("valid links");
+    let mut samples = Vec::new();
+    let mut abandoned_after = None;
+    while net.node(1).done_at.is_none() {
+        assert!(
+            net.elapsed() < limit,
+            "transfer did not finish in {limit:?}: received {} of {total}; client {:?}",
+            net.node(1).received,
+            net.node(0).stats()
+        );
+        match net.run_for(step) {
+            Ok(()) | Err(vfer::transport::sim::SimError::Idle { .. }) => {}
+            Err(e) => panic!("simulation failed: {e}"),
+        }
+        if let Some(began) = net.node(0).connected_at {
+            let now = start + net.elapsed();
+            let since = now.saturating_duration_since(began);
+            samples.push((since, net.node(1).stats().bytes_received));
+            if abandoned_after.is_none() && net.node(0).stats().path_hint_held == Some(false) {
+                abandoned_after = Some(since);
+            }
+        }
+    }
+    let server = net.node(1);
+    assert!(!server.corrupt, "received bytes differ from the sent ones");
+    assert_eq!(server.received, total);
+    let began = net.node(0).connected_at.expect("connected");
+    let secs = (server.done_at.expect("done") - began).as_secs_f64();
+    Traced {
+        outcome: Outcome {
+            goodput_bps: total as f64 * 8.0 / secs,
+            client: net.node(0).stats(),
+            net,
+        },
+        samples,
+        abandoned_after,
+    }
+}
+
+/// Sim configuration with a path hint (the path cache) on the client.
+fn hinted(hint: Option<vfer::transport::pathcache::PathHint>) -> Config {
+    Config {
+        path_hint: hint,
+        ..sim_config()
+    }
+}
+
+/// A first transfer on a path, then a second one that starts from what the
+/// first measured; returns both.
+fn first_and_second(
+    total: u64,
+    link: &LinkConfig,
+    rtt: Duration,
+    limit: Duration,
+) -> (Traced, Traced) {
+    let step = rtt / 10;
+    let first = transfer_traced(
+        total,
+        link.clone(),
+        link.clone(),
+        limit,
+        sim_config(),
+        sim_config(),
+        step,
+    );
+    let learned = first.outcome.client.path_estimate;
+    assert!(
+        learned.is_some(),
+        "the first transfer measured nothing to remember"
+    );
+    let second = transfer_traced(
+        total,
+        link.clone(),
+        link.clone(),
+        limit,
+        hinted(learned),
+        sim_config(),
+        step,
+    );
+    (first, second)
+}
+
+fn report_start(name: &str, t: &Traced, rtt: Duration, capacity: f64) -> Option<Duration> {
+    let to90 = t.time_to_rate(rtt, 0.9, capacity);
+    eprintln!(
+        "{name}: goodput {:.1} Mbit/s = {:.3} of capacity; 90 % of rate after {:?} ({:.1} RTTs); hint held {:?}; learned {:?}; competing {:?}; Mbit/s per RTT:{}",
+        t.outcome.goodput_bps / 1e6,
+        t.outcome.goodput_bps / capacity,
+        to90,
+        to90.map_or(f64::NAN, |d| d.as_secs_f64() / rtt.as_secs_f64()),
+        t.outcome.client.path_hint_held,
+        t.outcome.client.path_estimate,
+        t.outcome.client.cc_time_competing,
+        t.series(rtt, Duration::from_secs(5).max(rtt * 40)),
+    );
+    to90
+}
+
+#[test]
+fn remembered_path_reaches_full_rate_within_two_rtts() {
+    let rtt = Duration::from_millis(200);
+    let link = LinkConfig::wan(RATE, rtt, 0.05);
+    let capacity = RATE as f64 * 0.95;
+    let (first, second) = first_and_second(50 * MIB, &link, rtt, Duration::from_secs(60));
+    let cold = report_start("5%/200ms first run", &first, rtt, capacity);
+    let warm = report_start("5%/200ms second run", &second, rtt, capacity);
+    assert_eq!(second.outcome.client.path_hint_held, Some(true));
+    let warm = warm.expect("the second run never reached 90 % of the rate");
+    // Data arrives half an RTT after it is sent; the first full RTT of
+    // arrivals ends 1.5 RTTs in.
+    assert!(
+        warm <= rtt * 2,
+        "second run: 90 % of the rate only after {warm:?}"
+    );
+    assert!(cold.is_none_or(|c| c > warm));
+    assert!(second.outcome.goodput_bps > first.outcome.goodput_bps);
+    assert!(second.outcome.goodput_bps >= 0.85 * capacity);
+    assert!(second.outcome.client.cc_time_competing.is_zero());
+}
+
+/// A remembered path that is wrong: `hint` on a path of `rate`, `rtt`.
+/// Asserts the hint is abandoned within `within` of the data phase's start
+/// and the transfer still reaches `efficiency` of what a cold start does.
+fn wrong_hint(
+    name: &str,
+    rate: u64,
+    rtt: Duration,
+    hint: vfer::transport::pathcache::PathHint,
+    within: u32,
+) {
+    let link = LinkConfig::wan(rate, rtt, 0.01);
+    let capacity = rate as f64 * 0.99;
+    let total = 30 * MIB;
+    let limit = Duration::from_secs(120);
+    let step = rtt / 10;
+    let cold = transfer_traced(
+        total,
+        link.clone(),
+        link.clone(),
+        limit,
+        sim_config(),
+        sim_config(),
+        step,
+    );
+    report_start(&format!("{name}: cold start"), &cold, rtt, capacity);
+    let warm = transfer_traced(
+        total,
+        link.clone(),
+        link,
+        limit,
+        hinted(Some(hint)),
+        sim_config(),
+        step,
+    );
+    report_start(&format!("{name}: wrong hint"), &warm, rtt, capacity);
+    let after = warm
+        .abandoned_after
+        .expect("the wrong hint was never abandoned");
+    eprintln!(
+        "{name}: abandoned after {after:?} ({:.1} RTTs); lost {} packets (cold start {})",
+        after.as_secs_f64() / rtt.as_secs_f64(),
+        warm.outcome.client.packets_lost,
+        cold.outcome.client.packets_lost
+    );
+    assert!(
+        after <= rtt * within,
+        "{name}: abandoned only after {after:?}"
+    );
+    assert!(
+        warm.outcome.goodput_bps >= 0.9 * cold.outcome.goodput_bps,
+        "{name}: {:.1} Mbit/s with the wrong hint, {:.1} without",
+        warm.outcome.goodput_bps / 1e6,
+        cold.outcome.goodput_bps / 1e6
+    );
+    assert!(warm.outcome.client.cc_time_competing.is_zero());
+}
+
+#[test]
+fn remembered_rate_too_high_is_abandoned() {
+    use vfer::transport::pathcache::PathHint;
+    // Remembered 100 Mbit/s; the path now carries 20.
+    let rtt = Duration::from_millis(100);
+    let hint = PathHint::new(RATE / 8, rtt, 0.01).expect("hint");
+    wrong_hint("rate 5x lower", RATE / 5, rtt, hint, 3);
+}
+
+#[test]
+fn remembered_rtt_too_short_is_abandoned() {
+    use vfer::transport::pathcache::PathHint;
+    // Remembered 100 Mbit/s at 50 ms; the path is 100 Mbit/s at 200 ms.
+    let hint = PathHint::new(RATE / 8, Duration::from_millis(50), 0.01).expect("hint");
+    wrong_hint("RTT 4x longer", RATE, Duration::from_millis(200), hint, 2);
+}
+
+#[test]
+fn remembered_rate_too_low_gives_way_to_start_up() {
+    use vfer::transport::pathcache::PathHint;
+    // Remembered 20 Mbit/s; the path now carries 100.
+    let rtt = Duration::from_millis(100);
+    let hint = PathHint::new(RATE / 40, rtt, 0.01).expect("hint");
+    wrong_hint("rate 5x higher", RATE, rtt, hint, 5);
+}
+
+/// Aspera's published FASP benchmark: 1 Gbit/s, 1 s RTT, 5 % random loss
+/// (FASP claims 400-800 Mbit/s there). From a remembered path (buffers sized
+/// by it), the data phase reaches 0.85 of rate x (1 - loss).
+#[test]
+fn fasp_1g_1s_5pct_from_a_remembered_path() {
+    use vfer::transport::pathcache::PathHint;
+    let rate = 1_000_000_000u64;
+    let rtt = Duration::from_secs(1);
+    let link = LinkConfig::wan(rate, rtt, 0.05);
+    let capacity = rate as f64 * 0.95;
+    let hint = PathHint::new(rate / 8 * 95 / 100, rtt, 0.05).expect("hint");
+    // Jumbo datagrams: the same dynamics with a sixth of the packets to
+    // simulate, so a transfer long enough to pass its start-up and its
+    // last round trips (each lost retransmission costs one) runs in seconds.
+    let jumbo = Config {
+        max_udp_payload: 8972,
+        path_hint: Some(hint),
+        ..sim_config()
+    };
+    let total = 4096 * MIB;
+    let t = transfer_traced(
+        total,
+        link.clone(),
+        link,
+        Duration::from_secs(120),
+        jumbo.clone(),
+        jumbo,
+        rtt / 10,
+    );
+    let to90 = report_start("fasp 1G/1s/5% remembered", &t, rtt, capacity);
+    assert_eq!(t.outcome.client.path_hint_held, Some(true));
+    assert!(
+        to90.is_some_and(|d| d <= rtt * 2),
+        "90 % of the rate after {to90:?}"
+    );
+    assert!(
+        t.outcome.goodput_bps >= 0.85 * capacity,
+        "{:.1} Mbit/s is below 0.85 of {:.1}",
+        t.outcome.goodput_bps / 1e6,
+        capacity / 1e6
+    );
+}
+
+#[test]
+fn remembered_rate_from_a_pull_goodput_is_no_worse_than_a_cold_start() {
+    use vfer::transport::pathcache::PathHint;
+    // A pull remembers its data phase's goodput (start-up included), below
+    // the path's rate: 81 of 95 Mbit/s on 5 %/200 ms, loss 5 %.
+    let rtt = Duration::from_millis(200);
+    let hint = PathHint::new(10_170_000, rtt, 0.05).expect("hint");
+    let link = LinkConfig::wan(RATE, rtt, 0.05);
+    let capacity = RATE as f64 * 0.95;
+    let total = 100 * MIB;
+    let limit = Duration::from_secs(120);
+    let step = rtt / 10;
+    let cold = transfer_traced(
+        total,
+        link.clone(),
+        link.clone(),
+        limit,
+        sim_config(),
+        sim_config(),
+        step,
+    );
+    report_start("low hint: cold start", &cold, rtt, capacity);
+    let warm = transfer_traced(
+        total,
+        link.clone(),
+        link,
+        limit,
+        hinted(Some(hint)),
+        sim_config(),
+        step,
+    );
+    report_start("low hint: warm start", &warm, rtt, capacity);
+    assert!(warm.outcome.goodput_bps >= cold.outcome.goodput_bps);
 }

@@ -96,6 +96,7 @@ where
     match result {
         Ok(summary) => {
             let stats = session::close(session, 0).await;
+            super::pathstore::finish(&summary, &stats);
             if !c.quiet && !c.json {
                 report::summary_line(program, &summary, &tally.last());
             }

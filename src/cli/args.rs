@@ -87,6 +87,16 @@ pub struct Common {
     /// Print the man page (roff) and exit.
     #[arg(long)]
     pub man: bool,
+    /// Do not start from what earlier transfers measured about this path,
+    /// nor remember what this one measures (the cache is
+    /// $XDG_CACHE_HOME/vfer/paths, else ~/.cache/vfer/paths).
+    #[arg(long)]
+    pub no_path_cache: bool,
+    /// The path, when known (RATE_BYTES_PER_S,MIN_RTT_US,LOSS, e.g.
+    /// 118750000,1000000,0.05): start from it as from a remembered path.
+    /// A client passes its hint to the ssh-started far side this way.
+    #[arg(long, hide = true, value_name = "HINT")]
+    pub path_hint: Option<String>,
     /// Internal: started by ssh (or --local) as the far side.
     #[arg(long, hide = true)]
     pub server: bool,
@@ -120,6 +130,10 @@ impl Common {
                 .handshake_timeout
                 .min(crate::tunnel::idle::peer_timeout(self.timeout)),
             cipher: self.cipher,
+            path_hint: self
+                .path_hint
+                .as_deref()
+                .and_then(crate::transport::pathcache::PathHint::from_arg),
             ..Config::default()
         }
     }

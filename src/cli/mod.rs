@@ -14,6 +14,7 @@ pub mod generate;
 pub mod login;
 pub mod login_daemon;
 pub mod logtext;
+pub mod pathstore;
 pub mod progress;
 pub mod rate;
 pub mod report;

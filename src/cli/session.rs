@@ -118,7 +118,7 @@ pub async fn start_child(
     match far {
         Far::Ssh(login) => {
             let target = SshTarget::parse(login)?;
-            let opts = SshOptions {
+            let mut opts = SshOptions {
                 rsh: c.rsh.clone(),
                 remote_path: c.remote_path.clone(),
                 remote_args: args,
@@ -126,6 +126,7 @@ pub async fn start_child(
                 config,
                 ..SshOptions::default()
             };
+            remembered_path(&target, &mut opts, c).await;
             Ok(ssh_client::connect(&target, role, &opts).await?)
         }
         Far::Local => {
@@ -151,6 +152,34 @@ pub async fn start_child(
             bail!("{host}: a standing daemon is not started through ssh")
         }
     }
+}
+
+/// The path cache (issue 17): the hint for this host's path goes to both
+/// sides (to the far side as `--path-hint`, before the `--` that ends its
+/// options): whichever sends starts from it, both size their buffers by it.
+/// A `--path-hint` given on our own command line (the path is known, as
+/// qcp's `--rx`/`--rtt` tell it) takes the cache's place.
+async fn remembered_path(target: &SshTarget, opts: &mut SshOptions, c: &Common) {
+    if c.rate.is_some() {
+        return;
+    }
+    let given = opts.config.path_hint;
+    let cached = match ssh_client::resolve(target, opts).await {
+        Ok(ip) => super::pathstore::begin(&target.host, &ip.to_string(), c.no_path_cache),
+        Err(_) => None,
+    };
+    let Some(hint) = given.or(cached) else {
+        return;
+    };
+    // Both sides size their buffers from it; the sender also starts from it.
+    opts.config.path_hint = Some(hint);
+    let at = opts
+        .remote_args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(opts.remote_args.len());
+    opts.remote_args
+        .splice(at..at, ["--path-hint".to_string(), hint.to_arg()]);
 }
 
 /// Sends a daemon the transfer request (§5): which way, the paths and the

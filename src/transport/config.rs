@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::cc::CcChoice;
+use super::pathcache::PathHint;
 use crate::vsl::CipherChoice;
 
 /// The most a receiver holds back before acknowledging an ack-eliciting packet.
@@ -36,6 +37,10 @@ pub struct Config {
     pub max_pto: Duration,
     /// VSL suites offered (client) or accepted (server), `--cipher`.
     pub cipher: CipherChoice,
+    /// What a previous transfer measured about this path (the path cache):
+    /// the sender starts near that rate and checks it in the first round
+    /// trips instead of ramping up from an initial window.
+    pub path_hint: Option<PathHint>,
 }
 
 impl Default for Config {
@@ -52,7 +57,32 @@ impl Default for Config {
             ack_every: 4,
             max_pto: Duration::from_secs(2),
             cipher: CipherChoice::Auto,
+            path_hint: None,
         }
+    }
+}
+
+/// Most memory a remembered path may ask for, per buffer.
+pub const MAX_HINTED_BUFFER: usize = 1 << 30;
+/// Buffers hold this many remembered bandwidth-delay products: one in
+/// flight, and while a hole waits for its retransmission (one RTT or more
+/// if that is lost too), what arrives behind it.
+const HINTED_BUFFER_BDPS: u64 = 8;
+
+impl Config {
+    /// With a path hint, the send buffer and receive window grow to
+    /// [`HINTED_BUFFER_BDPS`] of the remembered path's bandwidth-delay
+    /// product (at most [`MAX_HINTED_BUFFER`]); they never shrink. A long
+    /// fast path (1 Gbit/s x 1 s is 125 MB in flight) needs more than the
+    /// defaults, which suit ~1 Gbit/s x 100 ms.
+    pub fn sized_for_hint(mut self) -> Config {
+        if let Some(h) = self.path_hint {
+            let want =
+                (h.bdp().saturating_mul(HINTED_BUFFER_BDPS)).min(MAX_HINTED_BUFFER as u64) as usize;
+            self.recv_window = self.recv_window.max(want);
+            self.send_buffer = self.send_buffer.max(want);
+        }
+        self
     }
 }
 
@@ -98,4 +128,14 @@ pub struct Stats {
     pub cc_time_competing: Duration,
     /// What held the sender back, and for how long.
     pub limited: super::LimitedTimes,
+    /// The sender's model of the path (bottleneck rate, base RTT, random
+    /// loss), once it has one worth remembering; `None` on a receiver.
+    pub path_estimate: Option<PathHint>,
+    /// The peer's highest packet number received plus one: about how many
+    /// packets it sent, so `1 - packets_received / peer_packets_seen` is the
+    /// loss on the way here (a receiver's view of the path).
+    pub peer_packets_seen: u64,
+    /// A path hint was given and the controller used it: `Some(true)` it
+    /// held, `Some(false)` the path had changed and it was abandoned.
+    pub path_hint_held: Option<bool>,
 }

@@ -151,8 +151,9 @@ pub struct Connection {
 
 impl Connection {
     fn new(config: Config, role: Role, secret: &[u8; KEY_LEN], now: Instant) -> Connection {
+        let config = config.sized_for_hint();
         let mtu = PathMtu::new(config.max_udp_payload);
-        let cc = config.cc.build(u64::from(mtu.current()));
+        let cc = config.cc.build(u64::from(mtu.current()), config.path_hint);
         Connection {
             role,
             send: SendBuffer::new(config.send_buffer),
@@ -416,6 +417,9 @@ impl Connection {
         s.cc = self.cc.name();
         s.suite = self.vsl.as_ref().map(|v| v.suite());
         s.cc_time_competing = self.cc.time_competing();
+        s.path_estimate = self.cc.path_estimate();
+        s.path_hint_held = self.cc.path_hint_held();
+        s.peer_packets_seen = self.ack.largest.map_or(0, |l| l + 1);
         s.packets_lost = self.recovery.lost_packets;
         s.limited = self.limits.times(Instant::now());
         s

@@ -15,6 +15,7 @@ pub mod handshake;
 mod limits;
 pub mod mtu;
 pub mod pacer;
+pub mod pathcache;
 pub mod ranges;
 mod receive;
 pub mod recovery;

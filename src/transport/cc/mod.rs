@@ -16,6 +16,7 @@ pub use vfer::Vfer;
 
 use std::time::Instant;
 
+use super::pathcache::PathHint;
 use super::recovery::RateSample;
 use super::rtt::RttEstimator;
 
@@ -62,6 +63,16 @@ pub trait Controller: Send {
     fn time_competing(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+    /// The controller's model of the path, once worth remembering for the
+    /// next transfer (see [`super::pathcache`]).
+    fn path_estimate(&self) -> Option<PathHint> {
+        None
+    }
+    /// Whether a path hint given at the start held (`Some(true)`), was
+    /// abandoned (`Some(false)`), or none was used (`None`).
+    fn path_hint_held(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Which controller a connection uses.
@@ -74,10 +85,14 @@ pub enum CcChoice {
 }
 
 impl CcChoice {
-    /// Builds the controller for datagrams of `mtu` bytes.
-    pub fn build(self, mtu: u64) -> Box<dyn Controller> {
+    /// Builds the controller for datagrams of `mtu` bytes, starting from
+    /// a remembered path when `hint` is given (only [`Vfer`] uses it).
+    pub fn build(self, mtu: u64, hint: Option<PathHint>) -> Box<dyn Controller> {
         match self {
-            CcChoice::Vfer => Box::new(Vfer::new(mtu)),
+            CcChoice::Vfer => Box::new(match hint {
+                Some(h) => Vfer::resume(mtu, h),
+                None => Vfer::new(mtu),
+            }),
             CcChoice::Fixed(rate) => Box::new(FixedRate::new(rate, mtu)),
         }
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::compete::{self, Compete, Verdict, LOW_QUEUE_DELAY};
 use super::{AckEvent, Controller};
+use crate::transport::pathcache::PathHint;
 
 /// Startup gain: doubles the delivery rate each round trip (2/ln 2).
 const STARTUP_GAIN: f64 = 2.885;
@@ -60,10 +61,32 @@ const CHECK_BDP_FRACTION: f64 = 0.9;
 const SLOW_START_PEAK_RATIO: f64 = 2.0;
 /// Extra in-flight allowance for bursty acknowledgements, as sending time.
 const ACK_AGGREGATION: Duration = Duration::from_millis(2);
+/// Start-up rounds whose rate estimate is at least the window over the RTT.
+const STARTUP_WINDOW_ROUNDS: u64 = 3;
 /// Packets in the initial window.
 const INITIAL_WINDOW_PACKETS: u64 = 64;
 /// Smallest window, in packets.
 const MIN_WINDOW_PACKETS: u64 = 4;
+/// A resumed start (a remembered path) paces at this fraction of the
+/// remembered rate until the path confirms it.
+const RESUME_FRACTION: f64 = 0.95;
+/// Pacing gain of a resumed start's probe round: small, as on a long path
+/// the queue it builds shows (and drains) only round trips later.
+const RESUME_PROBE_GAIN: f64 = 1.15;
+/// When the probe round of a resumed start delivers more than this times
+/// the resumed rate, the path is faster than remembered: normal start-up.
+const RESUME_FASTER: f64 = 1.12;
+/// A remembered path is abandoned when a round delivers less than this
+/// fraction of the remembered rate ...
+const RESUME_MIN_DELIVERY: f64 = 0.75;
+/// ... or its base RTT is longer than remembered by this factor (plus 1 ms) ...
+const RESUME_RTT_FACTOR: f64 = 1.2;
+/// ... or this many RTT samples in a row show a queue above
+/// `max(2 x TARGET_QUEUE_DELAY, base / 4)` (we send faster than the path) ...
+const RESUME_QUEUE_SAMPLES: u32 = 8;
+/// ... or a round loses more than the remembered loss plus this (and at
+/// least twice the remembered loss).
+const RESUME_EXTRA_LOSS: f64 = 0.02;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -71,6 +94,9 @@ enum Mode {
     Drain,
     ProbeBw,
     ProbeRtt,
+    /// Starting from a remembered path: pacing near its rate while the
+    /// first round trips confirm it (see [`Vfer::resume`]).
+    Resume,
 }
 
 /// The default VFER congestion controller.
@@ -118,6 +144,13 @@ pub struct Vfer {
     /// Time spent in competing mode, counted between ACKs.
     time_competing: Duration,
     last_ack: Option<Instant>,
+    /// The remembered path a resumed start began from.
+    hint: Option<PathHint>,
+    /// Whether the hint held (`Some(true)`), was abandoned, or is still
+    /// being checked (`None`).
+    hint_held: Option<bool>,
+    /// RTT samples in a row that showed a queue while resuming.
+    resume_queue_samples: u32,
 }
 
 impl Vfer {
@@ -157,12 +190,145 @@ impl Vfer {
             round_start_delivered: 0,
             time_competing: Duration::ZERO,
             last_ack: None,
+            hint: None,
+            hint_held: None,
+            resume_queue_samples: 0,
+        }
+    }
+
+    /// A controller that starts from a remembered path: it paces at
+    /// [`RESUME_FRACTION`] of the remembered rate (making up for the
+    /// remembered random loss) with a window of two remembered
+    /// bandwidth-delay products, so the first round trip already runs near
+    /// full rate. The first four round trips check the path: a round that
+    /// delivers less than [`RESUME_MIN_DELIVERY`] of the rate, a longer
+    /// base RTT, a growing queue or more loss abandon the hint for a normal
+    /// start-up (keeping what was measured), and so does a probe at
+    /// [`RESUME_PROBE_GAIN`] times the rate that delivers more than [`RESUME_FASTER`] times it
+    /// (the path got faster). Otherwise the hint is confirmed and the
+    /// controller goes on as after a start-up.
+    pub fn resume(mtu: u64, hint: PathHint) -> Self {
+        let mut v = Vfer::new(mtu);
+        v.mode = Mode::Resume;
+        v.pacing_gain = 1.0;
+        v.cwnd_gain = CWND_GAIN;
+        v.hint = Some(hint);
+        v.loss_rate = hint.loss.clamp(0.0, MAX_LOSS_COMPENSATION);
+        v.pipe_filled = true;
+        let bdp = (v.resume_rate() * hint.min_rtt.as_secs_f64()) as u64;
+        v.cwnd = (bdp * 2).max(INITIAL_WINDOW_PACKETS * mtu);
+        v
+    }
+
+    /// The delivery rate a resumed start paces for.
+    fn resume_rate(&self) -> f64 {
+        self.hint.map_or(0.0, |h| h.rate as f64 * RESUME_FRACTION)
+    }
+
+    /// The bottleneck rate the model uses: the measured one, or while
+    /// resuming, the remembered one if higher.
+    fn model_bw(&self) -> f64 {
+        match self.mode {
+            Mode::Resume => self.btlbw.max(self.resume_rate()),
+            // The first rounds' samples under-state the rate (their
+            // intervals start before any ACK, and the initial window is
+            // paced over a guessed RTT): until they are past, the window
+            // over the RTT is a rate the path has already carried.
+            Mode::Startup if self.round <= STARTUP_WINDOW_ROUNDS && self.srtt > Duration::ZERO => {
+                let by_window = self.cwnd as f64 / self.srtt.as_secs_f64();
+                self.btlbw.max(by_window)
+            }
+            _ => self.btlbw,
+        }
+    }
+
+    /// Gives up a remembered path: back to a normal start-up from what the
+    /// first round trips measured (its delay exit then drains any queue the
+    /// resumed start built).
+    fn abandon_hint(&mut self, why: &str) {
+        tracing::debug!(
+            target: "vfer::cc",
+            "remembered path abandoned ({why}): measured {:.1} Mbit/s, base {:?}; normal start-up",
+            self.btlbw * 8e-6,
+            self.min_rtt.unwrap_or_default()
+        );
+        self.hint_held = Some(false);
+        self.mode = Mode::Startup;
+        self.pipe_filled = false;
+        self.pacing_gain = STARTUP_GAIN;
+        self.cwnd_gain = STARTUP_CWND_GAIN;
+        self.full_bw = 0.0;
+        self.full_bw_rounds = 0;
+        self.loss_rate = 0.0;
+        let bdp = self.bdp().unwrap_or(0);
+        self.cwnd = (bdp * 2).max(INITIAL_WINDOW_PACKETS * self.mtu);
+    }
+
+    /// Checks a remembered path at the start of each round (see
+    /// [`Vfer::resume`]). Until round 2 it paces at the resumed rate,
+    /// in round 2 at [`RESUME_PROBE_GAIN`] times it, then at it again; a round's
+    /// delivery-rate samples are those of packets sent a round earlier, so
+    /// the start of round 3 sees the rate delivered at the resumed pace and
+    /// the start of round 4 what the probe delivered.
+    fn check_resume_round(&mut self, round_loss: f64) {
+        let Some(hint) = self.hint else { return };
+        if self.mode != Mode::Resume || self.round < 2 {
+            return;
+        }
+        // The round that just ended: its best delivery rate.
+        let prev = ((self.round - 1) % BW_WINDOW_ROUNDS) as usize;
+        let delivered = self.bw_rounds[prev].1;
+        if round_loss > (hint.loss + RESUME_EXTRA_LOSS).max(2.0 * hint.loss) {
+            return self.abandon_hint("more loss");
+        }
+        match self.round {
+            // Round 1's samples are of the first packets, whose intervals
+            // start before any ACK: they under-state the rate.
+            2 => self.pacing_gain = RESUME_PROBE_GAIN,
+            3 if delivered < RESUME_MIN_DELIVERY * hint.rate as f64 => {
+                self.abandon_hint("rate lower")
+            }
+            3 => self.pacing_gain = 1.0,
+            _ if delivered > RESUME_FASTER * self.resume_rate() => self.abandon_hint("path faster"),
+            _ => {
+                tracing::debug!(
+                    target: "vfer::cc",
+                    "remembered path confirmed: {:.1} Mbit/s, base {:?}",
+                    self.btlbw * 8e-6,
+                    self.min_rtt.unwrap_or_default()
+                );
+                self.hint_held = Some(true);
+                // Drain what the probe queued, then cruise.
+                self.enter_probe_bw_at(1);
+            }
+        }
+    }
+
+    /// Checks each RTT sample of a resumed start against the remembered path.
+    fn check_resume_rtt(&mut self, sample: Duration) {
+        let Some(hint) = self.hint else { return };
+        if self.mode != Mode::Resume {
+            return;
+        }
+        let base = self.min_rtt.unwrap_or(sample);
+        if base.as_secs_f64() > hint.min_rtt.as_secs_f64() * RESUME_RTT_FACTOR + 0.001 {
+            return self.abandon_hint("base RTT longer");
+        }
+        let limit = (2 * TARGET_QUEUE_DELAY).max(base / 4);
+        if sample.saturating_sub(base) > limit {
+            self.resume_queue_samples += 1;
+            if self.resume_queue_samples >= RESUME_QUEUE_SAMPLES {
+                self.abandon_hint("queue growing");
+            }
+        } else {
+            self.resume_queue_samples = 0;
         }
     }
 
     fn bdp(&self) -> Option<u64> {
-        let rtt = self.min_rtt?;
-        (self.btlbw > 0.0).then_some((self.btlbw * rtt.as_secs_f64()) as u64)
+        let rtt = self.min_rtt.or(self.hint.map(|h| h.min_rtt))?;
+        let bw = self.model_bw();
+        (bw > 0.0).then_some((bw * rtt.as_secs_f64()) as u64)
     }
 
     fn min_window(&self) -> u64 {
@@ -187,7 +353,9 @@ impl Vfer {
             let delivered = ack.delivered.saturating_sub(self.round_start_delivered);
             let sent = (delivered + self.round_lost).max(1) as f64;
             let fraction = self.round_lost as f64 / sent;
-            self.loss_rate += LOSS_RATE_WEIGHT * (fraction - self.loss_rate);
+            if self.mode != Mode::Resume {
+                self.loss_rate += LOSS_RATE_WEIGHT * (fraction - self.loss_rate);
+            }
             self.round_lost = 0;
             self.round_start_delivered = ack.delivered;
             self.standing_rtt = self.round_min_rtt;
@@ -196,6 +364,7 @@ impl Vfer {
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
             self.bw_rounds[slot] = (self.round, 0.0);
             self.on_round_start();
+            self.check_resume_round(fraction);
             if self.round.is_multiple_of(20) {
                 tracing::debug!(
                     target: "vfer::cc",
@@ -253,6 +422,14 @@ impl Vfer {
     }
 
     fn exit_startup(&mut self) {
+        tracing::debug!(
+            target: "vfer::cc",
+            "start-up ends in round {}: {:.1} Mbit/s, base {:?}, queue {:?}",
+            self.round,
+            self.btlbw * 8e-6,
+            self.min_rtt.unwrap_or_default(),
+            self.queue_delay().unwrap_or_default()
+        );
         self.pipe_filled = true;
         self.mode = Mode::Drain;
         self.pacing_gain = 1.0 / STARTUP_GAIN;
@@ -299,6 +476,7 @@ impl Vfer {
                 self.min_rtt_stamp = Some(ack.now);
             }
         }
+        self.check_resume_rtt(sample);
         if let Some(base) = self.min_rtt {
             self.last_queue = sample.saturating_sub(base);
             if self.last_queue <= TARGET_QUEUE_DELAY || self.last_low_queue.is_none() {
@@ -315,7 +493,7 @@ impl Vfer {
 
     fn update_mode(&mut self, ack: &AckEvent<'_>) {
         match self.mode {
-            Mode::Startup => {}
+            Mode::Startup | Mode::Resume => {}
             Mode::Drain => {
                 if self.bdp().is_some_and(|bdp| ack.bytes_in_flight <= bdp) {
                     self.enter_probe_bw(ack.now);
@@ -378,6 +556,9 @@ impl Vfer {
     /// the target the loss is not congestion, so the controller sends
     /// `rate / (1 − p)`; with a standing queue (or in startup) it does not.
     fn random_loss(&self) -> f64 {
+        if self.mode == Mode::Resume {
+            return self.loss_rate.clamp(0.0, MAX_LOSS_COMPENSATION);
+        }
         let queue_low = self.queue_delay().is_some_and(|q| q <= TARGET_QUEUE_DELAY);
         if self.mode == Mode::ProbeBw && queue_low {
             self.loss_rate.clamp(0.0, MAX_LOSS_COMPENSATION)
@@ -445,11 +626,16 @@ impl Vfer {
     }
 
     fn enter_probe_bw(&mut self, now: Instant) {
+        // Start in a cruising phase (not the probe), like BBR's random start.
+        self.enter_probe_bw_at(2 + (self.round as usize % 6));
+        self.cycle_stamp = Some(now);
+    }
+
+    /// Enters ProbeBw at phase `cycle` of the gain cycle.
+    fn enter_probe_bw_at(&mut self, cycle: usize) {
         self.mode = Mode::ProbeBw;
         self.cwnd_gain = CWND_GAIN;
-        // Start in a cruising phase (not the probe), like BBR's random start.
-        self.cycle = 2 + (self.round as usize % 6);
-        self.cycle_stamp = Some(now);
+        self.cycle = cycle;
         self.pacing_gain = PROBE_GAINS[self.cycle];
     }
 
@@ -546,8 +732,8 @@ impl Controller for Vfer {
             let srtt = self.srtt.as_secs_f64().max(0.001);
             return (self.window() as f64 * compete::PACING_GAIN / srtt).max(1.0) as u64;
         }
-        let bw = if self.btlbw > 0.0 {
-            self.btlbw
+        let bw = if self.model_bw() > 0.0 {
+            self.model_bw()
         } else if self.initial_rate > 0.0 {
             self.initial_rate
         } else {
@@ -567,6 +753,24 @@ impl Controller for Vfer {
 
     fn time_competing(&self) -> Duration {
         self.time_competing
+    }
+
+    fn path_estimate(&self) -> Option<PathHint> {
+        // Only a model past start-up is worth remembering; a transfer that
+        // ended in start-up measured its own ramp, not the path.
+        if !self.pipe_filled || matches!(self.mode, Mode::Resume | Mode::Startup) {
+            return None;
+        }
+        // Competing, the rate is a share of a queue another flow holds.
+        if self.competed {
+            return None;
+        }
+        let rate = self.peak_btlbw.max(self.btlbw);
+        PathHint::new(rate as u64, self.min_rtt?, self.loss_rate.clamp(0.0, 0.49))
+    }
+
+    fn path_hint_held(&self) -> Option<bool> {
+        self.hint.map(|_| self.hint_held.unwrap_or(true))
     }
 }
 
