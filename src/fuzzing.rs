@@ -114,7 +114,7 @@ pub fn login(data: &[u8]) {
 
 /// The daemon request (§5).
 pub fn daemon_request(data: &[u8]) {
-    let _ = ready(crate::cli::daemon::Request::read(&mut &data[..]));
+    let _ = ready(crate::service::request::Request::read(&mut &data[..]));
 }
 
 /// The `--exec` stream framing (§8.2).

@@ -9,7 +9,8 @@ use vfer::bootstrap::ssh_client::RemoteRole;
 use vfer::cli::args::Common;
 use vfer::cli::session::{self, Far};
 use vfer::cli::target::Operand;
-use vfer::cli::{exit, progress, server};
+use vfer::cli::{exit, progress, server, signals};
+use vfer::service::daemons;
 use vfer::transfer::{self, Dest, ReceiveOptions};
 
 const EXAMPLES: &str = "\
@@ -122,25 +123,32 @@ fn main() {
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
     if let (Some(name), Some(users)) = (&cli.add_user, &cli.users) {
-        vfer::cli::login_daemon::add_user(users, name)?;
+        vfer::cli::daemon::add_user(users, name)?;
         return Ok(exit::SUCCESS);
     }
     if let (true, Some(users)) = (cli.show_host_key, &cli.users) {
         let key = cli.host_key.clone();
-        println!("{}", vfer::cli::login_daemon::show_host_key(users, key)?);
+        println!("{}", daemons::show_host_key(users, key)?);
         return Ok(exit::SUCCESS);
     }
-    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
-        let opts = vfer::cli::login_daemon::LoginDaemonOptions {
+    let root = || cli.root.clone().unwrap_or_else(|| ".".into());
+    let runner = |listen| {
+        let pidfile = cli.pidfile.clone();
+        vfer::cli::daemon::runner_options(
             listen,
+            cli.max_connections,
+            pidfile,
+            c.transport_config(),
+        )
+    };
+    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
+        let opts = daemons::LoginDaemonOptions {
+            runner: runner(listen),
             users: users.clone(),
             host_key: cli.host_key.clone(),
-            root: cli.root.clone().unwrap_or_else(|| ".".into()),
-            max_connections: cli.max_connections,
-            pidfile: cli.pidfile.clone(),
-            config: c.transport_config(),
+            root: root(),
         };
-        vfer::cli::login_daemon::serve(opts).await?;
+        daemons::login_daemon(opts, signals::stop_requested()).await?;
         return Ok(exit::SUCCESS);
     }
     if cli.listen.is_some() && c.key_file.is_none() {
@@ -178,15 +186,12 @@ async fn try_run(cli: Cli) -> Result<i32> {
         }
         // Files (issue 4's contract: --root is optional, the current
         // directory by default).
-        let opts = vfer::cli::daemon::DaemonOptions {
-            listen,
+        let opts = daemons::FileDaemonOptions {
+            runner: runner(listen),
             key_file: c.key_file.clone().unwrap_or_default(),
-            root: cli.root.clone().unwrap_or_else(|| ".".into()),
-            max_connections: cli.max_connections,
-            pidfile: cli.pidfile.clone(),
-            config: c.transport_config(),
+            root: root(),
         };
-        vfer::cli::daemon::serve(opts).await?;
+        daemons::files_daemon(opts, signals::stop_requested()).await?;
         return Ok(exit::SUCCESS);
     }
     let Some((dest, sources)) = cli.operands.split_last() else {

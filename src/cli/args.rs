@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
+use crate::service::request::SessionOptions;
+
 use super::rate::parse_rate;
 use crate::transport::cc::CcChoice;
 use crate::transport::Config;
@@ -85,7 +87,7 @@ pub struct Common {
     pub echo: bool,
     /// Challenge-response mode (vfer://USER@HOST daemons).
     #[command(flatten)]
-    pub login: super::login::LoginArgs,
+    pub login: LoginArgs,
 }
 
 impl Common {
@@ -102,6 +104,15 @@ impl Common {
                 .min(Duration::from_secs(self.timeout.max(1))),
             cipher: self.cipher,
             ..Config::default()
+        }
+    }
+
+    /// The options a daemon session negotiates on the wire (§5): the
+    /// daemon sends no faster than `-l` (and `--rate`).
+    pub fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            rate_cap: self.limit,
+            fixed_rate: self.rate,
         }
     }
 
@@ -130,4 +141,22 @@ impl Common {
         w.push(self.timeout.to_string());
         w
     }
+}
+
+/// Client options of challenge-response mode.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoginArgs {
+    /// vfer://USER@HOST daemons: read the password from the first line of
+    /// FILE (mode 0600) instead of asking (also: VFER_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// vfer://USER@HOST daemons: trust a daemon's host key seen for the
+    /// first time and pin it in ~/.config/vfer/known_hosts without asking.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// vfer://USER@HOST daemons: the daemon's host key fingerprint
+    /// (SHA256:..., printed by the daemon when it starts); known_hosts is
+    /// then neither read nor written.
+    #[arg(long, value_name = "SHA256:...")]
+    pub host_key_fingerprint: Option<String>,
 }

@@ -12,7 +12,6 @@ pub mod expand;
 pub mod forward;
 pub mod generate;
 pub mod login;
-pub mod login_daemon;
 pub mod logtext;
 pub mod progress;
 pub mod rate;

@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use tokio::io::AsyncWriteExt;
 
 use super::args::Common;
-use super::daemon::Request;
 use super::target::Operand;
 use crate::bootstrap::keyfile;
 use crate::bootstrap::local::{self, LocalOptions};
 use crate::bootstrap::ssh_client::{self, RemoteRole, SshOptions, SshTarget};
 use crate::bootstrap::Family;
+use crate::service::request::{Request, Service};
 use crate::transport::Session;
 
 /// Where the far side runs.
@@ -95,11 +94,15 @@ pub async fn open(far: &Far, role: RemoteRole, operands: &[String], c: &Common) 
         }
         Far::Daemon { host, port } => {
             let session = key_file_session(host, *port, c).await?;
-            send_request(&mut session.stream(), role, operands, c, host, *port).await?;
+            file_request(role, operands, c)
+                .write(&mut session.stream())
+                .await
+                .with_context(|| format!("{host}:{port}: cannot send the request"))?;
             session
         }
         Far::Login { user, host, port } => {
-            super::login::open(user, host, *port, role, operands, c).await?
+            let request = file_request(role, operands, c);
+            super::login::open(user, host, *port, &request, c).await?
         }
     };
     warn_about_socket(&session, c);
@@ -153,26 +156,20 @@ pub async fn start_child(
     }
 }
 
-/// Sends a daemon the transfer request (§5): which way, the paths and the
-/// `-r`/`-p` options. `host` and `port` name the daemon in errors.
-pub async fn send_request<W: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut W,
-    role: RemoteRole,
-    operands: &[String],
-    c: &Common,
-    host: &str,
-    port: u16,
-) -> Result<()> {
-    let request = Request {
-        push: role == RemoteRole::Recv,
+/// The service request (§5) for a transfer of `operands` in `role`'s
+/// direction, with `-r`, `-p` and the session options of `c`.
+pub fn file_request(role: RemoteRole, operands: &[String], c: &Common) -> Request {
+    Request {
+        service: if role == RemoteRole::Recv {
+            Service::Push
+        } else {
+            Service::Pull
+        },
         recursive: c.recursive,
         preserve: c.preserve,
+        options: c.session_options(),
         paths: operands.to_vec(),
-    };
-    request
-        .write(stream)
-        .await
-        .with_context(|| format!("{host}:{port}: cannot send the request"))
+    }
 }
 
 /// A session with a key-file daemon (`vfer-recv --listen --key-file`).
@@ -203,35 +200,8 @@ pub fn warn_about_socket(session: &Session, c: &Common) {
     }
 }
 
-/// Ends a session after the transfer: waits until the peer has every byte
-/// we sent, then closes with `code` (0 = success).
-pub async fn close(session: Session, code: u64) -> crate::transport::Stats {
-    close_with(session, code, if code == 0 { "done" } else { "failed" }).await
-}
-
-/// Like [`close`], telling the peer `reason` (shown to its user).
-pub async fn close_with(session: Session, code: u64, reason: &str) -> crate::transport::Stats {
-    let mut stream = session.stream();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.shutdown()).await;
-    session.close(code, reason).await
-}
-
-/// The peer's reason for ending the session in error, if it gave one
-/// (waits briefly: its CLOSE may trail the end of its stream).
-pub async fn peer_reason(session: &Session) -> Option<String> {
-    for _ in 0..25 {
-        match session.close_reason() {
-            Some(crate::transport::CloseReason::Peer { code, reason })
-                if code != 0 && !reason.is_empty() =>
-            {
-                return Some(reason)
-            }
-            Some(_) => return None,
-            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
-    None
-}
+/// Ending a session (they live in the service layer).
+pub use crate::service::ending::{close, close_with, peer_reason};
 
 /// Refuses operand combinations scp would refuse.
 pub fn check_one_remote(kinds: &[bool]) -> Result<()> {

@@ -112,7 +112,7 @@ async fn hello(session: &Session, wait: Duration) -> Result<()> {
     if &got == HELLO {
         return Ok(());
     }
-    if got.starts_with(crate::cli::daemon::REQUEST_MAGIC) {
+    if got.starts_with(crate::service::request::MAGIC) {
         anyhow::bail!("this daemon runs a program (--exec); it serves no files");
     }
     if &got == crate::cli::forward::HELLO {

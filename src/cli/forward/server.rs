@@ -112,7 +112,7 @@ async fn one(
         .context("no HELLO in time")?
         .context("reading the HELLO")?;
     if &hello != HELLO {
-        if hello.starts_with(crate::cli::daemon::REQUEST_MAGIC) {
+        if hello.starts_with(crate::service::request::MAGIC) {
             anyhow::bail!("this daemon forwards TCP connections (--forward); it serves no files");
         }
         anyhow::bail!("not a forwarding client (bad HELLO)");
