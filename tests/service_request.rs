@@ -132,3 +132,17 @@ async fn a_file_daemon_refuses_another_service_by_name() {
         other => panic!("unexpected end: {other:?}"),
     }
 }
+
+/// Every daemon stops the same way (one runner): SIGTERM refuses new
+/// sessions, lets the running ones end, exits 0 — the file daemon too.
+#[test]
+fn a_file_daemon_stops_cleanly_on_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(d.path());
+    // SAFETY: plain syscall on our child.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        common::wait_code(&mut daemon.child, Duration::from_secs(20)),
+        Some(0)
+    );
+}
