@@ -8,7 +8,6 @@ pub use crate::bootstrap::coredump;
 pub mod daemon;
 pub mod exec;
 pub mod exit;
-pub mod expand;
 pub mod forward;
 pub mod generate;
 pub mod login;

@@ -84,3 +84,49 @@ pub async fn serve(session: &Session, root: &Root, req: &Request) -> anyhow::Res
     }
     Ok(())
 }
+
+/// The ssh-started far side of a pull: sends `operands`, each with `~`
+/// and glob characters expanded here (as scp does on the remote side),
+/// then closes the session (code 0, or 1 if the transfer failed).
+pub async fn serve_ssh_send(
+    session: Session,
+    recursive: bool,
+    preserve: bool,
+    operands: &[String],
+) {
+    let opts = SendOptions {
+        recursive,
+        preserve,
+        ..SendOptions::default()
+    };
+    let sources = operands
+        .iter()
+        .flat_map(|o| super::expand::source(o))
+        .map(Source::from_arg)
+        .collect();
+    let ok = transfer::send(session.stream(), sources, &opts)
+        .await
+        .is_ok();
+    super::ending::close(session, if ok { 0 } else { 1 }).await;
+}
+
+/// The ssh-started far side of a push: receives into the one operand
+/// (`~` expanded), then closes the session.
+pub async fn serve_ssh_recv(session: Session, preserve: bool, operands: &[String]) {
+    let dest = match operands {
+        [d] => Dest::Path(std::path::PathBuf::from(super::expand::tilde(d))),
+        _ => {
+            // The client always sends exactly one destination.
+            super::ending::close(session, 21).await;
+            return;
+        }
+    };
+    let opts = ReceiveOptions {
+        preserve,
+        ..ReceiveOptions::default()
+    };
+    let ok = transfer::receive(session.stream(), dest, &opts)
+        .await
+        .is_ok();
+    super::ending::close(session, if ok { 0 } else { 1 }).await;
+}

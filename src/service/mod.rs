@@ -4,7 +4,8 @@
 //! - [`request`]: the service request every daemon session starts with
 //!   (docs/PROTOCOL.md §5): which service, the negotiated options (rate
 //!   cap), the paths.
-//! - [`files`]: serve or fetch files beneath a root descriptor.
+//! - [`files`]: serve or fetch files beneath a root descriptor, and the
+//!   ssh-started far side's transfer ([`expand`]: its `~` and globs).
 //! - [`login_check`]: a login daemon's policy (Argon2 semaphore, per-user
 //!   locks, rate limits); [`login_client`]: the client's §7 sequence.
 //! - [`runner`]: the one daemon loop (accept, limits, pidfile, hardening,
@@ -16,6 +17,7 @@
 
 pub mod daemons;
 pub mod ending;
+pub mod expand;
 pub mod files;
 pub mod login_check;
 pub mod login_client;
