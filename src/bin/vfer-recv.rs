@@ -212,7 +212,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let mut far: Option<Far> = None;
     let mut paths = Vec::new();
     for s in sources {
-        let (this, path) = Far::of_operand(Operand::parse(s)?, c.local, "source")?;
+        let (this, path) = session::far_of(Operand::parse(s)?, c.local, "source")?;
         match &far {
             Some(first) if *first != this => {
                 return Err(exit::usage(format!(

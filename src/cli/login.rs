@@ -15,6 +15,7 @@ use super::args::Common;
 use crate::bootstrap::login::hostkey::{fingerprint, parse_fingerprint};
 use crate::bootstrap::login::known_hosts::{self, Pin};
 use crate::bootstrap::login::LoginError;
+use crate::service::connect;
 use crate::service::login_client::{self, LoginTarget, LoginUi};
 use crate::service::request::Request;
 use crate::transport::Session;
@@ -46,11 +47,7 @@ pub async fn open(
     };
     // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
-    let addr = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
-        .with_context(|| format!("{host} has no address of the asked family"))?;
+    let addr = connect::resolve(host, port, super::session::reach(c).family).await?;
     let mut ui = Terminal {
         c,
         pinned,

@@ -10,11 +10,13 @@
 //!   locks, rate limits); [`login_client`]: the client's §7 sequence.
 //! - [`runner`]: the one daemon loop (accept, limits, pidfile, hardening,
 //!   graceful stop); [`daemons`]: the file daemons built on it.
+//! - [`connect`]: reaching the far side (ssh, local child, key-file daemon).
 //! - [`ending`]: closing a session so both sides know how it went.
 //!
 //! Layers: `cli` (arguments, progress, exit codes) uses this; this uses
 //! `bootstrap` (how a session gets its secret), `transfer` and `transport`.
 
+pub mod connect;
 pub mod daemons;
 pub mod ending;
 pub mod expand;
