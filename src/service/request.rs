@@ -346,14 +346,17 @@ mod tests {
     use super::*;
 
     fn read(b: &[u8]) -> Result<Request, RequestError> {
-        futures_lite_block(Request::read(&mut &b[..]))
-    }
-
-    fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(f)
+            .block_on(Request::read(&mut &b[..]))
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
     }
 
     /// docs/PROTOCOL.md §5's example, byte for byte.
@@ -369,15 +372,14 @@ mod tests {
             },
             paths: vec!["in/f".into()],
         };
-        let want = "56465251 02 02 01 0a 0108000000000007a120 0001 0004 696e2f66";
-        let want: Vec<u8> = (0..want.replace(' ', "").len() / 2)
-            .map(|i| u8::from_str_radix(&want.replace(' ', "")[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
+        let want = hex("56465251 02 02 01 0a 0108000000000007a120 0001 0004 696e2f66");
         assert_eq!(req.encode(), want);
         assert_eq!(read(&want).unwrap(), req);
         // The forwarding client's request: nothing but the service.
         let fw = Request::new(Service::Forward, SessionOptions::default()).encode();
-        assert_eq!(fw, b"VFRQ\x02\x04\x00\x00\x00\x00");
+        assert_eq!(fw, hex("56465251 02 04 00 00 00 00"));
+        let prog = Request::new(Service::Program, SessionOptions::default()).encode();
+        assert_eq!(prog, hex("56465251 02 03 00 00 00 00"));
     }
 
     #[test]
