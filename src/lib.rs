@@ -13,4 +13,5 @@ pub mod fuzzing;
 pub mod service;
 pub mod transfer;
 pub mod transport;
+pub mod tunnel;
 pub mod vsl;

@@ -41,14 +41,33 @@ host key not trusted, 99 timeout,
 struct Cli {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    ucspi: vfer::tunnel::ucspi::UcspiArgs,
     /// Run as a standing daemon on this UDP address (with --key-file, or
     /// --users for user/password login), e.g. 0.0.0.0:7878.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
     /// With --listen: log users in (challenge-response mode) against this
     /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "forward", "exec"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_dir", "forward", "exec"])]
     users: Option<std::path::PathBuf>,
+    /// With --listen: accept any client key in this directory (one key
+    /// file per client, spiped's job per client): remove a file to revoke
+    /// that client. Its name is logged and given to --exec programs as
+    /// VFER_CLIENT.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "listen",
+        conflicts_with = "key_file"
+    )]
+    key_dir: Option<std::path::PathBuf>,
+    /// With --listen: once the socket is bound and the keys read, run as
+    /// this user (name or number; its primary group, no others), and so do
+    /// --exec programs (s6-tlsd's TLS_UID/TLS_GID; or set VFER_UID and
+    /// VFER_GID).
+    #[arg(long, value_name = "NAME", requires = "listen")]
+    user: Option<String>,
     /// With --listen --users: the daemon's X25519 host key, created (mode
     /// 0600) if missing [default: vfer_host_key next to the users file].
     #[arg(long, value_name = "FILE", requires = "users")]
@@ -113,6 +132,19 @@ fn main() {
             server::serve_recv(session, common, operands)
         }));
     }
+    if vfer::tunnel::ucspi::wanted(&argv) {
+        let cli = vfer::tunnel::ucspi::parse_or_exit::<Cli>(&argv);
+        vfer::cli::init_logging(cli.common.verbose);
+        let role = vfer::tunnel::ucspi::wire::Role::Server;
+        let (c, u) = (&cli.common, &cli.ucspi);
+        std::process::exit(vfer::tunnel::ucspi::run::main(
+            "vfer-recv",
+            role,
+            c,
+            u,
+            &cli.operands,
+        ));
+    }
     let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
     let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
@@ -131,12 +163,18 @@ async fn try_run(cli: Cli) -> Result<i32> {
         println!("{}", daemons::show_host_key(users, key)?);
         return Ok(exit::SUCCESS);
     }
+    if cli.listen.is_some() {
+        let id = vfer::tunnel::privdrop::resolve(cli.user.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| exit::usage(format!("{e:#}")))?;
+        vfer::tunnel::privdrop::set_pending(id);
+    }
     let root = || cli.root.clone().unwrap_or_else(|| ".".into());
     let runner = |listen| {
         let pidfile = cli.pidfile.clone();
         vfer::cli::daemon::runner_options(
             listen,
             cli.max_connections,
+            std::time::Duration::from_secs(cli.forward.connect_timeout),
             pidfile,
             c.transport_config(),
         )
@@ -151,21 +189,18 @@ async fn try_run(cli: Cli) -> Result<i32> {
         daemons::login_daemon(opts, signals::stop_requested()).await?;
         return Ok(exit::SUCCESS);
     }
-    if cli.listen.is_some() && c.key_file.is_none() {
-        return Err(exit::usage(
-            "--listen needs --key-file FILE (key-file mode) or --users FILE (user/password login)",
-        ));
-    }
     if let Some(listen) = cli.listen {
+        let keys = vfer::tunnel::keys::source(c.key_file.as_deref(), cli.key_dir.as_deref())?;
         if let Some(target) = &cli.forward.forward {
             let opts = vfer::cli::forward::server::ServerOptions {
                 listen,
-                key_file: c.key_file.clone().unwrap_or_default(),
+                keys: keys.clone(),
                 target: target.clone(),
                 max_connections: cli.max_connections,
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
                 pidfile: cli.pidfile.clone(),
                 config: c.transport_config(),
+                kill_idle: c.kill_idle(),
             };
             vfer::cli::forward::server::run(opts).await?;
             return Ok(exit::SUCCESS);
@@ -173,13 +208,14 @@ async fn try_run(cli: Cli) -> Result<i32> {
         if let Some(command) = &cli.exec.exec {
             let opts = vfer::cli::exec::daemon::DaemonOptions {
                 listen,
-                key_file: c.key_file.clone().unwrap_or_default(),
+                keys: keys.clone(),
                 command: command.clone(),
                 keep_env: cli.exec.keep_env,
                 max_connections: cli.max_connections,
                 connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
                 pidfile: cli.pidfile.clone(),
                 config: c.transport_config(),
+                kill_idle: c.kill_idle(),
             };
             vfer::cli::exec::daemon::run(opts).await?;
             return Ok(exit::SUCCESS);
@@ -188,7 +224,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         // directory by default).
         let opts = daemons::FileDaemonOptions {
             runner: runner(listen),
-            key_file: c.key_file.clone().unwrap_or_default(),
+            keys,
             root: root(),
         };
         daemons::files_daemon(opts, signals::stop_requested()).await?;

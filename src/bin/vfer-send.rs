@@ -39,6 +39,8 @@ struct Cli {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
+    ucspi: vfer::tunnel::ucspi::UcspiArgs,
+    #[command(flatten)]
     exec: vfer::cli::exec::ExecArgs,
     #[command(flatten)]
     forward: vfer::cli::forward::ForwardFromArgs,
@@ -67,6 +69,19 @@ fn main() {
         std::process::exit(server::run("vfer-send", common, move |session, common| {
             server::serve_send(session, common, operands)
         }));
+    }
+    if vfer::tunnel::ucspi::wanted(&argv) {
+        let cli = vfer::tunnel::ucspi::parse_or_exit::<Cli>(&argv);
+        vfer::cli::init_logging(cli.common.verbose);
+        let role = vfer::tunnel::ucspi::wire::Role::Client;
+        let (c, u) = (&cli.common, &cli.ucspi);
+        std::process::exit(vfer::tunnel::ucspi::run::main(
+            "vfer-send",
+            role,
+            c,
+            u,
+            &cli.operands,
+        ));
     }
     let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
     let json = cli.common.json;

@@ -159,6 +159,17 @@ pub trait Gate: Send + 'static {
     fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret>;
     /// A REQUEST from `from` verified and opened a connection.
     fn admitted(&mut self, from: SocketAddr) -> Self::Context;
+    /// Every secret a REQUEST from `from` may verify under, tried in turn
+    /// (a daemon with one key per client); default: [`Gate::secret_for`]'s.
+    fn secrets_for(&mut self, from: SocketAddr, now: Instant) -> Vec<Secret> {
+        self.secret_for(from, now).into_iter().collect()
+    }
+    /// A REQUEST verified under the `index`th secret of
+    /// [`Gate::secrets_for`]; default: [`Gate::admitted`].
+    fn admitted_as(&mut self, from: SocketAddr, index: usize) -> Self::Context {
+        let _ = index;
+        self.admitted(from)
+    }
     /// True if the secrets this gate hands out verify more than one
     /// REQUEST (key-file mode): the listener then refuses replayed and
     /// stale REQUESTs by their timestamps. False if each secret opens one
@@ -442,13 +453,20 @@ impl<G: Gate> Listener<G> {
         if !self.accepting() || self.host_full(from) {
             return None;
         }
-        let key = self.gate.secret_for(from, now)?;
+        let keys = self.gate.secrets_for(from, now);
         let mut request = d.to_vec();
-        // Authenticates (one HMAC, as before) and checks the timestamp
-        // before any state exists.
-        if !self.fresh(&key, &mut request, from, now) {
-            return None;
+        // Authenticates (one HMAC per candidate key) and checks the
+        // timestamp before any state exists.
+        let mut index = None;
+        for (i, key) in keys.iter().enumerate() {
+            request.copy_from_slice(d);
+            if self.fresh(key, &mut request, from, now) {
+                index = Some(i);
+                break;
+            }
         }
+        let index = index?;
+        let key = &keys[index];
         request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
@@ -468,7 +486,7 @@ impl<G: Gate> Listener<G> {
         self.peers.insert(from, Peer::new(tx));
         *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
-        let ctx = self.gate.admitted(from);
+        let ctx = self.gate.admitted_as(from, index);
         Some((from, conn, rx, ctx))
     }
 }

@@ -22,7 +22,11 @@ pub fn block_on<F: Future<Output = Result<i32>>>(program: &str, json: bool, fut:
             return exit::TEMPORARY;
         }
     };
-    match rt.block_on(fut) {
+    let result = rt.block_on(fut);
+    // A blocked stdin reader (a stream source, `--exec -`) must not hold
+    // the exit after a stop signal: do not wait for blocking threads.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(code) => code,
         Err(e) => {
             let text = exit::describe(&e);
@@ -74,7 +78,7 @@ where
                     std::time::Duration::from_secs(1),
                     session.close(2, "interrupted"),
                 ) => {}
-                _ = signals::stop_requested() => {}
+                _ = signals::next_stop() => {}
             }
             if c.json {
                 report::json_error(exit::INTERRUPTED, &text);

@@ -67,9 +67,22 @@ pub struct Common {
     /// suite). A client offers only this suite; a server accepts only it.
     #[arg(long, value_name = "SUITE", default_value = "auto")]
     pub cipher: CipherChoice,
-    /// Give up when the peer is silent this long (seconds).
+    /// Give up when the peer is silent this long (seconds; 0 = never).
+    /// Keep-alives go out at a third of it (at most every 5 s), so a
+    /// healthy idle session never reaches it.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Program modes (--exec, --forward, --forward-from, --ucspi): end a
+    /// session after MS milliseconds with no data either way (s6's -K,
+    /// minssl-tunnel's idle timeout; the client exits 99). 0 = never, the
+    /// default.
+    #[arg(
+        short = 'K',
+        long = "kill-idle",
+        value_name = "MS",
+        default_value_t = 0
+    )]
+    pub kill_idle: u64,
     /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL")]
     pub completions: Option<String>,
@@ -91,17 +104,23 @@ pub struct Common {
 }
 
 impl Common {
+    /// `-K`: how long a program session may carry no data, `None` = never.
+    pub fn kill_idle(&self) -> Option<Duration> {
+        crate::tunnel::idle::kill_after(self.kill_idle)
+    }
+
     /// The transport settings these options ask for.
     pub fn transport_config(&self) -> Config {
         Config {
             cc: self.rate.map_or(CcChoice::Vfer, CcChoice::Fixed),
             rate_cap: self.limit,
-            idle_timeout: Duration::from_secs(self.timeout.max(1)),
+            idle_timeout: crate::tunnel::idle::peer_timeout(self.timeout),
+            keepalive: crate::tunnel::idle::keepalive(self.timeout, Config::default().keepalive),
             // A silent peer during the handshake is also "silent this long",
             // but never wait longer for an answer than the default.
             handshake_timeout: Config::default()
                 .handshake_timeout
-                .min(Duration::from_secs(self.timeout.max(1))),
+                .min(crate::tunnel::idle::peer_timeout(self.timeout)),
             cipher: self.cipher,
             ..Config::default()
         }

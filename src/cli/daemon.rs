@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Result;
 use zeroize::Zeroizing;
@@ -14,15 +15,18 @@ use crate::bootstrap::login::users;
 use crate::service::runner::RunnerOptions;
 use crate::transport::Config;
 
-/// The runner settings of `vfer-recv --listen ADDR [-n N] [--pidfile F]`.
+/// The runner settings of `vfer-recv --listen ADDR [-n N] [-o SECS]
+/// [--pidfile F]`.
 pub fn runner_options(
     listen: SocketAddr,
     max_connections: usize,
+    handshake_timeout: Duration,
     pidfile: Option<PathBuf>,
     config: Config,
 ) -> RunnerOptions {
     RunnerOptions {
         max_connections,
+        handshake_timeout,
         pidfile,
         ..RunnerOptions::new(listen, config)
     }

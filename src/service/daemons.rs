@@ -13,12 +13,11 @@ use anyhow::{Context, Result};
 use super::files::{self, Root};
 use super::login_check::LoginPolicy;
 use super::request::Offer;
-use super::runner::{self, accept_request, finish, per_host_limit, RunnerOptions};
-use crate::bootstrap::keyfile;
-use crate::bootstrap::listen::StaticKey;
+use super::runner::{self, accept_request, finish, per_host_limit, KeyGate, RunnerOptions};
 use crate::bootstrap::login::hostkey::HostKey;
 use crate::bootstrap::login::server::{GateOptions, LoginGate};
 use crate::bootstrap::login::users::Users;
+use crate::tunnel::keys::KeySource;
 
 /// The whole service request must arrive within this after the session is
 /// up (in login mode: after the verdict); keep-alives alone must not hold
@@ -32,8 +31,8 @@ pub const DEFAULT_HOST_KEY_NAME: &str = "vfer_host_key";
 pub struct FileDaemonOptions {
     /// What every daemon has.
     pub runner: RunnerOptions,
-    /// The key file (K = SHA-256 of it).
-    pub key_file: PathBuf,
+    /// The key file (K = SHA-256 of it), or a directory of per-client keys.
+    pub keys: KeySource,
     /// Every path is under this directory.
     pub root: PathBuf,
 }
@@ -41,7 +40,7 @@ pub struct FileDaemonOptions {
 /// Runs the key-file file daemon until `stop` resolves (then winds down).
 pub async fn files_daemon(opts: FileDaemonOptions, stop: impl std::future::Future) -> Result<()> {
     runner::harden();
-    let key = keyfile::load(&opts.key_file)?;
+    let keys = opts.keys.load()?;
     let root = Root::open(&opts.root)?;
     let mut r = opts.runner;
     r.banner.push(format!(
@@ -49,9 +48,14 @@ pub async fn files_daemon(opts: FileDaemonOptions, stop: impl std::future::Futur
         root.dir.path().display(),
         r.listen
     ));
-    runner::run(r, StaticKey(key), stop, move |s, (), _stop| {
+    runner::run(r, KeyGate(keys), stop, move |s, client, _stop| {
         let root = root.clone();
-        async move { serve_files(s, &root).await }
+        async move {
+            if let Some(name) = client {
+                tracing::info!("{}: key {name}", s.peer());
+            }
+            serve_files(s, &root).await
+        }
     })
     .await
 }

@@ -2,7 +2,8 @@
 //! program, forward) is this loop with another service. It owns what they
 //! share: hardening the process, binding the port, the pidfile, the
 //! connection and per-host limits (through the listener,
-//! [`crate::bootstrap::listen`]), reading the service request (§5) and
+//! [`crate::bootstrap::listen`]), dropping privileges once bound (`--user`,
+//! [`crate::tunnel::privdrop`]), reading the service request (§5) and
 //! applying the client's rate cap, refusing new sessions once stopping,
 //! and winding the running ones down before it returns.
 
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::{watch, Notify};
@@ -19,7 +20,10 @@ use tokio::sync::{watch, Notify};
 use super::ending;
 use super::request::{Offer, Request, RequestError};
 use crate::bootstrap::listen::{serve_gated, Gate, ListenOptions};
+use crate::bootstrap::Secret;
 use crate::transport::{Config, Session};
+use crate::tunnel::keys::Keys;
+use crate::tunnel::pidfile::PidFile;
 
 /// Close reason of a session that arrives while the daemon is stopping.
 pub const SHUTTING_DOWN: &str = "the daemon is shutting down";
@@ -96,9 +100,13 @@ where
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    // Removed when we return (a stop), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
+    // Bound, keys read: `--user` takes effect now.
+    crate::tunnel::privdrop::apply_pending()?;
     for line in &opts.banner {
         eprintln!("{line}");
     }
@@ -182,10 +190,41 @@ pub async fn refuse(session: Session, why: &anyhow::Error) {
     session.close(1, &why).await;
 }
 
-/// Writes our process id and a newline to `path`.
-pub fn write_pidfile(path: &std::path::Path) -> Result<()> {
-    std::fs::write(path, format!("{}\n", std::process::id()))
-        .with_context(|| format!("cannot write --pidfile {}", path.display()))
+/// A key-file daemon's gate over its loaded keys: one key for every
+/// client (the session's context is `None`), or one per client (`--key-dir`:
+/// the client's name).
+pub struct KeyGate(pub Keys);
+
+impl Gate for KeyGate {
+    type Context = Option<String>;
+    fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret> {
+        match &mut self.0 {
+            Keys::One(k) => Some(k.clone()),
+            Keys::Dir(d) => d.secret_for(from, now),
+        }
+    }
+    fn secrets_for(&mut self, from: SocketAddr, now: Instant) -> Vec<Secret> {
+        match &mut self.0 {
+            Keys::One(k) => vec![k.clone()],
+            Keys::Dir(d) => d.secrets_for(from, now),
+        }
+    }
+    fn admitted(&mut self, from: SocketAddr) -> Option<String> {
+        match &mut self.0 {
+            Keys::One(_) => None,
+            Keys::Dir(d) => d.admitted(from),
+        }
+    }
+    fn admitted_as(&mut self, from: SocketAddr, index: usize) -> Option<String> {
+        match &mut self.0 {
+            Keys::One(_) => None,
+            Keys::Dir(d) => d.admitted_as(from, index),
+        }
+    }
+    fn reusable_secret(&self) -> bool {
+        true
+    }
+    fn other(&mut self, _: SocketAddr, _: &[u8], _: Instant, _: &mut Vec<u8>) {}
 }
 
 /// Counts sessions (or connections) in progress, so a stopping process

@@ -28,6 +28,7 @@ use crate::cli::args::Common;
 use crate::cli::session::{self, Far};
 use crate::cli::{exit, signals};
 use crate::transport::{CloseReason, Session, VferStream};
+use crate::tunnel::idle::Activity;
 
 /// How long the far program may take to finish after we were signalled.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(5);
@@ -57,14 +58,20 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
     let suite = session.stats().suite;
     let (input, output, mut child) = local_end(req.local.as_deref(), peer, suite)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let upload = tokio::spawn(upload(input, wr, stop_rx));
+    let activity = Activity::default();
+    let upload = tokio::spawn(upload(input, wr, stop_rx, activity.clone()));
     let mut output = Some(output);
     let mut signalled = None;
+    let mut idled = None;
     let result = {
-        let down = download(rd, &mut output);
+        let down = download(rd, &mut output, &activity);
         tokio::pin!(down);
         tokio::select! {
             r = &mut down => r,
+            limit = activity.expired(c.kill_idle()) => {
+                idled = Some(limit);
+                Ok(None)
+            }
             sig = signals::stop_requested() => {
                 signalled = Some(sig);
                 let _ = stop_tx.send(true);
@@ -80,9 +87,15 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
         let _ = o.flush().await;
     }
     let local_status = match child.as_mut() {
-        Some(ch) => Some(wait_local(ch, signalled.is_some()).await),
+        Some(ch) => Some(wait_local(ch, signalled.is_some() || idled.is_some()).await),
         None => None,
     };
+    if let Some(limit) = idled {
+        let why = crate::tunnel::idle::reason(limit);
+        eprintln!("{program}: {why}");
+        session.close(crate::tunnel::idle::CLOSE_IDLE, &why).await;
+        return Ok(exit::TIMEOUT);
+    }
     if let Some(sig) = signalled {
         eprintln!("{program}: stopped by {sig}");
         session::close_with(session, 2, &format!("client stopped by {sig}")).await;
@@ -132,7 +145,14 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
 fn ended_early(program: &str, reason: Option<CloseReason>, why: Option<anyhow::Error>) -> i32 {
     let timeout = matches!(
         reason,
-        Some(CloseReason::IdleTimeout(_) | CloseReason::HandshakeTimeout(_))
+        Some(
+            CloseReason::IdleTimeout(_)
+                | CloseReason::HandshakeTimeout(_)
+                | CloseReason::Peer {
+                    code: crate::tunnel::idle::CLOSE_IDLE,
+                    ..
+                }
+        )
     );
     let what = match (reason, why) {
         (Some(r), _) => r.to_string(),
@@ -208,6 +228,7 @@ async fn upload(
     mut input: Input,
     mut wr: WriteHalf<VferStream>,
     mut stop: watch::Receiver<bool>,
+    activity: Activity,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -224,6 +245,7 @@ async fn upload(
         if n == 0 {
             break;
         }
+        activity.touch();
         wr.write_all(&buf[..n]).await?;
     }
     drop(input); // the local command sees EPIPE if it writes on
@@ -235,6 +257,7 @@ async fn upload(
 async fn download(
     mut rd: ReadHalf<VferStream>,
     output: &mut Option<Output>,
+    activity: &Activity,
 ) -> Result<Option<Exit>> {
     let mut buf = vec![0u8; MAX_PAYLOAD];
     let mut stderr = tokio::io::stderr();
@@ -249,6 +272,7 @@ async fn download(
         }
         let len = frame::check_header(&h)?;
         rd.read_exact(&mut buf[..len]).await?;
+        activity.touch();
         match frame::parse(h[0], &buf[..len])? {
             Frame::Stdout(d) => {
                 if let Some(o) = output {

@@ -15,9 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 
-use crate::bootstrap::keyfile;
-use crate::bootstrap::listen::{self, ListenOptions};
-use crate::cli::forward::{write_pidfile, Active};
+use crate::bootstrap::listen::ListenOptions;
+use crate::cli::forward::Active;
 use crate::cli::signals;
 use crate::transport::{Config, Session};
 
@@ -29,8 +28,8 @@ pub const HELLO: &[u8; 5] = b"VFEX\x01";
 pub struct DaemonOptions {
     /// UDP address to listen on.
     pub listen: SocketAddr,
-    /// The key file.
-    pub key_file: std::path::PathBuf,
+    /// The key file, or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// The program, run by `sh -c` for each session.
     pub command: String,
     /// Most sessions at once.
@@ -44,14 +43,18 @@ pub struct DaemonOptions {
     pub keep_env: bool,
     /// Transport settings of each session.
     pub config: Config,
+    /// `-K`: end a session that carried no data for this long.
+    pub kill_idle: Option<Duration>,
 }
 
 /// Runs until a stop signal (or a socket error).
 pub async fn run(opts: DaemonOptions) -> Result<()> {
-    let key = keyfile::load(&opts.key_file)?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    let keys = opts.keys.load()?;
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     let lo = ListenOptions {
         max_connections: opts.max_connections,
         handshake_timeout: opts.connect_timeout,
@@ -65,12 +68,13 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let active = Active::default();
     let (act, wait, command) = (active.clone(), opts.connect_timeout, opts.command.clone());
+    let kill_idle = opts.kill_idle;
     let env = if opts.keep_env {
         super::ProgramEnv::Inherit
     } else {
         super::ProgramEnv::Clean
     };
-    let serve = listen::listen(opts.listen, &key, lo, move |s| {
+    let serve = crate::tunnel::keys::listen(opts.listen, keys, lo, move |s, client| {
         let stop = stop_rx.clone();
         let guard = act.enter();
         let command = command.clone();
@@ -80,7 +84,7 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
                 return;
             }
             match hello(&s, wait).await {
-                Ok(()) => super::server::serve_with(s, vec![command], env).await,
+                Ok(()) => super::server::serve_with(s, vec![command], env, kill_idle, client).await,
                 Err(e) => {
                     tracing::warn!("{}: {e:#}", s.peer());
                     s.close(1, &format!("{e:#}")).await;

@@ -30,14 +30,24 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `argv` (one word: through `sh -c`; several: as is) over `session`.
 pub async fn serve(session: Session, argv: Vec<String>) {
-    serve_with(session, argv, super::ProgramEnv::Inherit).await
+    serve_with(session, argv, super::ProgramEnv::Inherit, None, None).await
 }
 
-/// Like [`serve`], the program getting the environment `env` says.
-pub async fn serve_with(session: Session, argv: Vec<String>, env: super::ProgramEnv) {
+/// Like [`serve`], the program getting the environment `env` says (and
+/// `VFER_CLIENT=client`, the client's key name with `--key-dir`);
+/// `kill_idle` (`-K`) ends the session (CLOSE code 3) and stops the
+/// program when no data moved either way for that long.
+pub async fn serve_with(
+    session: Session,
+    argv: Vec<String>,
+    env: super::ProgramEnv,
+    kill_idle: Option<Duration>,
+    client: Option<String>,
+) {
+    let activity = crate::tunnel::idle::Activity::default();
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer, env, session.stats().suite) {
+    let mut child = match spawn(&argv, peer, env, session.stats().suite, client.as_deref()) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -53,6 +63,7 @@ pub async fn serve_with(session: Session, argv: Vec<String>, env: super::Program
     };
     // The stream -> program direction; `dead` turns true if the session fails.
     let (dead_tx, mut dead) = watch::channel(false);
+    let touch = activity.clone();
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut open = true;
@@ -60,10 +71,11 @@ pub async fn serve_with(session: Session, argv: Vec<String>, env: super::Program
             match rd.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) if open => {
+                    touch.touch();
                     // A program that closed its stdin: discard the rest.
                     open = stdin.write_all(&buf[..n]).await.is_ok();
                 }
-                Ok(_) => {}
+                Ok(_) => touch.touch(),
                 Err(_) => {
                     let _ = dead_tx.send(true);
                     return;
@@ -96,7 +108,10 @@ pub async fn serve_with(session: Session, argv: Vec<String>, env: super::Program
         tokio::select! {
             r = out.read(&mut obuf), if out_open => {
                 ok = match r {
-                    Ok(n) if n > 0 => send(&mut wr, TYPE_STDOUT, &obuf[..n]).await,
+                    Ok(n) if n > 0 => {
+                        activity.touch();
+                        send(&mut wr, TYPE_STDOUT, &obuf[..n]).await
+                    }
                     _ => {
                         out_open = false;
                         wr.write_all(&frame::encode_stdout_eof()).await.is_ok()
@@ -105,7 +120,10 @@ pub async fn serve_with(session: Session, argv: Vec<String>, env: super::Program
             }
             r = err.read(&mut ebuf), if err_open => {
                 ok = match r {
-                    Ok(n) if n > 0 => send(&mut wr, TYPE_STDERR, &ebuf[..n]).await,
+                    Ok(n) if n > 0 => {
+                        activity.touch();
+                        send(&mut wr, TYPE_STDERR, &ebuf[..n]).await
+                    }
                     _ => {
                         err_open = false;
                         true
@@ -131,6 +149,14 @@ pub async fn serve_with(session: Session, argv: Vec<String>, env: super::Program
                 if session.close_reason().is_some() {
                     ok = false;
                 }
+            }
+            limit = activity.expired(kill_idle), if status.is_none() => {
+                input.abort();
+                terminate(&mut child, pgid).await;
+                let why = crate::tunnel::idle::reason(limit);
+                tracing::info!("{}: {why}", session.peer());
+                session.close(crate::tunnel::idle::CLOSE_IDLE, &why).await;
+                return;
             }
             _ = drain => break,
         }
@@ -174,6 +200,7 @@ fn spawn(
     peer: SocketAddr,
     env: super::ProgramEnv,
     suite: Option<crate::vsl::Suite>,
+    client: Option<&str>,
 ) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
@@ -201,6 +228,9 @@ fn spawn(
                 cmd.env(name, v);
             }
         }
+    }
+    if let Some(name) = client {
+        cmd.env("VFER_CLIENT", name);
     }
     cmd.envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use super::{splice, write_pidfile, Active, HELLO};
+use super::{Active, HELLO};
 use crate::bootstrap::{keyfile, Secret};
 use crate::cli::{session, signals};
 use crate::transport::Config;
+use crate::tunnel::local::{LocalListener, LocalStream};
 
 /// Settings of the forwarding client.
 #[derive(Debug, Clone)]
@@ -39,23 +39,25 @@ pub struct ClientOptions {
     pub config: Config,
     /// No messages on stderr.
     pub quiet: bool,
+    /// `-K`: end a connection that carried no data for this long.
+    pub kill_idle: Option<Duration>,
 }
 
 /// Runs until a stop signal; returns after the connections wound down.
 pub async fn run(opts: ClientOptions) -> Result<()> {
     let key = keyfile::load(&opts.key_file)?;
-    let listener = TcpListener::bind(&opts.from)
+    let listener = LocalListener::bind(&opts.from)
         .await
-        .with_context(|| format!("cannot listen on tcp {}", opts.from))?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+        .with_context(|| format!("cannot listen on {}", opts.from))?;
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     if !opts.quiet {
         eprintln!(
-            "vfer-send: forwarding tcp {} to vfer://{}",
-            listener
-                .local_addr()
-                .map_or(opts.from.clone(), |a| a.to_string()),
+            "vfer-send: forwarding {} to vfer://{}",
+            listener.name(),
             opts.daemon
         );
     }
@@ -87,11 +89,11 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
         };
         let guard = active.enter();
         let (key, config, stop_rx) = (key.clone(), config.clone(), stop_rx.clone());
-        let (daemon, quiet) = (opts.daemon, opts.quiet);
+        let (daemon, quiet, kill_idle) = (opts.daemon, opts.quiet, opts.kill_idle);
         tokio::spawn(async move {
-            if let Err(e) = one(tcp, daemon, &key, config, stop_rx).await {
+            if let Err(e) = one(tcp, daemon, &key, config, stop_rx, kill_idle).await {
                 if !quiet {
-                    eprintln!("vfer-send: tcp {from}: {e:#}");
+                    eprintln!("vfer-send: {from}: {e:#}");
                 }
             }
             drop(permit);
@@ -107,11 +109,12 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
 
 /// Carries one TCP connection over a fresh session.
 async fn one(
-    tcp: TcpStream,
+    tcp: LocalStream,
     daemon: SocketAddr,
     key: &Secret,
     config: Config,
     stop: watch::Receiver<bool>,
+    kill_idle: Option<Duration>,
 ) -> Result<()> {
     let session = keyfile::connect(daemon, key, config)
         .await
@@ -121,15 +124,19 @@ async fn one(
         session.close(1, "cannot send hello").await;
         return Err(e.into());
     }
-    match splice(tcp, &session, stop).await {
+    let result = tcp.splice(&session, stop, kill_idle).await;
+    match result {
         Ok(m) => {
             tracing::info!("{daemon}: connection done, {} up, {} down", m.up, m.down);
             session::close(session, 0).await;
             Ok(())
         }
         Err(e) => {
-            let peer = session::peer_reason(&session).await;
-            session.close(1, &e.to_string()).await;
+            let (peer, code) = match crate::tunnel::splice::idle_kill(&e) {
+                Some(_) => (None, crate::tunnel::idle::CLOSE_IDLE),
+                None => (session::peer_reason(&session).await, 1),
+            };
+            session.close(code, &e.to_string()).await;
             match peer {
                 Some(why) => Err(anyhow::anyhow!("the daemon says: {why}")),
                 None => Err(e.into()),
@@ -175,6 +182,7 @@ pub async fn from_cli(
         pidfile: args.pidfile.clone(),
         config: c.transport_config(),
         quiet: c.quiet,
+        kill_idle: c.kill_idle(),
     };
     run(opts).await?;
     Ok(exit::SUCCESS)

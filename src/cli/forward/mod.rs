@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 
@@ -28,15 +27,15 @@ use crate::transport::Session;
 pub const HELLO: &[u8; 5] = b"VFFW\x01";
 /// How long a connection may take to wind down after a stop signal: the
 /// peer's remaining data still arrives for this long.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
-const CHUNK: usize = 64 * 1024;
+pub const STOP_GRACE: Duration = crate::tunnel::splice::STOP_GRACE;
 
 /// `vfer-send` options of the forwarding client.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ForwardFromArgs {
-    /// Accept TCP connections on ADDR:PORT and carry each over vfer to the
+    /// Accept connections on ADDR:PORT (TCP) or on a UNIX-domain socket
+    /// (a path starting with / or .) and carry each over vfer to the
     /// vfer:// daemon's --forward target (like spiped -e, ssh -L).
-    #[arg(long, value_name = "ADDR:PORT", requires = "key_file")]
+    #[arg(long, value_name = "ADDR:PORT|PATH", requires = "key_file")]
     pub forward_from: Option<String>,
     /// With --forward-from: most connections at once (more wait in the backlog).
     #[arg(short = 'n', long = "max-connections", value_name = "N", default_value_t = 100,
@@ -54,112 +53,37 @@ pub struct ForwardFromArgs {
 /// `vfer-recv --listen` options of the forwarding daemon.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ForwardToArgs {
-    /// With --listen: connect each session to this TCP HOST:PORT and carry
-    /// the bytes (like spiped -d) instead of serving files.
+    /// With --listen: connect each session to this TCP HOST:PORT, or to a
+    /// UNIX-domain socket (a path starting with / or .), and carry the
+    /// bytes (like spiped -d) instead of serving files.
     #[arg(
         long,
-        value_name = "HOST:PORT",
+        value_name = "HOST:PORT|PATH",
         requires = "listen",
         conflicts_with = "root"
     )]
     pub forward: Option<String>,
-    /// With --forward or --exec: give up a session whose handshake (or
-    /// HELLO, or TCP connection to the target) takes longer (seconds).
+    /// With --listen (every daemon): give up a session whose handshake (or
+    /// HELLO, or connection to the --forward target) takes longer (seconds).
     #[arg(short = 'o', long = "connect-timeout", value_name = "SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
 }
 
-/// Bytes moved by one forwarded connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Moved {
-    /// TCP -> vfer.
-    pub up: u64,
-    /// vfer -> TCP.
-    pub down: u64,
-}
+pub use crate::tunnel::splice::{stopped, Moved};
 
 /// Joins a TCP connection to the session's stream until both directions
-/// ended. EOF goes through as EOF: TCP EOF -> STREAM_FIN (and we wait
-/// until the peer has everything), STREAM_FIN -> TCP shutdown(Write).
-/// When `stop` turns true we stop reading TCP, send what we have and the
-/// FIN, and give the peer [`STOP_GRACE`] to finish. Fails when the session
-/// or the socket fails.
+/// ended ([`crate::tunnel::splice::splice`]: EOF goes through as EOF, a
+/// stop signal winds it down, `kill_idle` is `-K`).
 pub async fn splice(
     tcp: TcpStream,
     session: &Session,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    kill_idle: Option<Duration>,
 ) -> std::io::Result<Moved> {
     let _ = tcp.set_nodelay(true);
-    let (mut tr, mut tw) = tcp.into_split();
-    let (mut sr, mut sw) = tokio::io::split(session.stream());
-    let mut stop2 = stop.clone();
-    let up = async {
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = tokio::select! {
-                r = tr.read(&mut buf) => r?,
-                _ = stopped(&mut stop) => 0,
-            };
-            if n == 0 {
-                break;
-            }
-            sw.write_all(&buf[..n]).await?;
-            total += n as u64;
-        }
-        sw.shutdown().await?;
-        Ok::<u64, std::io::Error>(total)
-    };
-    let down = async {
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = tokio::select! {
-                r = sr.read(&mut buf) => r?,
-                _ = async {
-                    stopped(&mut stop2).await;
-                    tokio::time::sleep(STOP_GRACE).await;
-                } => return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "stopped: the peer did not finish in time",
-                )),
-            };
-            if n == 0 {
-                break;
-            }
-            tw.write_all(&buf[..n]).await?;
-            total += n as u64;
-        }
-        tw.shutdown().await?;
-        Ok::<u64, std::io::Error>(total)
-    };
-    let watchdog = async {
-        // A session that dies while we wait on an idle TCP peer.
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tick.tick().await;
-            if let Some(r) = session.close_reason() {
-                return Err::<(), _>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    r.to_string(),
-                ));
-            }
-        }
-    };
-    let both = async { tokio::try_join!(up, down) };
-    tokio::select! {
-        r = both => r.map(|(up, down)| Moved { up, down }),
-        Err(e) = watchdog => Err(e),
-    }
-}
-
-/// Resolves once `stop` is (or turns) true; never if the sender is gone
-/// while false.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    let (tr, tw) = tcp.into_split();
+    crate::tunnel::splice::splice(tr, tw, session, stop, kill_idle).await
 }
 
 /// Counts connections in progress, so a stopping process can wait for them.

@@ -12,22 +12,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{splice, write_pidfile, Active, HELLO};
-use crate::bootstrap::keyfile;
-use crate::bootstrap::listen::{self, ListenOptions};
+use super::{Active, HELLO};
+use crate::bootstrap::listen::ListenOptions;
 use crate::cli::{session, signals};
 use crate::transport::{Config, Session};
+use crate::tunnel::local::Endpoint;
 
 /// Settings of the forwarding daemon.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// UDP address to listen on.
     pub listen: SocketAddr,
-    /// The key file.
-    pub key_file: std::path::PathBuf,
+    /// The key file, or a directory of per-client keys.
+    pub keys: crate::tunnel::keys::KeySource,
     /// `HOST:PORT` to connect each session to.
     pub target: String,
     /// Most sessions at once.
@@ -38,41 +37,59 @@ pub struct ServerOptions {
     pub pidfile: Option<std::path::PathBuf>,
     /// Transport settings of each session.
     pub config: Config,
+    /// `-K`: end a session that carried no data for this long.
+    pub kill_idle: Option<Duration>,
 }
 
 /// Runs until a stop signal (or a socket error).
 pub async fn run(opts: ServerOptions) -> Result<()> {
-    let key = keyfile::load(&opts.key_file)?;
-    let target = tokio::net::lookup_host(&opts.target)
-        .await
-        .with_context(|| format!("--forward {}: cannot resolve (want HOST:PORT)", opts.target))?
-        .next()
-        .with_context(|| format!("--forward {}: no address", opts.target))?;
-    if let Some(p) = &opts.pidfile {
-        write_pidfile(p)?;
-    }
+    let keys = opts.keys.load()?;
+    let target = Endpoint::resolve(&opts.target).await.with_context(|| {
+        format!(
+            "--forward {}: cannot resolve (want HOST:PORT, or a UNIX socket's path)",
+            opts.target
+        )
+    })?;
+    // Removed when we return (a stop signal), as spiped does.
+    let _pidfile = match &opts.pidfile {
+        Some(p) => Some(crate::tunnel::pidfile::PidFile::create(p)?),
+        None => None,
+    };
     let lo = ListenOptions {
         max_connections: opts.max_connections,
         handshake_timeout: opts.connect_timeout,
         config: opts.config.clone(),
         ..ListenOptions::default()
     };
-    eprintln!("vfer-recv: forwarding udp {} to tcp {target}", opts.listen);
+    eprintln!("vfer-recv: forwarding udp {} to {target}", opts.listen);
     let (stop_tx, stop_rx) = watch::channel(false);
     let active = Active::default();
-    let (act, wait) = (active.clone(), opts.connect_timeout);
-    let serve = listen::listen(opts.listen, &key, lo, move |s| {
+    let (act, wait, kill_idle) = (active.clone(), opts.connect_timeout, opts.kill_idle);
+    let serve = crate::tunnel::keys::listen(opts.listen, keys, lo, move |s, client| {
         let stop = stop_rx.clone();
         let guard = act.enter();
+        let target = target.clone();
         async move {
             if *stop.borrow() {
                 s.close(1, "the daemon is shutting down").await;
                 return;
             }
-            let peer = s.peer();
-            match one(&s, target, wait, stop).await {
+            let peer = match &client {
+                Some(name) => format!("{} (key {name})", s.peer()),
+                None => s.peer().to_string(),
+            };
+            match one(&s, &target, wait, stop, kill_idle).await {
                 Ok(()) => {
                     session::close(s, 0).await;
+                }
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .and_then(crate::tunnel::splice::idle_kill)
+                        .is_some() =>
+                {
+                    tracing::info!("{peer}: {e:#}");
+                    s.close(crate::tunnel::idle::CLOSE_IDLE, &format!("{e:#}"))
+                        .await;
                 }
                 Err(e) => {
                     tracing::warn!("{peer}: {e:#}");
@@ -101,9 +118,10 @@ pub async fn run(opts: ServerOptions) -> Result<()> {
 /// Checks the HELLO, connects to the target, carries the bytes.
 async fn one(
     session: &Session,
-    target: SocketAddr,
+    target: &Endpoint,
     wait: Duration,
     stop: watch::Receiver<bool>,
+    kill_idle: Option<Duration>,
 ) -> Result<()> {
     let mut hello = [0u8; HELLO.len()];
     let mut s = session.stream();
@@ -117,11 +135,11 @@ async fn one(
         }
         anyhow::bail!("not a forwarding client (bad HELLO)");
     }
-    let tcp = tokio::time::timeout(wait, TcpStream::connect(target))
+    let local = tokio::time::timeout(wait, target.connect())
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to {target}: timed out after {wait:?}"))?
         .with_context(|| format!("cannot connect to {target}"))?;
-    let m = splice(tcp, session, stop).await?;
+    let m = local.splice(session, stop, kill_idle).await?;
     tracing::info!(
         "{}: done, {} to {target}, {} back",
         session.peer(),

@@ -1,0 +1,17 @@
+//! Carrying another program's bytes over a session, the parts that do not
+//! depend on how the session was opened: timeouts that mean what they say
+//! ([`idle`]), a byte pump between any two descriptors and a session
+//! ([`splice`]), stop signals ([`signals`]) and s6-ucspitlsd's delayed
+//! security ([`ucspi`]).
+//!
+//! The command-line modes (`--exec`, `--forward`, `--ucspi`) call into
+//! here; nothing here parses a command line.
+
+pub mod idle;
+pub mod keys;
+pub mod local;
+pub mod pidfile;
+pub mod privdrop;
+pub mod signals;
+pub mod splice;
+pub mod ucspi;
