@@ -16,6 +16,7 @@ use vfer::service::request::{Request, Service, SessionOptions};
 use vfer::service::runner::RunnerOptions;
 use vfer::transfer::{self, Dest, ReceiveOptions};
 use vfer::transport::Config;
+use vfer::tunnel::keys::KeySource;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_from_an_in_process_daemon_then_stop_it() {
@@ -34,7 +35,7 @@ async fn pull_from_an_in_process_daemon_then_stop_it() {
             pidfile: Some(pidfile.clone()),
             ..RunnerOptions::new(listen, Config::default())
         },
-        key_file: key.clone(),
+        keys: KeySource::File(key.clone()),
         root: d.path().join("root"),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
