@@ -125,7 +125,7 @@ fn main() {
         let operands = parsed.map(|c| c.operands).unwrap_or_default();
         if exec {
             std::process::exit(server::run("vfer-recv", common, move |session, _| {
-                vfer::cli::exec::server::serve(session, operands)
+                vfer::service::exec::server::serve(session, operands)
             }));
         }
         std::process::exit(server::run("vfer-recv", common, move |session, common| {
@@ -191,33 +191,28 @@ async fn try_run(cli: Cli) -> Result<i32> {
     }
     if let Some(listen) = cli.listen {
         let keys = vfer::tunnel::keys::source(c.key_file.as_deref(), cli.key_dir.as_deref())?;
+        let connect_timeout = std::time::Duration::from_secs(cli.forward.connect_timeout);
         if let Some(target) = &cli.forward.forward {
-            let opts = vfer::cli::forward::server::ServerOptions {
-                listen,
+            let opts = vfer::service::forward::server::ServerOptions {
+                runner: runner(listen),
                 keys: keys.clone(),
                 target: target.clone(),
-                max_connections: cli.max_connections,
-                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-                pidfile: cli.pidfile.clone(),
-                config: c.transport_config(),
+                connect_timeout,
                 kill_idle: c.kill_idle(),
             };
-            vfer::cli::forward::server::run(opts).await?;
+            vfer::service::forward::server::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
         }
         if let Some(command) = &cli.exec.exec {
-            let opts = vfer::cli::exec::daemon::DaemonOptions {
-                listen,
+            let opts = vfer::service::exec::daemon::DaemonOptions {
+                runner: runner(listen),
                 keys: keys.clone(),
                 command: command.clone(),
                 keep_env: cli.exec.keep_env,
-                max_connections: cli.max_connections,
-                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-                pidfile: cli.pidfile.clone(),
-                config: c.transport_config(),
+                connect_timeout,
                 kill_idle: c.kill_idle(),
             };
-            vfer::cli::exec::daemon::run(opts).await?;
+            vfer::service::exec::daemon::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
         }
         // Files (issue 4's contract: --root is optional, the current

@@ -96,7 +96,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         return vfer::cli::exec::from_cli("vfer-send", cmd, &cli.operands, c).await;
     }
     if cli.forward.forward_from.is_some() {
-        return vfer::cli::forward::client::from_cli(&cli.forward, &cli.operands, c).await;
+        return vfer::cli::forward::from_cli(&cli.forward, &cli.operands, c).await;
     }
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(

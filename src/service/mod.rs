@@ -10,6 +10,8 @@
 //!   locks, rate limits); [`login_client`]: the client's §7 sequence.
 //! - [`runner`]: the one daemon loop (accept, limits, pidfile, hardening,
 //!   graceful stop); [`daemons`]: the file daemons built on it.
+//! - [`exec`]: a far program joined to the stream (§8.1-8.3);
+//!   [`forward`]: TCP or UNIX-socket forwarding (§8.4).
 //! - [`connect`]: reaching the far side (ssh, local child, key-file daemon).
 //! - [`ending`]: closing a session so both sides know how it went.
 //!
@@ -19,8 +21,10 @@
 pub mod connect;
 pub mod daemons;
 pub mod ending;
+pub mod exec;
 pub mod expand;
 pub mod files;
+pub mod forward;
 pub mod login_check;
 pub mod login_client;
 pub mod request;
