@@ -135,6 +135,25 @@ impl Common {
         }
     }
 
+    /// How this command line reaches its far side (`-e`, `--remote-path`,
+    /// `-4`/`-6`, `--key-file`, the transport options).
+    pub fn reach(&self) -> crate::service::connect::Reach {
+        use crate::bootstrap::Family;
+        crate::service::connect::Reach {
+            rsh: self.rsh.clone(),
+            remote_path: self.remote_path.clone(),
+            family: if self.ipv4 {
+                Some(Family::V4)
+            } else if self.ipv6 {
+                Some(Family::V6)
+            } else {
+                None
+            },
+            key_file: self.key_file.clone(),
+            config: self.transport_config(),
+        }
+    }
+
     /// Options the far side must also apply, as its command-line words.
     pub fn remote_flags(&self) -> Vec<String> {
         let mut w = Vec::new();

@@ -74,7 +74,7 @@ pub async fn from_cli(
             )))
         }
     };
-    let family = crate::cli::session::reach(c).family;
+    let family = c.reach().family;
     let daemon = crate::service::connect::resolve(&host, port, family).await?;
     let opts = ClientOptions {
         from: args.forward_from.clone().unwrap_or_default(),

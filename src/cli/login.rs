@@ -47,7 +47,7 @@ pub async fn open(
     };
     // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
-    let addr = connect::resolve(host, port, super::session::reach(c).family).await?;
+    let addr = connect::resolve(host, port, c.reach().family).await?;
     let mut ui = Terminal {
         c,
         pinned,

@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use super::args::Common;
 use super::target::Operand;
 use crate::bootstrap::ssh_client::RemoteRole;
-use crate::bootstrap::Family;
 pub use crate::service::connect::{self, Far, Reach};
 use crate::service::request::{Request, Service};
 use crate::transport::Session;
@@ -42,21 +41,9 @@ pub fn far_of(op: Operand, local: bool, what: &str) -> Result<(Far, String)> {
     Ok((far, path))
 }
 
-/// How this command line reaches its far side.
+/// How this command line reaches its far side ([`Common::reach`]).
 pub fn reach(c: &Common) -> Reach {
-    Reach {
-        rsh: c.rsh.clone(),
-        remote_path: c.remote_path.clone(),
-        family: if c.ipv4 {
-            Some(Family::V4)
-        } else if c.ipv6 {
-            Some(Family::V6)
-        } else {
-            None
-        },
-        key_file: c.key_file.clone(),
-        config: c.transport_config(),
-    }
+    c.reach()
 }
 
 /// Starts the far side as `role` with `operands` (its paths) and connects.
