@@ -114,13 +114,13 @@ pub fn login(data: &[u8]) {
 
 /// The daemon request (§5).
 pub fn daemon_request(data: &[u8]) {
-    let _ = ready(crate::cli::daemon::Request::read(&mut &data[..]));
+    let _ = ready(crate::service::request::Request::read(&mut &data[..]));
 }
 
 /// The `--exec` stream framing (§8.2).
 pub fn exec_frames(data: &[u8]) {
     let mut rest = data;
-    while let Ok(Some((_, used))) = crate::cli::exec::frame::decode(rest) {
+    while let Ok(Some((_, used))) = crate::service::exec::frame::decode(rest) {
         if used == 0 || used > rest.len() {
             break;
         }

@@ -7,8 +7,10 @@
 
 pub mod bootstrap;
 pub mod cli;
+pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod service;
 pub mod transfer;
 pub mod transport;
 pub mod tunnel;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use vfer::bootstrap::keyfile;
-use vfer::cli::daemon::Request;
+use vfer::service::request::{Request, Service, SessionOptions};
 use vfer::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
 use vfer::transport::{Config, Session};
 
@@ -85,9 +85,10 @@ impl Daemon {
             .unwrap();
         let mut stream = session.stream();
         Request {
-            push,
+            service: if push { Service::Push } else { Service::Pull },
             recursive: true,
             preserve: false,
+            options: SessionOptions::default(),
             paths: paths.iter().map(|p| p.to_string()).collect(),
         }
         .write(&mut stream)

@@ -13,6 +13,8 @@ fn inputs() -> impl Strategy<Value = Vec<u8>> {
         b"VFRQ\x01\x01\x00\x00\x01\x00\x03in/".to_vec(),
         // Pull of two paths with -r -p.
         b"VFRQ\x01\x02\x03\x00\x02\x00\x01a\x00\x01b".to_vec(),
+        // Version 2: pull "in/f" -r with a rate cap (§5's example).
+        b"VFRQ\x02\x02\x01\x0a\x01\x08\0\0\0\0\0\x07\xa1\x20\x00\x01\x00\x04in/f".to_vec(),
         // Login message.
         {
             let mut v = b"VFLG\x01".to_vec();

@@ -9,7 +9,8 @@ use vfer::bootstrap::ssh_client::RemoteRole;
 use vfer::cli::args::Common;
 use vfer::cli::session::{self, Far};
 use vfer::cli::target::Operand;
-use vfer::cli::{exit, progress, server};
+use vfer::cli::{exit, progress, server, signals};
+use vfer::service::daemons;
 use vfer::transfer::{self, Dest, ReceiveOptions};
 
 const EXAMPLES: &str = "\
@@ -128,7 +129,7 @@ fn main() {
         let operands = parsed.map(|c| c.operands).unwrap_or_default();
         if exec {
             std::process::exit(server::run("vfer-recv", common, move |session, _| {
-                vfer::cli::exec::server::serve(session, operands)
+                vfer::service::exec::server::serve(session, operands)
             }));
         }
         std::process::exit(server::run("vfer-recv", common, move |session, common| {
@@ -162,12 +163,12 @@ fn main() {
 async fn try_run(cli: Cli) -> Result<i32> {
     let c = &cli.common;
     if let (Some(name), Some(users)) = (&cli.add_user, &cli.users) {
-        vfer::cli::login_daemon::add_user(users, name)?;
+        vfer::cli::daemon::add_user(users, name)?;
         return Ok(exit::SUCCESS);
     }
     if let (true, Some(users)) = (cli.show_host_key, &cli.users) {
         let key = cli.host_key.clone();
-        println!("{}", vfer::cli::login_daemon::show_host_key(users, key)?);
+        println!("{}", daemons::show_host_key(users, key)?);
         return Ok(exit::SUCCESS);
     }
     if cli.listen.is_some() {
@@ -175,63 +176,61 @@ async fn try_run(cli: Cli) -> Result<i32> {
             .map_err(|e| exit::usage(format!("{e:#}")))?;
         vfer::tunnel::privdrop::set_pending(id);
     }
-    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
-        let opts = vfer::cli::login_daemon::LoginDaemonOptions {
+    let root = || cli.root.clone().unwrap_or_else(|| ".".into());
+    let runner = |listen| {
+        let pidfile = cli.pidfile.clone();
+        vfer::cli::daemon::runner_options(
             listen,
+            cli.max_connections,
+            std::time::Duration::from_secs(cli.forward.connect_timeout),
+            pidfile,
+            c.transport_config(),
+        )
+    };
+    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
+        let opts = daemons::LoginDaemonOptions {
+            runner: runner(listen),
             users: users.clone(),
             host_key: cli.host_key.clone(),
-            root: cli.root.clone().unwrap_or_else(|| ".".into()),
-            max_connections: cli.max_connections,
-            pidfile: cli.pidfile.clone(),
-            handshake_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-            config: c.transport_config(),
+            root: root(),
         };
-        vfer::cli::login_daemon::serve(opts).await?;
+        daemons::login_daemon(opts, signals::stop_requested()).await?;
         return Ok(exit::SUCCESS);
     }
     if let Some(listen) = cli.listen {
         let keys = vfer::tunnel::keys::source(c.key_file.as_deref(), cli.key_dir.as_deref())?;
+        let connect_timeout = std::time::Duration::from_secs(cli.forward.connect_timeout);
         if let Some(target) = &cli.forward.forward {
-            let opts = vfer::cli::forward::server::ServerOptions {
-                listen,
+            let opts = vfer::service::forward::server::ServerOptions {
+                runner: runner(listen),
                 keys: keys.clone(),
                 target: target.clone(),
-                max_connections: cli.max_connections,
-                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-                pidfile: cli.pidfile.clone(),
-                config: c.transport_config(),
+                connect_timeout,
                 kill_idle: c.kill_idle(),
             };
-            vfer::cli::forward::server::run(opts).await?;
+            vfer::service::forward::server::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
         }
         if let Some(command) = &cli.exec.exec {
-            let opts = vfer::cli::exec::daemon::DaemonOptions {
-                listen,
+            let opts = vfer::service::exec::daemon::DaemonOptions {
+                runner: runner(listen),
                 keys: keys.clone(),
                 command: command.clone(),
                 keep_env: cli.exec.keep_env,
-                max_connections: cli.max_connections,
-                connect_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-                pidfile: cli.pidfile.clone(),
-                config: c.transport_config(),
+                connect_timeout,
                 kill_idle: c.kill_idle(),
             };
-            vfer::cli::exec::daemon::run(opts).await?;
+            vfer::service::exec::daemon::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
         }
         // Files (issue 4's contract: --root is optional, the current
         // directory by default).
-        let opts = vfer::cli::daemon::DaemonOptions {
-            listen,
+        let opts = daemons::FileDaemonOptions {
+            runner: runner(listen),
             keys,
-            root: cli.root.clone().unwrap_or_else(|| ".".into()),
-            max_connections: cli.max_connections,
-            pidfile: cli.pidfile.clone(),
-            handshake_timeout: std::time::Duration::from_secs(cli.forward.connect_timeout),
-            config: c.transport_config(),
+            root: root(),
         };
-        vfer::cli::daemon::serve(opts).await?;
+        daemons::files_daemon(opts, signals::stop_requested()).await?;
         return Ok(exit::SUCCESS);
     }
     let Some((dest, sources)) = cli.operands.split_last() else {
@@ -252,7 +251,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let mut far: Option<Far> = None;
     let mut paths = Vec::new();
     for s in sources {
-        let (this, path) = Far::of_operand(Operand::parse(s)?, c.local, "source")?;
+        let (this, path) = session::far_of(Operand::parse(s)?, c.local, "source")?;
         match &far {
             Some(first) if *first != this => {
                 return Err(exit::usage(format!(

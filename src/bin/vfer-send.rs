@@ -7,7 +7,7 @@ use clap::Parser;
 
 use vfer::bootstrap::ssh_client::RemoteRole;
 use vfer::cli::args::Common;
-use vfer::cli::session::{self, Far};
+use vfer::cli::session;
 use vfer::cli::target::Operand;
 use vfer::cli::{exit, progress, server};
 use vfer::transfer::{self, SendOptions, Source};
@@ -96,7 +96,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         return vfer::cli::exec::from_cli("vfer-send", cmd, &cli.operands, c).await;
     }
     if cli.forward.forward_from.is_some() {
-        return vfer::cli::forward::client::from_cli(&cli.forward, &cli.operands, c).await;
+        return vfer::cli::forward::from_cli(&cli.forward, &cli.operands, c).await;
     }
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(
@@ -115,7 +115,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             )));
         }
     }
-    let (far, path) = Far::of_operand(Operand::parse(dest)?, c.local, "destination")?;
+    let (far, path) = session::far_of(Operand::parse(dest)?, c.local, "destination")?;
     let session = session::open(&far, RemoteRole::Recv, &[path], c).await?;
     let tally = vfer::cli::app::Tally::default();
     let bar = progress::Bar::new(progress::mode(c));

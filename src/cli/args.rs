@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
+use crate::service::request::SessionOptions;
+
 use super::rate::parse_rate;
 use crate::transport::cc::CcChoice;
 use crate::transport::Config;
@@ -108,7 +110,7 @@ pub struct Common {
     pub echo: bool,
     /// Challenge-response mode (vfer://USER@HOST daemons).
     #[command(flatten)]
-    pub login: super::login::LoginArgs,
+    pub login: LoginArgs,
 }
 
 impl Common {
@@ -138,6 +140,34 @@ impl Common {
         }
     }
 
+    /// The options a daemon session negotiates on the wire (§5): the
+    /// daemon sends no faster than `-l` (and `--rate`).
+    pub fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            rate_cap: self.limit,
+            fixed_rate: self.rate,
+        }
+    }
+
+    /// How this command line reaches its far side (`-e`, `--remote-path`,
+    /// `-4`/`-6`, `--key-file`, the transport options).
+    pub fn reach(&self) -> crate::service::connect::Reach {
+        use crate::bootstrap::Family;
+        crate::service::connect::Reach {
+            rsh: self.rsh.clone(),
+            remote_path: self.remote_path.clone(),
+            family: if self.ipv4 {
+                Some(Family::V4)
+            } else if self.ipv6 {
+                Some(Family::V6)
+            } else {
+                None
+            },
+            key_file: self.key_file.clone(),
+            config: self.transport_config(),
+        }
+    }
+
     /// Options the far side must also apply, as its command-line words.
     pub fn remote_flags(&self) -> Vec<String> {
         let mut w = Vec::new();
@@ -163,4 +193,22 @@ impl Common {
         w.push(self.timeout.to_string());
         w
     }
+}
+
+/// Client options of challenge-response mode.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoginArgs {
+    /// vfer://USER@HOST daemons: read the password from the first line of
+    /// FILE (mode 0600) instead of asking (also: VFER_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// vfer://USER@HOST daemons: trust a daemon's host key seen for the
+    /// first time and pin it in ~/.config/vfer/known_hosts without asking.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// vfer://USER@HOST daemons: the daemon's host key fingerprint
+    /// (SHA256:..., printed by the daemon when it starts); known_hosts is
+    /// then neither read nor written.
+    #[arg(long, value_name = "SHA256:...")]
+    pub host_key_fingerprint: Option<String>,
 }

@@ -64,7 +64,7 @@ fn code_for_cause(e: &anyhow::Error) -> i32 {
             return USAGE;
         }
         if let Some(e) = cause.downcast_ref::<crate::bootstrap::login::LoginError>() {
-            return super::login::exit_code(e);
+            return login_code(e);
         }
         match cause.downcast_ref::<BootstrapError>() {
             Some(BootstrapError::Usage(_)) => return USAGE,
@@ -98,34 +98,15 @@ fn session_code(e: &crate::transport::SessionError) -> i32 {
     }
 }
 
-/// An error and its causes on one line, `outer: inner: innermost`, leaving
-/// out a cause whose text an outer message already quotes (many errors
-/// embed their source in their own message).
-pub fn describe(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-#[cfg(test)]
-mod describe_tests {
-    use super::describe;
-
-    #[test]
-    fn causes_are_not_repeated() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
-        let e = anyhow::Error::new(io).context("key file k: No such file");
-        assert_eq!(describe(&e), "key file k: No such file");
-        let e = anyhow::anyhow!("inner").context("outer");
-        assert_eq!(describe(&e), "outer: inner");
+/// Exit code for a login error (README: 17 authentication, 99 timeout).
+pub fn login_code(e: &crate::bootstrap::login::LoginError) -> i32 {
+    use crate::bootstrap::login::LoginError;
+    match e {
+        LoginError::NoAnswer { forged: 0, .. } => TIMEOUT,
+        LoginError::Io(_) | LoginError::Session { .. } | LoginError::Exchange(_) => TEMPORARY,
+        _ => AUTH,
     }
 }
+
+/// An error and its causes on one line (see [`crate::service::ending::describe`]).
+pub use crate::service::ending::describe;

@@ -6,55 +6,30 @@
 //! server's key is confirmed and trusted. docs/PROTOCOL.md §7.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use zeroize::Zeroizing;
 
 use super::args::Common;
-use crate::bootstrap::login::client::{self, Accepted};
 use crate::bootstrap::login::hostkey::{fingerprint, parse_fingerprint};
 use crate::bootstrap::login::known_hosts::{self, Pin};
-use crate::bootstrap::login::{auth, LoginError};
-use crate::bootstrap::ssh_client::RemoteRole;
+use crate::bootstrap::login::LoginError;
+use crate::service::connect;
+use crate::service::login_client::{self, LoginTarget, LoginUi};
+use crate::service::request::Request;
 use crate::transport::Session;
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "VFER_PASSWORD";
-/// How long the client waits for the login verdict (the daemon may queue
-/// Argon2 runs when many clients log in at once).
-pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Client options of challenge-response mode.
-#[derive(Args, Debug, Clone, Default)]
-pub struct LoginArgs {
-    /// vfer://USER@HOST daemons: read the password from the first line of
-    /// FILE (mode 0600) instead of asking (also: VFER_PASSWORD).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-    /// vfer://USER@HOST daemons: trust a daemon's host key seen for the
-    /// first time and pin it in ~/.config/vfer/known_hosts without asking.
-    #[arg(long)]
-    pub accept_new_host_key: bool,
-    /// vfer://USER@HOST daemons: the daemon's host key fingerprint
-    /// (SHA256:..., printed by the daemon when it starts); known_hosts is
-    /// then neither read nor written.
-    #[arg(long, value_name = "SHA256:...")]
-    pub host_key_fingerprint: Option<String>,
-}
-
-/// Logs in to the daemon at `host:port` as `user` and sends the daemon
-/// request for `role` with `operands`; returns the session ready for the
-/// transfer.
+/// Logs in to the daemon at `host:port` as `user` and sends `request`;
+/// returns the session ready for the transfer.
 pub async fn open(
     user: &str,
     host: &str,
     port: u16,
-    role: RemoteRole,
-    operands: &[String],
+    request: &Request,
     c: &Common,
 ) -> Result<Session> {
     if !crate::bootstrap::login::users::valid_name(user) {
@@ -70,72 +45,45 @@ pub async fn open(
         })?),
         None => None,
     };
+    // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
-    let addr = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
-        .with_context(|| format!("{host} has no address of the asked family"))?;
-    let config = c.transport_config();
-    let bind: SocketAddr = if addr.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
+    let addr = connect::resolve(host, port, c.reach().family).await?;
+    let mut ui = Terminal {
+        c,
+        pinned,
+        password,
+        user,
+        host,
     };
-    let (sock, warning) = crate::transport::socket::bind(bind)?;
-    let wait = config.handshake_timeout;
-    let mut accepted = client::handshake(&sock, addr, wait).await?;
-    let name = known_hosts::host_key(host, port);
-    let asked = trust(&name, &accepted.server_static, pinned.as_deref(), c)?;
-    let prompted = password.is_none();
-    let password = match password {
-        Some(p) => p,
-        None => prompt_password(user, host)?,
+    let target = LoginTarget {
+        addr,
+        host,
+        port,
+        user,
     };
-    if asked || prompted {
-        // A person answered a prompt: the daemon may have forgotten our
-        // pending secret meanwhile. Agree on a fresh one, with the same key.
-        let again = client::handshake(&sock, addr, wait).await?;
-        if again.server_static != accepted.server_static {
-            return Err(LoginError::HostKey(format!(
-                "{name}: the daemon's host key changed during the login ({} then {}); \
-                 someone may be intercepting this connection. Nothing was sent.",
-                fingerprint(&accepted.server_static),
-                fingerprint(&again.server_static)
-            ))
-            .into());
-        }
-        accepted = again;
+    login_client::open(&target, c.transport_config(), &mut ui, request).await
+}
+
+/// The login's questions, answered from flags, files and the terminal.
+struct Terminal<'a> {
+    c: &'a Common,
+    pinned: Option<String>,
+    password: Option<Zeroizing<Vec<u8>>>,
+    user: &'a str,
+    host: &'a str,
+}
+
+impl LoginUi for Terminal<'_> {
+    fn trust(&mut self, name: &str, key: &[u8; 32]) -> Result<bool> {
+        trust(name, key, self.pinned.as_deref(), self.c)
     }
-    let Accepted {
-        secret, binding, ..
-    } = accepted;
-    let session = Session::connect_on(sock, warning, addr, secret.bytes(), config)
-        .await
-        .map_err(|source| LoginError::Session { addr, source })?;
-    let mut stream = session.stream();
-    auth::write_login(&mut stream, &binding, user, &password)
-        .await
-        .map_err(|e| LoginError::Exchange(e.to_string()))?;
-    drop(password);
-    let verdict = tokio::time::timeout(VERDICT_TIMEOUT, auth::read_verdict(&mut stream)).await;
-    match verdict {
-        Ok(Ok(auth::Verdict::Ok)) => {}
-        Ok(Ok(auth::Verdict::Refused)) => return Err(LoginError::Refused.into()),
-        Ok(Ok(auth::Verdict::RateLimited(s))) => return Err(LoginError::RateLimited(s).into()),
-        Ok(Err(e)) => {
-            let why = super::session::peer_reason(&session).await;
-            return Err(LoginError::Exchange(why.unwrap_or_else(|| e.to_string())).into());
-        }
-        Err(_) => {
-            return Err(LoginError::Exchange(format!(
-                "{host}:{port}: no login verdict within {VERDICT_TIMEOUT:?}"
-            ))
-            .into())
+
+    fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+        match self.password.take() {
+            Some(p) => Ok((p, false)),
+            None => Ok((prompt_password(self.user, self.host)?, true)),
         }
     }
-    super::session::send_request(&mut stream, role, operands, c, host, port).await?;
-    Ok(session)
 }
 
 /// Checks the server's static key; returns whether a person was asked.
@@ -267,16 +215,5 @@ fn prompt_password(user: &str, host: &str) -> Result<Zeroizing<Vec<u8>>> {
             "no password for {user}@{host}: there is no terminal to ask on ({e}); \
              give --password-file FILE or set {PASSWORD_ENV}"
         ))),
-    }
-}
-
-/// Exit code for a login error (README: 17 authentication, 99 timeout).
-pub fn exit_code(e: &LoginError) -> i32 {
-    match e {
-        LoginError::NoAnswer { forged: 0, .. } => super::exit::TIMEOUT,
-        LoginError::Io(_) => super::exit::TEMPORARY,
-        LoginError::Session { .. } => super::exit::TEMPORARY,
-        LoginError::Exchange(_) => super::exit::TEMPORARY,
-        _ => super::exit::AUTH,
     }
 }

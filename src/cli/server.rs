@@ -2,13 +2,11 @@
 //! `vfer-recv --server [flags] -- DEST` or `vfer-send --server [flags] -- SRC...`.
 
 use std::future::Future;
-use std::path::PathBuf;
 
 use super::args::Common;
-use super::session;
 use crate::bootstrap::ssh_server::ServerOptions;
 use crate::bootstrap::Family;
-use crate::transfer::{self, Dest, ReceiveOptions, SendOptions, Source};
+use crate::service::files;
 use crate::transport::Session;
 
 /// Runs the SSH starting mode's server and then `on_session`; returns the
@@ -47,41 +45,12 @@ fn server_options(c: &Common) -> Result<ServerOptions, String> {
     })
 }
 
-/// The pull direction's far side: sends `operands`, each with `~` and
-/// glob characters expanded here (as scp does on the remote side).
+/// The pull direction's far side ([`files::serve_ssh_send`]).
 pub async fn serve_send(session: Session, c: Common, operands: Vec<String>) {
-    let opts = SendOptions {
-        recursive: c.recursive,
-        preserve: c.preserve,
-        ..SendOptions::default()
-    };
-    let sources = operands
-        .iter()
-        .flat_map(|o| super::expand::source(o))
-        .map(Source::from_arg)
-        .collect();
-    let ok = transfer::send(session.stream(), sources, &opts)
-        .await
-        .is_ok();
-    session::close(session, if ok { 0 } else { 1 }).await;
+    files::serve_ssh_send(session, c.recursive, c.preserve, &operands).await
 }
 
-/// The push direction's far side: receives into the one operand.
+/// The push direction's far side ([`files::serve_ssh_recv`]).
 pub async fn serve_recv(session: Session, c: Common, operands: Vec<String>) {
-    let dest = match operands.as_slice() {
-        [d] => Dest::Path(PathBuf::from(super::expand::tilde(d))),
-        _ => {
-            // The client always sends exactly one destination.
-            session::close(session, 21).await;
-            return;
-        }
-    };
-    let opts = ReceiveOptions {
-        preserve: c.preserve,
-        ..ReceiveOptions::default()
-    };
-    let ok = transfer::receive(session.stream(), dest, &opts)
-        .await
-        .is_ok();
-    session::close(session, if ok { 0 } else { 1 }).await;
+    files::serve_ssh_recv(session, c.preserve, &operands).await
 }

@@ -430,6 +430,16 @@ impl Connection {
         self.config.rate_cap.map_or(r, |cap| r.min(cap.max(1)))
     }
 
+    /// Lowers the pacing cap to `bytes_per_sec` (never raises it): a
+    /// daemon applies the rate cap its client asked for on the wire.
+    pub fn cap_rate(&mut self, bytes_per_sec: u64) {
+        let cap = self
+            .config
+            .rate_cap
+            .map_or(bytes_per_sec, |c| c.min(bytes_per_sec));
+        self.config.rate_cap = Some(cap.max(1));
+    }
+
     /// The earliest time `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t: Option<Instant> = None;

@@ -258,6 +258,13 @@ impl Session {
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.shared.lock().closed.clone()
     }
+
+    /// Lowers this side's sending rate cap to `bytes_per_sec` (never
+    /// raises it; [`Connection::cap_rate`]).
+    pub fn cap_rate(&self, bytes_per_sec: u64) {
+        self.shared.lock().conn.cap_rate(bytes_per_sec);
+        self.shared.wake_driver.notify_one();
+    }
 }
 
 impl Drop for Session {

@@ -5,6 +5,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
+use crate::codec::{Put, Reader};
+
 /// Magic of the LOGIN message.
 pub const LOGIN_MAGIC: &[u8; 4] = b"VFLG";
 /// Magic of the VERDICT message.
@@ -60,13 +62,13 @@ pub async fn write_login<W: AsyncWrite + Unpin>(
         return Err(AuthWireError::Malformed("password longer than 1024 bytes"));
     }
     let mut b = Zeroizing::new(Vec::with_capacity(48 + user.len() + password.len()));
-    b.extend_from_slice(LOGIN_MAGIC);
-    b.push(1);
-    b.extend_from_slice(binding);
-    b.push(user.len() as u8);
-    b.extend_from_slice(user.as_bytes());
-    b.extend_from_slice(&(password.len() as u16).to_be_bytes());
-    b.extend_from_slice(password);
+    b.put_bytes(LOGIN_MAGIC);
+    b.put_u8(1);
+    b.put_bytes(binding);
+    b.put_u8(user.len() as u8);
+    b.put_bytes(user.as_bytes());
+    b.put_u16(password.len() as u16);
+    b.put_bytes(password);
     w.write_all(&b).await?;
     w.flush().await?;
     Ok(())
@@ -76,12 +78,14 @@ pub async fn write_login<W: AsyncWrite + Unpin>(
 pub async fn read_login<R: AsyncRead + Unpin>(r: &mut R) -> Result<LoginMessage, AuthWireError> {
     let mut head = [0u8; 4 + 1 + 32 + 1];
     r.read_exact(&mut head).await?;
-    if &head[..4] != LOGIN_MAGIC || head[4] != 1 {
+    let mut h = Reader::new(&head);
+    let short = |_| AuthWireError::Malformed("truncated");
+    let (magic, version) = (h.array::<4>().map_err(short)?, h.u8().map_err(short)?);
+    if &magic != LOGIN_MAGIC || version != 1 {
         return Err(AuthWireError::Malformed("bad magic or version"));
     }
-    let mut binding = [0u8; 32];
-    binding.copy_from_slice(&head[5..37]);
-    let ulen = head[37] as usize;
+    let binding = h.array::<32>().map_err(short)?;
+    let ulen = usize::from(h.u8().map_err(short)?);
     if ulen == 0 || ulen > MAX_USER_LEN {
         return Err(AuthWireError::Malformed("bad user name length"));
     }
@@ -110,10 +114,10 @@ pub async fn write_verdict<W: AsyncWrite + Unpin>(w: &mut W, v: Verdict) -> std:
         Verdict::Refused => (1, 0),
         Verdict::RateLimited(s) => (2, s),
     };
-    let mut b = [0u8; 9];
-    b[..4].copy_from_slice(VERDICT_MAGIC);
-    b[4] = code;
-    b[5..].copy_from_slice(&after.to_be_bytes());
+    let mut b = Vec::with_capacity(9);
+    b.put_bytes(VERDICT_MAGIC);
+    b.put_u8(code);
+    b.put_u32(after);
     w.write_all(&b).await?;
     w.flush().await
 }
@@ -122,11 +126,17 @@ pub async fn write_verdict<W: AsyncWrite + Unpin>(w: &mut W, v: Verdict) -> std:
 pub async fn read_verdict<R: AsyncRead + Unpin>(r: &mut R) -> Result<Verdict, AuthWireError> {
     let mut b = [0u8; 9];
     r.read_exact(&mut b).await?;
-    if &b[..4] != VERDICT_MAGIC {
+    let mut v = Reader::new(&b);
+    let short = |_| AuthWireError::Malformed("truncated");
+    let (magic, code, after) = (
+        v.array::<4>().map_err(short)?,
+        v.u8().map_err(short)?,
+        v.u32().map_err(short)?,
+    );
+    if &magic != VERDICT_MAGIC {
         return Err(AuthWireError::Malformed("bad verdict magic"));
     }
-    let after = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
-    match b[4] {
+    match code {
         0 => Ok(Verdict::Ok),
         1 => Ok(Verdict::Refused),
         2 => Ok(Verdict::RateLimited(after)),

@@ -21,12 +21,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::frame::{self, Exit, Frame, How, HEADER_LEN, MAX_PAYLOAD};
 use super::stdin::ThreadStdin;
 use crate::bootstrap::ssh_client::RemoteRole;
 use crate::cli::args::Common;
 use crate::cli::session::{self, Far};
 use crate::cli::{exit, signals};
+use crate::service::exec::frame::{self, Exit, Frame, How, HEADER_LEN, MAX_PAYLOAD};
+use crate::service::request::{Request, Service};
 use crate::transport::{CloseReason, Session, VferStream};
 use crate::tunnel::idle::Activity;
 
@@ -178,13 +179,12 @@ async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
             session::start_child(far, RemoteRole::Recv, args, c).await?
         }
         Far::Daemon { host, port } => {
-            // A `vfer-recv --listen --exec` daemon: HELLO, then the program.
+            // A `vfer-recv --listen --exec` daemon: the request, then the program.
             let session = session::key_file_session(host, *port, c).await?;
-            session
-                .stream()
-                .write_all(super::daemon::HELLO)
+            Request::new(Service::Program, c.session_options())
+                .write(&mut session.stream())
                 .await
-                .with_context(|| format!("{host}:{port}: cannot send the HELLO"))?;
+                .with_context(|| format!("{host}:{port}: cannot send the request"))?;
             session
         }
         Far::Login { host, .. } => {

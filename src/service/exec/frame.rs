@@ -147,14 +147,15 @@ pub fn encode_exit(e: &Exit) -> Vec<u8> {
 
 /// Checks a header: returns the payload length it announces.
 pub fn check_header(h: &[u8; HEADER_LEN]) -> Result<usize, FrameError> {
-    let len = u16::from_be_bytes([h[1], h[2]]) as usize;
-    match h[0] {
-        TYPE_STDOUT | TYPE_STDERR if len == 0 => Err(FrameError::BadLength(h[0], len)),
+    let [kind, len @ ..] = *h;
+    let len = usize::from(u16::from_be_bytes(len));
+    match kind {
+        TYPE_STDOUT | TYPE_STDERR if len == 0 => Err(FrameError::BadLength(kind, len)),
         TYPE_STDOUT | TYPE_STDERR => Ok(len),
-        TYPE_STDOUT_EOF if len != 0 => Err(FrameError::BadLength(h[0], len)),
+        TYPE_STDOUT_EOF if len != 0 => Err(FrameError::BadLength(kind, len)),
         TYPE_STDOUT_EOF => Ok(0),
         TYPE_EXIT if !(2..=2 + MAX_EXIT_MESSAGE).contains(&len) => {
-            Err(FrameError::BadLength(h[0], len))
+            Err(FrameError::BadLength(kind, len))
         }
         TYPE_EXIT => Ok(len),
         t => Err(FrameError::UnknownType(t)),
@@ -193,7 +194,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return Ok(None);
     };
-    Ok(Some((parse(h[0], payload)?, HEADER_LEN + len)))
+    let [kind, ..] = *h;
+    Ok(Some((parse(kind, payload)?, HEADER_LEN + len)))
 }
 
 #[cfg(test)]

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Semaphore};
 
-use super::{Active, HELLO};
 use crate::bootstrap::{keyfile, Secret};
-use crate::cli::{session, signals};
+use crate::service::ending as session;
+use crate::service::request::{Request, Service, SessionOptions};
+use crate::service::runner::Active;
 use crate::transport::Config;
 use crate::tunnel::local::{LocalListener, LocalStream};
+use crate::tunnel::signals;
 
 /// Settings of the forwarding client.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct ClientOptions {
     pub quiet: bool,
     /// `-K`: end a connection that carried no data for this long.
     pub kill_idle: Option<Duration>,
+    /// Negotiated with each session (`-l`, `--rate`: the daemon's sending cap).
+    pub options: SessionOptions,
 }
 
 /// Runs until a stop signal; returns after the connections wound down.
@@ -90,8 +93,14 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
         let guard = active.enter();
         let (key, config, stop_rx) = (key.clone(), config.clone(), stop_rx.clone());
         let (daemon, quiet, kill_idle) = (opts.daemon, opts.quiet, opts.kill_idle);
+        let request = Request::new(Service::Forward, opts.options);
         tokio::spawn(async move {
-            if let Err(e) = one(tcp, daemon, &key, config, stop_rx, kill_idle).await {
+            let to = Far {
+                daemon,
+                key: &key,
+                request: &request,
+            };
+            if let Err(e) = one(tcp, to, config, stop_rx, kill_idle).await {
                 if !quiet {
                     eprintln!("vfer-send: {from}: {e:#}");
                 }
@@ -107,21 +116,27 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
     Ok(())
 }
 
+/// The daemon a connection goes to, and what it asks for.
+struct Far<'a> {
+    daemon: SocketAddr,
+    key: &'a Secret,
+    request: &'a Request,
+}
+
 /// Carries one TCP connection over a fresh session.
 async fn one(
     tcp: LocalStream,
-    daemon: SocketAddr,
-    key: &Secret,
+    to: Far<'_>,
     config: Config,
     stop: watch::Receiver<bool>,
     kill_idle: Option<Duration>,
 ) -> Result<()> {
-    let session = keyfile::connect(daemon, key, config)
+    let daemon = to.daemon;
+    let session = keyfile::connect(daemon, to.key, config)
         .await
         .with_context(|| format!("no session with {daemon} (wrong key, or no daemon there?)"))?;
-    let mut s = session.stream();
-    if let Err(e) = s.write_all(HELLO).await {
-        session.close(1, "cannot send hello").await;
+    if let Err(e) = to.request.write(&mut session.stream()).await {
+        session.close(1, "cannot send the request").await;
         return Err(e.into());
     }
     let result = tcp.splice(&session, stop, kill_idle).await;
@@ -143,47 +158,4 @@ async fn one(
             }
         }
     }
-}
-
-/// `vfer-send --key-file K --forward-from ADDR vfer://HOST[:PORT]`.
-pub async fn from_cli(
-    args: &super::ForwardFromArgs,
-    operands: &[String],
-    c: &crate::cli::args::Common,
-) -> Result<i32> {
-    use crate::cli::exit::{self, usage};
-    use crate::cli::target::Operand;
-    let [url] = operands else {
-        return Err(usage(
-            "--forward-from ADDR:PORT takes one operand: the daemon, vfer://HOST[:PORT]",
-        ));
-    };
-    let (host, port) = match Operand::parse(url)? {
-        Operand::Daemon {
-            host, port, path, ..
-        } if path.is_empty() || path == "/" => (host, port),
-        _ => {
-            return Err(usage(format!(
-                "--forward-from: '{url}' is not vfer://HOST[:PORT] (the daemon's --forward names the target)"
-            )))
-        }
-    };
-    let daemon = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .find(|a| !(c.ipv4 && a.is_ipv6() || c.ipv6 && a.is_ipv4()))
-        .with_context(|| format!("{host} has no address of the asked family"))?;
-    let opts = ClientOptions {
-        from: args.forward_from.clone().unwrap_or_default(),
-        daemon,
-        key_file: c.key_file.clone().unwrap_or_default(),
-        max_connections: args.max_connections as usize,
-        connect_timeout: Duration::from_secs(args.connect_timeout),
-        pidfile: args.pidfile.clone(),
-        config: c.transport_config(),
-        quiet: c.quiet,
-        kill_idle: c.kill_idle(),
-    };
-    run(opts).await?;
-    Ok(exit::SUCCESS)
 }

@@ -1,0 +1,64 @@
+//! A standing program server (s6-tlsd under a listener): `vfer-recv
+//! --listen ADDR --key-file K --exec CMD [-n N] [-o SECS] [--pidfile F]`
+//! runs CMD (`sh -c`) for each key-file session that asks for the program
+//! service (§5, §8.3), joined to its stream exactly as the ssh-started far
+//! side does (§8.2). The daemon, not the client, chooses the program.
+//!
+//! On the [runner](crate::service::runner): a stop refuses new sessions;
+//! each running program gets SIGTERM (by [`super::server::serve_with`])
+//! and its session ends with its EXIT.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::service::request::Offer;
+use crate::service::runner::{self, accept_request, refuse, KeyGate, RunnerOptions};
+use crate::tunnel::keys::KeySource;
+
+/// Settings of the program daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// What every daemon has.
+    pub runner: RunnerOptions,
+    /// The key file, or a directory of per-client keys.
+    pub keys: KeySource,
+    /// The program, run by `sh -c` for each session.
+    pub command: String,
+    /// Handshake and request timeout (`-o`).
+    pub connect_timeout: Duration,
+    /// `--keep-env`: CMD gets this process's whole environment (default:
+    /// only [`super::KEPT_ENV`] and the session's variables).
+    pub keep_env: bool,
+    /// `-K`: end a session that carried no data for this long.
+    pub kill_idle: Option<Duration>,
+}
+
+/// Runs until `stop` resolves (or a socket error), then winds down.
+pub async fn run(opts: DaemonOptions, stop: impl std::future::Future) -> Result<()> {
+    runner::harden();
+    let keys = opts.keys.load()?;
+    let mut r = opts.runner;
+    r.handshake_timeout = opts.connect_timeout;
+    r.grace = super::server::KILL_GRACE + Duration::from_secs(15);
+    r.banner.push(format!(
+        "vfer-recv: running `{}` for each session on udp {}",
+        opts.command, r.listen
+    ));
+    let env = if opts.keep_env {
+        super::ProgramEnv::Inherit
+    } else {
+        super::ProgramEnv::Clean
+    };
+    let (command, wait, kill_idle) = (opts.command, opts.connect_timeout, opts.kill_idle);
+    runner::run(r, KeyGate(keys), stop, move |s, client, _stop| {
+        let command = command.clone();
+        async move {
+            match accept_request(&s, Offer::Program, wait).await {
+                Ok(_) => super::server::serve_with(s, vec![command], env, kill_idle, client).await,
+                Err(e) => refuse(s, &e.into()).await,
+            }
+        }
+    })
+    .await
+}

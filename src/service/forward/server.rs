@@ -1,0 +1,105 @@
+//! The forwarding daemon: `vfer-recv --listen ADDR --key-file K --forward
+//! TARGET [-n N] [-o SECS] [--pidfile F]`. Each session that asks for the
+//! forwarding service (§5, §8.4) gets a fresh connection to TARGET (TCP,
+//! resolved once at start like spiped, or a UNIX-domain socket); the bytes
+//! go through unchanged, EOF included.
+//!
+//! On the [runner](crate::service::runner): a stop refuses new sessions,
+//! lets the open ones stop reading from TARGET, flush, wait
+//! [`super::STOP_GRACE`] for the clients' rest, close cleanly.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+
+use crate::service::ending;
+use crate::service::request::Offer;
+use crate::service::runner::{self, accept_request, refuse, KeyGate, RunnerOptions};
+use crate::transport::Session;
+use crate::tunnel::keys::KeySource;
+use crate::tunnel::local::Endpoint;
+
+/// Settings of the forwarding daemon.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// What every daemon has.
+    pub runner: RunnerOptions,
+    /// The key file, or a directory of per-client keys.
+    pub keys: KeySource,
+    /// `HOST:PORT` (or a UNIX socket's path) to connect each session to.
+    pub target: String,
+    /// Handshake, request and connect timeout (`-o`).
+    pub connect_timeout: Duration,
+    /// `-K`: end a session that carried no data for this long.
+    pub kill_idle: Option<Duration>,
+}
+
+/// Runs until `stop` resolves (or a socket error), then winds down.
+pub async fn run(opts: ServerOptions, stop: impl std::future::Future) -> Result<()> {
+    runner::harden();
+    let keys = opts.keys.load()?;
+    let target = Endpoint::resolve(&opts.target).await.with_context(|| {
+        format!(
+            "--forward {}: cannot resolve (want HOST:PORT, or a UNIX socket's path)",
+            opts.target
+        )
+    })?;
+    let mut r = opts.runner;
+    r.handshake_timeout = opts.connect_timeout;
+    r.grace = super::STOP_GRACE + Duration::from_secs(10);
+    r.banner.push(format!(
+        "vfer-recv: forwarding udp {} to {target}",
+        r.listen
+    ));
+    let (wait, kill_idle) = (opts.connect_timeout, opts.kill_idle);
+    runner::run(r, KeyGate(keys), stop, move |s, client, stop| {
+        let target = target.clone();
+        async move {
+            if let Some(name) = &client {
+                tracing::info!("{}: key {name}", s.peer());
+            }
+            match one(&s, &target, wait, stop, kill_idle).await {
+                Ok(()) => {
+                    ending::close(s, 0).await;
+                }
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .and_then(crate::tunnel::splice::idle_kill)
+                        .is_some() =>
+                {
+                    tracing::info!("{}: {e:#}", s.peer());
+                    s.close(crate::tunnel::idle::CLOSE_IDLE, &format!("{e:#}"))
+                        .await;
+                }
+                // No FIN first: the client must see a failure, not an
+                // empty but complete stream.
+                Err(e) => refuse(s, &e).await,
+            }
+        }
+    })
+    .await
+}
+
+/// Checks the request, connects to the target, carries the bytes.
+async fn one(
+    session: &Session,
+    target: &Endpoint,
+    wait: Duration,
+    stop: watch::Receiver<bool>,
+    kill_idle: Option<Duration>,
+) -> Result<()> {
+    accept_request(session, Offer::Forward, wait).await?;
+    let local = tokio::time::timeout(wait, target.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot connect to {target}: timed out after {wait:?}"))?
+        .with_context(|| format!("cannot connect to {target}"))?;
+    let m = local.splice(session, stop, kill_idle).await?;
+    tracing::info!(
+        "{}: done, {} to {target}, {} back",
+        session.peer(),
+        m.up,
+        m.down
+    );
+    Ok(())
+}
