@@ -151,9 +151,12 @@ fn wrong_password_unknown_user_and_rate_limit() {
     for _ in 0..4 {
         assert_eq!(push("carol", "wrong").status.code(), Some(17));
     }
-    // All five refusals are logged (the last maybe a moment after its
-    // client exited) before the rate-limited attempt is counted against them.
-    let runs_before = d.count_at_least("login refused for user", 5);
+    // All six refusals (nobody's and carol's five) are logged (the last
+    // maybe a moment after its client exited) before the rate-limited
+    // attempt is counted against them; waiting for only five let the sixth
+    // land after the count and fail the equality below now and then.
+    let runs_before = d.count_at_least("login refused for user", 6);
+    assert_eq!(runs_before, 6, "one refusal logged per failed login");
     let limited = push("carol", "right one");
     assert_eq!(limited.status.code(), Some(17), "{}", stderr(&limited));
     assert!(
