@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use super::handshake::{HandshakeError, HandshakeRandom, Tai64n, HANDSHAKE_MSGNR_BOUND, VERSION};
+use super::handshake::{
+    open_server_reply, HandshakeError, HandshakeRandom, Tai64n, HANDSHAKE_MSGNR_BOUND, VERSION,
+};
 use crate::vsl::{self, SessionKeys, HEADER_LEN, KEY_LEN, NONCE_LEN};
 
 /// VSL packet type of BUSY (server → client).
@@ -53,20 +55,7 @@ pub fn decode_busy(
     client_nonce: &[u8; NONCE_LEN],
     datagram: &mut [u8],
 ) -> Result<Duration, HandshakeError> {
-    let keys = handshake_keys(secret);
-    let mut opener = vsl::Opener::new(&keys.s2c);
-    let opened = opener.open(datagram).map_err(|_| HandshakeError::Auth)?;
-    if opened.ptype != TYPE_BUSY || opened.payload.len() != BUSY_BODY {
-        return Err(HandshakeError::Malformed);
-    }
-    let p = &opened.payload;
-    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-    if version != VERSION {
-        return Err(HandshakeError::Version(version));
-    }
-    if p[4..36] != client_nonce[..] {
-        return Err(HandshakeError::WrongNonce);
-    }
+    let p = open_server_reply(secret, client_nonce, datagram, TYPE_BUSY, BUSY_BODY)?;
     let ms = u32::from_be_bytes([p[36], p[37], p[38], p[39]]);
     Ok(Duration::from_millis(u64::from(ms)))
 }

@@ -407,6 +407,34 @@ pub fn encode_response(
     d
 }
 
+/// Opens the server's answer (RESPONSE or BUSY, type `ptype`, body of
+/// `body_len` bytes) to our REQUEST with `client_nonce`: authenticated
+/// under the handshake keys, with our version and our nonce echoed at
+/// body bytes 0..4 and 4..36. Returns the body.
+pub(super) fn open_server_reply<'d>(
+    secret: &[u8; KEY_LEN],
+    client_nonce: &[u8; NONCE_LEN],
+    datagram: &'d mut [u8],
+    ptype: u8,
+    body_len: usize,
+) -> Result<&'d [u8], HandshakeError> {
+    let keys = handshake_keys(secret);
+    let mut opener = vsl::Opener::new(&keys.s2c);
+    let opened = opener.open(datagram).map_err(|_| HandshakeError::Auth)?;
+    if opened.ptype != ptype || opened.payload.len() != body_len {
+        return Err(HandshakeError::Malformed);
+    }
+    let p = opened.payload;
+    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+    if version != VERSION {
+        return Err(HandshakeError::Version(version));
+    }
+    if p[4..36] != client_nonce[..] {
+        return Err(HandshakeError::WrongNonce);
+    }
+    Ok(p)
+}
+
 /// Authenticates and decodes a RESPONSE to the request with `client_nonce`
 /// that offered `offer`; the chosen suite must be one offered.
 pub fn decode_response(
@@ -415,20 +443,7 @@ pub fn decode_response(
     offer: &Offer,
     datagram: &mut [u8],
 ) -> Result<Response, HandshakeError> {
-    let keys = handshake_keys(secret);
-    let mut opener = vsl::Opener::new(&keys.s2c);
-    let opened = opener.open(datagram).map_err(|_| HandshakeError::Auth)?;
-    if opened.ptype != TYPE_RESPONSE || opened.payload.len() != RESPONSE_BODY {
-        return Err(HandshakeError::Malformed);
-    }
-    let p = &opened.payload;
-    let version = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-    if version != VERSION {
-        return Err(HandshakeError::Version(version));
-    }
-    if p[4..36] != client_nonce[..] {
-        return Err(HandshakeError::WrongNonce);
-    }
+    let p = open_server_reply(secret, client_nonce, datagram, TYPE_RESPONSE, RESPONSE_BODY)?;
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&p[36..68]);
     let mut public = [0u8; 32];
