@@ -413,6 +413,14 @@ impl Connection {
         self.send.unconfirmed()
     }
 
+    /// Authentic, fresh packets received so far: a cheap counter the driver
+    /// compares around [`Connection::handle_datagram`] to learn that a
+    /// datagram from a new address was genuine ([`Connection::stats`]
+    /// builds a whole snapshot, too much per datagram).
+    pub fn packets_received(&self) -> u64 {
+        self.stats.packets_received
+    }
+
     /// Statistics so far.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();

@@ -505,9 +505,9 @@ impl Driver {
             for (m, slice) in meta.iter().zip(slices.iter_mut()).take(n) {
                 let stride = m.stride.max(1);
                 for d in slice[..m.len].chunks_mut(stride) {
-                    let before = inner.conn.stats().packets_received;
+                    let before = inner.conn.packets_received();
                     inner.conn.handle_datagram(now, d);
-                    if m.addr != inner.peer && inner.conn.stats().packets_received > before {
+                    if m.addr != inner.peer && inner.conn.packets_received() > before {
                         // An authentic, fresh packet from a new address: the
                         // peer moved (NAT rebinding); follow it.
                         inner.peer = m.addr;
