@@ -23,12 +23,6 @@ use crate::vsl::{self, Role, KEY_LEN};
 /// [`Connection::send_space`]): one transfer-layer chunk.
 pub const WRITE_AHEAD_MIN: u64 = 256 * 1024;
 
-/// How much sending time the application may queue ahead of the wire (see
-/// [`Connection::send_space`]): enough to cover the time the application
-/// takes to be woken and refill the buffer (a disk read, a thread wake-up
-/// on a loaded host), so the sender never runs dry mid-transfer.
-pub const WRITE_AHEAD_TIME: Duration = Duration::from_millis(20);
-
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -322,15 +316,14 @@ impl Connection {
     }
 
     /// Room in the send buffer for the application: the buffer's free space,
-    /// but unsent bytes only up to the most of [`WRITE_AHEAD_MIN`], twice
-    /// the congestion window and [`WRITE_AHEAD_TIME`] at the pacing rate.
-    /// The application stays that far ahead of the wire, so the buffer's
-    /// memory follows the session's rate rather than the configured size (a
-    /// thousand slow sessions do not each buffer 16 MiB of a file), while a
-    /// fast path has enough queued to ride out the application's wake-ups.
+    /// but unsent bytes only up to [`WRITE_AHEAD_MIN`] or twice the
+    /// congestion window, whichever is more. The application stays that
+    /// far ahead of the wire, so the buffer's memory follows what is in
+    /// flight rather than the configured size (a thousand slow sessions do
+    /// not each buffer 16 MiB of a file), while a fast path still has a
+    /// window's worth queued.
     pub fn send_space(&self) -> usize {
-        let by_rate = (self.pacing_rate() as f64 * WRITE_AHEAD_TIME.as_secs_f64()) as u64;
-        let ahead = (2 * self.cc.window()).max(by_rate).max(WRITE_AHEAD_MIN);
+        let ahead = (2 * self.cc.window()).max(WRITE_AHEAD_MIN);
         let unsent = self.send.written() - self.send.max_offset();
         self.send.space().min(ahead.saturating_sub(unsent) as usize)
     }
