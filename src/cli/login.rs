@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
@@ -16,9 +17,10 @@ use crate::bootstrap::login::hostkey::{fingerprint, parse_fingerprint};
 use crate::bootstrap::login::known_hosts::{self, Pin};
 use crate::bootstrap::login::LoginError;
 use crate::service::connect;
+use crate::service::forward::client::{Opener, Opening};
 use crate::service::login_client::{self, LoginTarget, LoginUi};
 use crate::service::request::Request;
-use crate::transport::Session;
+use crate::transport::{Config, Session};
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "VFER_PASSWORD";
@@ -32,19 +34,8 @@ pub async fn open(
     request: &Request,
     c: &Common,
 ) -> Result<Session> {
-    if !crate::bootstrap::login::users::valid_name(user) {
-        return Err(super::exit::usage(format!(
-            "invalid user name {user:?} in vfer://{user}@{host}: use letters, digits, '.', '_', '-'"
-        )));
-    }
-    let pinned = match &c.login.host_key_fingerprint {
-        Some(fp) => Some(parse_fingerprint(fp).ok_or_else(|| {
-            super::exit::usage(format!(
-                "--host-key-fingerprint {fp:?} is not a fingerprint like SHA256:<43 base64 characters>"
-            ))
-        })?),
-        None => None,
-    };
+    check_user(user, host)?;
+    let pinned = pinned(c)?;
     // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
     let addr = connect::resolve(host, port, c.reach().family).await?;
@@ -64,6 +55,71 @@ pub async fn open(
     login_client::open(&target, c.transport_config(), &mut ui, request).await
 }
 
+/// A forwarder's way to its login daemon (`--forward-from ADDR
+/// vfer://USER@HOST`): each connection logs in anew, with the password
+/// read once at start (`--password-file`, `VFER_PASSWORD`, or one prompt)
+/// and the host key checked against known_hosts or
+/// `--host-key-fingerprint` each time, never asked about later (a
+/// forwarder has nobody to ask): an unknown key needs
+/// `--accept-new-host-key` or the fingerprint.
+pub fn opener(user: &str, host: &str, port: u16, c: &Common) -> Result<Arc<dyn Opener>> {
+    check_user(user, host)?;
+    let pinned = pinned(c)?;
+    let password = match early_password(c)? {
+        Some(p) => p,
+        None => prompt_password(user, host)?,
+    };
+    Ok(Arc::new(Forwarder {
+        c: c.clone(),
+        pinned,
+        password,
+        user: user.to_string(),
+        host: host.to_string(),
+        port,
+    }))
+}
+
+/// What [`opener`] keeps for every connection.
+struct Forwarder {
+    c: Common,
+    pinned: Option<String>,
+    password: Zeroizing<Vec<u8>>,
+    user: String,
+    host: String,
+    port: u16,
+}
+
+impl Opener for Forwarder {
+    fn open<'a>(&'a self, request: &'a Request, config: Config) -> Opening<'a> {
+        Box::pin(async move {
+            let (user, host, port) = (self.user.as_str(), self.host.as_str(), self.port);
+            let addr = connect::resolve(host, port, self.c.reach().family).await?;
+            let mut ui = Kept(self);
+            let target = LoginTarget {
+                addr,
+                host,
+                port,
+                user,
+            };
+            login_client::open(&target, config, &mut ui, request).await
+        })
+    }
+}
+
+/// The forwarder's answers: kept from the start, no questions.
+struct Kept<'a>(&'a Forwarder);
+
+impl LoginUi for Kept<'_> {
+    fn trust(&mut self, name: &str, key: &[u8; 32]) -> Result<bool> {
+        let f = self.0;
+        trust(name, key, f.pinned.as_deref(), &f.c, false)
+    }
+
+    fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+        Ok((self.0.password.clone(), false))
+    }
+}
+
 /// The login's questions, answered from flags, files and the terminal.
 struct Terminal<'a> {
     c: &'a Common,
@@ -75,7 +131,7 @@ struct Terminal<'a> {
 
 impl LoginUi for Terminal<'_> {
     fn trust(&mut self, name: &str, key: &[u8; 32]) -> Result<bool> {
-        trust(name, key, self.pinned.as_deref(), self.c)
+        trust(name, key, self.pinned.as_deref(), self.c, true)
     }
 
     fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
@@ -86,8 +142,37 @@ impl LoginUi for Terminal<'_> {
     }
 }
 
-/// Checks the server's static key; returns whether a person was asked.
-fn trust(name: &str, key: &[u8; 32], pinned: Option<&str>, c: &Common) -> Result<bool> {
+/// Refuses a user name no daemon could have.
+fn check_user(user: &str, host: &str) -> Result<()> {
+    if !crate::bootstrap::login::users::valid_name(user) {
+        return Err(super::exit::usage(format!(
+            "invalid user name {user:?} in vfer://{user}@{host}: use letters, digits, '.', '_', '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// The fingerprint `--host-key-fingerprint` pins, checked.
+fn pinned(c: &Common) -> Result<Option<String>> {
+    match &c.login.host_key_fingerprint {
+        Some(fp) => Ok(Some(parse_fingerprint(fp).ok_or_else(|| {
+            super::exit::usage(format!(
+                "--host-key-fingerprint {fp:?} is not a fingerprint like SHA256:<43 base64 characters>"
+            ))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Checks the server's static key; returns whether a person was asked
+/// (only if `may_ask` and there is a terminal).
+fn trust(
+    name: &str,
+    key: &[u8; 32],
+    pinned: Option<&str>,
+    c: &Common,
+    may_ask: bool,
+) -> Result<bool> {
     let fp = fingerprint(key);
     if let Some(want) = pinned {
         if want == fp {
@@ -125,7 +210,7 @@ fn trust(name: &str, key: &[u8; 32], pinned: Option<&str>, c: &Common) -> Result
             Ok(false)
         }
         Pin::Unknown => {
-            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            if !(may_ask && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
                 return Err(LoginError::HostKey(format!(
                     "{name}: unknown host key {fp} (not in {}). Check it against the fingerprint \
                      the daemon printed when it started, then re-run with --accept-new-host-key \

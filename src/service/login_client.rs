@@ -51,7 +51,7 @@ pub struct LoginTarget<'a> {
 pub async fn open(
     t: &LoginTarget<'_>,
     config: Config,
-    ui: &mut dyn LoginUi,
+    ui: &mut (dyn LoginUi + Send),
     request: &Request,
 ) -> Result<Session> {
     let (host, port, addr) = (t.host, t.port, t.addr);

@@ -18,6 +18,7 @@
 //! Layers: `cli` (arguments, progress, exit codes) uses this; this uses
 //! `bootstrap` (how a session gets its secret), `transfer` and `transport`.
 
+pub mod admit;
 pub mod connect;
 pub mod daemons;
 pub mod ending;
