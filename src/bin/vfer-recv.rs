@@ -147,6 +147,7 @@ fn main() {
             role,
             c,
             u,
+            cli.users.as_deref().map(|u| (u, cli.host_key.as_deref())),
             &cli.operands,
         ));
     }

@@ -80,6 +80,7 @@ fn main() {
             role,
             c,
             u,
+            None,
             &cli.operands,
         ));
     }

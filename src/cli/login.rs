@@ -34,11 +34,38 @@ pub async fn open(
     request: &Request,
     c: &Common,
 ) -> Result<Session> {
+    login(user, host, port, None, Some(request), c).await
+}
+
+/// Logs in as `user` to the login server at `addr`, known as `host:port`
+/// (its known_hosts name), and sends no request: `--ucspi`'s upgrade,
+/// whose server got its UDP port in clear and serves nothing else.
+pub async fn login_at(
+    user: &str,
+    host: &str,
+    port: u16,
+    addr: std::net::SocketAddr,
+    c: &Common,
+) -> Result<Session> {
+    login(user, host, port, Some(addr), None, c).await
+}
+
+async fn login(
+    user: &str,
+    host: &str,
+    port: u16,
+    addr: Option<std::net::SocketAddr>,
+    request: Option<&Request>,
+    c: &Common,
+) -> Result<Session> {
     check_user(user, host)?;
     let pinned = pinned(c)?;
     // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
-    let addr = connect::resolve(host, port, c.reach().family).await?;
+    let addr = match addr {
+        Some(a) => a,
+        None => connect::resolve(host, port, c.reach().family).await?,
+    };
     let mut ui = Terminal {
         c,
         pinned,
@@ -101,7 +128,7 @@ impl Opener for Forwarder {
                 port,
                 user,
             };
-            login_client::open(&target, config, &mut ui, request).await
+            login_client::open(&target, config, &mut ui, Some(request)).await
         })
     }
 }

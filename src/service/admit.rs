@@ -101,7 +101,14 @@ where
             .await
         }
         Admission::Login { users, host_key } => {
-            let (gate, policy) = login_gate(&mut opts, &users, host_key)?;
+            opts.max_per_host = per_host_limit(opts.max_connections);
+            let Login {
+                gate,
+                policy,
+                banner,
+            } = login_gate(&users, host_key, opts.max_connections, opts.max_per_host)?;
+            // The host key first: the lines the service added follow.
+            opts.banner.splice(0..0, banner);
             let on_session = Arc::new(on_session);
             runner::run(opts, gate, stop, move |s, ctx, stop| {
                 let (policy, on_session) = (policy.clone(), on_session.clone());
@@ -123,14 +130,25 @@ where
     }
 }
 
+/// A login gate and its policy, with the lines a daemon prints about them.
+pub struct Login {
+    /// Answers the pre-handshake (§7.1) with the host key.
+    pub gate: LoginGate,
+    /// Checks each LOGIN (§7.7, §7.8).
+    pub policy: Arc<LoginPolicy>,
+    /// "host key PATH: SHA256:...", "N user(s) of F may log in".
+    pub banner: Vec<String>,
+}
+
 /// Loads the users and the host key (created if missing) of a login
-/// daemon, adds its banner lines and per-host limit to `opts`, and builds
-/// its gate and policy.
-fn login_gate(
-    opts: &mut RunnerOptions,
+/// server, and builds its gate (at most `max_connections` handshakes at
+/// once, `max_per_host` of one host) and policy.
+pub fn login_gate(
     users_file: &std::path::Path,
     host_key: Option<PathBuf>,
-) -> Result<(LoginGate, Arc<LoginPolicy>)> {
+    max_connections: usize,
+    max_per_host: usize,
+) -> Result<Login> {
     let users = Users::load(users_file).with_context(|| {
         "cannot load --users (create it with: vfer-recv --add-user NAME --users FILE)"
     })?;
@@ -143,35 +161,33 @@ fn login_gate(
     }
     let key_path = super::daemons::host_key_path(users_file, host_key);
     let (key, created) = HostKey::load_or_create(&key_path)?;
-    opts.max_per_host = per_host_limit(opts.max_connections);
-    // The host key first: the lines the service adds follow.
-    opts.banner.insert(
-        0,
+    let banner = vec![
         format!(
             "vfer-recv: host key {}{}: {}",
             key_path.display(),
             if created { " (new)" } else { "" },
             key.fingerprint()
         ),
-    );
-    opts.banner.insert(
-        1,
         format!(
             "vfer-recv: {} user(s) of {} may log in",
             users.len(),
             users_file.display()
         ),
-    );
+    ];
     let gate = LoginGate::new(
         key,
         GateOptions {
-            max_handshakes: opts.max_connections.max(1),
-            max_per_host: opts.max_per_host,
+            max_handshakes: max_connections.max(1),
+            max_per_host,
             ..GateOptions::default()
         },
         Instant::now(),
     )?;
-    Ok((gate, Arc::new(LoginPolicy::new(users))))
+    Ok(Login {
+        gate,
+        policy: Arc::new(LoginPolicy::new(users)),
+        banner,
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! for a usage error, 111 when a system call or the upgrade failed, 99 when
 //! `-K` ended the secure session, 130 on a stop signal.
 
+pub mod login;
 pub mod run;
 pub mod wire;
 

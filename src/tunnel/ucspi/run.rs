@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use super::login::{Auth, ClientLogin, ServerLogin};
 use super::wire::{self, Role, Upgrade};
 use super::{UcspiArgs, EXIT_SYSTEM, EXIT_USAGE, HELPER_ENV};
-use crate::bootstrap::{keyfile, Secret};
+use crate::bootstrap::keyfile;
 use crate::cli::args::Common;
 use crate::transport::{Config, Session};
 use crate::tunnel::{idle, signals, splice};
@@ -30,19 +32,32 @@ pub fn connection_fds(role: Role) -> (RawFd, RawFd) {
 }
 
 /// Runs a `--ucspi` helper to the end and returns the exit status.
-/// `program` names it in messages ("vfer-recv").
-pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[String]) -> i32 {
+/// `program` names it in messages ("vfer-recv"); `users` is a server's
+/// `--users` file and `--host-key` (login instead of a key file).
+pub fn main(
+    program: &str,
+    role: Role,
+    c: &Common,
+    args: &UcspiArgs,
+    users: Option<(&Path, Option<&Path>)>,
+    prog: &[String],
+) -> i32 {
+    // A client's login: vfer://USER@HOST before PROG.
+    let (login, prog) = match prog.split_first() {
+        Some((first, rest)) if role == Role::Client => match ClientLogin::parse(first, c) {
+            Some(Ok(l)) => (Some(l), rest),
+            Some(Err(e)) => {
+                eprintln!("{program}: {e:#}");
+                return EXIT_USAGE;
+            }
+            None => (None, prog),
+        },
+        _ => (None, prog),
+    };
     if prog.is_empty() {
         eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
         return EXIT_USAGE;
     }
-    let Some(key_file) = &c.key_file else {
-        eprintln!(
-            "{program}: --ucspi needs --key-file FILE (the key both ends hold): \
-             it authenticates the upgraded session"
-        );
-        return EXIT_USAGE;
-    };
     let (r, w) = connection_fds(role);
     if !fd_open(r) || !fd_open(w) {
         eprintln!(
@@ -54,11 +69,29 @@ pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[Str
         );
         return EXIT_USAGE;
     }
-    let key = match keyfile::load(key_file) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return EXIT_SYSTEM;
+    let auth = match (&c.key_file, users, login) {
+        (Some(key_file), None, None) => match keyfile::load(key_file) {
+            Ok(k) => Auth::Key(k),
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                return EXIT_SYSTEM;
+            }
+        },
+        (None, Some((users, host_key)), None) => match ServerLogin::load(users, host_key) {
+            Ok(l) => Auth::Serve(l),
+            Err(e) => {
+                eprintln!("{program}: {e:#}");
+                return EXIT_SYSTEM;
+            }
+        },
+        (None, None, Some(login)) => Auth::Login(login),
+        _ => {
+            eprintln!(
+                "{program}: --ucspi needs one way to authenticate the upgraded session: \
+                 --key-file FILE (the key both ends hold), or a login \
+                 (vfer-recv --users FILE; vfer-send vfer://USER@HOST before the program)"
+            );
+            return EXIT_USAGE;
         }
     };
     let rt = match tokio::runtime::Runtime::new() {
@@ -71,7 +104,7 @@ pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[Str
     let helper = Helper {
         program: program.to_string(),
         role,
-        key,
+        auth,
         config: c.transport_config(),
         kill_idle: c.kill_idle(),
         port_range: c.port_range.clone(),
@@ -98,7 +131,7 @@ fn fd_open(fd: RawFd) -> bool {
 struct Helper {
     program: String,
     role: Role,
-    key: Secret,
+    auth: Auth,
     config: Config,
     kill_idle: Option<Duration>,
     port_range: Option<String>,
@@ -163,7 +196,12 @@ impl Helper {
             }
         };
         if describe {
-            let vars = description(&session);
+            let mut vars = description(&session);
+            if let Auth::Serve(login) = &self.auth {
+                // Who logged in, as a program daemon's program learns it.
+                let who = crate::service::admit::Client::User(login.user().unwrap_or_default());
+                vars.extend(who.env());
+            }
             ours.ctl
                 .write_all(&wire::env_string(&vars))
                 .await
@@ -250,28 +288,46 @@ impl Helper {
                 let socket = crate::bootstrap::ssh_server::bind_udp(family, range, local)
                     .map_err(|e| anyhow::anyhow!("{}", e.stderr_text("").trim()))?;
                 let port = socket.local_addr()?.port();
-                let ours = Upgrade::new(Role::Server, port)?;
-                let theirs = exchange(r, w, ours.encode(), Role::Server, wait).await?;
-                let secret = wire::session_secret(&self.key, &theirs, &ours);
+                let mode = self.auth.mode();
+                let ours = Upgrade::new(mode, Role::Server, port)?;
+                let theirs = exchange(r, w, ours.encode(), Role::Server, mode, wait).await?;
+                let key = match &self.auth {
+                    Auth::Key(key) => key,
+                    Auth::Serve(login) => {
+                        return login.accept(socket, self.config.clone(), wait).await
+                    }
+                    Auth::Login(_) => bail!("a server does not log in"),
+                };
+                let secret = wire::session_secret(key, &theirs, &ours);
                 let socket = tokio::net::UdpSocket::from_std(socket)?;
                 Session::accept(socket, secret.bytes(), self.config.clone(), wait)
                     .await
                     .context("no vfer client arrived over UDP (is UDP blocked, or the key wrong?)")
             }
             Role::Client => {
-                let host = match &self.connect {
-                    Some(h) => h.clone(),
-                    None => std::env::var("TCPREMOTEIP").map_err(|_| {
-                        anyhow::anyhow!(
-                            "the server's address is unknown: TCPREMOTEIP is not set (run under tcpclient) \
-                             and no --connect HOST was given"
-                        )
-                    })?,
+                let login_host = match &self.auth {
+                    Auth::Login(l) => Some(l.host.clone()),
+                    _ => None,
                 };
-                let ours = Upgrade::new(Role::Client, 0)?;
-                let theirs = exchange(r, w, ours.encode(), Role::Client, wait).await?;
+                let host = match (&self.connect, std::env::var("TCPREMOTEIP"), login_host) {
+                    (Some(h), _, _) => h.clone(),
+                    (None, Ok(ip), _) => ip,
+                    (None, Err(_), Some(h)) => h,
+                    (None, Err(_), None) => bail!(
+                        "the server's address is unknown: TCPREMOTEIP is not set (run under tcpclient) \
+                         and no --connect HOST was given"
+                    ),
+                };
+                let mode = self.auth.mode();
+                let ours = Upgrade::new(mode, Role::Client, 0)?;
+                let theirs = exchange(r, w, ours.encode(), Role::Client, mode, wait).await?;
                 let addr = resolve(&host, theirs.port, self.ipv4, self.ipv6).await?;
-                let secret = wire::session_secret(&self.key, &ours, &theirs);
+                let key = match &self.auth {
+                    Auth::Key(key) => key,
+                    Auth::Login(login) => return login.connect(addr).await,
+                    Auth::Serve(_) => bail!("a client does not serve logins"),
+                };
+                let secret = wire::session_secret(key, &ours, &theirs);
                 keyfile::connect(addr, &secret, self.config.clone())
                     .await
                     .with_context(|| {
@@ -301,12 +357,13 @@ async fn exchange(
     w: RawFd,
     ours: [u8; wire::LEN],
     role: Role,
+    mode: wire::Mode,
     wait: Duration,
 ) -> Result<Upgrade> {
     let got = tokio::task::spawn_blocking(move || exchange_blocking(r, w, &ours, wait))
         .await
         .context("upgrade thread")??;
-    Ok(Upgrade::decode(&got, role)?)
+    Ok(Upgrade::decode(&got, role, mode)?)
 }
 
 fn exchange_blocking(
