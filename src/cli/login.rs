@@ -21,6 +21,8 @@ use crate::service::forward::client::{Opener, Opening};
 use crate::service::login_client::{self, LoginTarget, LoginUi};
 use crate::service::request::Request;
 use crate::transport::{Config, Session};
+use crate::tunnel::ucspi::auth::{Authenticator, Opening as UcspiOpening};
+use crate::tunnel::ucspi::wire::{Mode, Upgrade};
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "VFER_PASSWORD";
@@ -144,6 +146,76 @@ impl LoginUi for Kept<'_> {
 
     fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
         Ok((self.0.password.clone(), false))
+    }
+}
+
+/// `--ucspi`'s client login: `arg` is `vfer://USER@HOST[:PORT]` (`None`
+/// if it is no `vfer://` URL: it is PROG). The server's host key is
+/// checked against known_hosts for `HOST:PORT` (or
+/// `--host-key-fingerprint`) before the password leaves, as with a login
+/// daemon; HOST is also where the session goes when neither `--connect`
+/// nor `TCPREMOTEIP` says.
+pub fn ucspi(arg: &str, c: &Common) -> Option<Result<Box<dyn Authenticator>>> {
+    use super::target::Operand;
+    if !arg.starts_with("vfer://") {
+        return None;
+    }
+    Some(match Operand::parse(arg) {
+        Ok(Operand::Daemon {
+            user: Some(user),
+            host,
+            port,
+            path,
+        }) if path.is_empty() || path == "/" => Ok(Box::new(UcspiLogin {
+            user,
+            host,
+            port,
+            c: c.clone(),
+        })),
+        Ok(_) => Err(anyhow::anyhow!(
+            "--ucspi takes vfer://USER@HOST[:PORT] (a login, no path), not {arg:?}"
+        )),
+        Err(e) => Err(e.into()),
+    })
+}
+
+/// What [`ucspi`] keeps: who logs in where.
+struct UcspiLogin {
+    user: String,
+    host: String,
+    port: u16,
+    c: Common,
+}
+
+impl Authenticator for UcspiLogin {
+    fn mode(&self) -> Mode {
+        Mode::Login
+    }
+
+    fn accept(
+        &self,
+        _: std::net::UdpSocket,
+        _: Upgrade,
+        _: Upgrade,
+        _: Config,
+        _: std::time::Duration,
+    ) -> UcspiOpening<'_> {
+        Box::pin(async { anyhow::bail!("a --ucspi client does not serve logins") })
+    }
+
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        _: Upgrade,
+        _: Upgrade,
+        _: Config,
+    ) -> UcspiOpening<'_> {
+        // The nonces are not used: the login's own handshake makes the keys.
+        Box::pin(login_at(&self.user, &self.host, self.port, addr, &self.c))
+    }
+
+    fn host(&self) -> Option<String> {
+        Some(self.host.clone())
     }
 }
 

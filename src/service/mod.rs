@@ -30,3 +30,4 @@ pub mod login_check;
 pub mod login_client;
 pub mod request;
 pub mod runner;
+pub mod ucspi_login;

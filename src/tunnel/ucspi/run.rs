@@ -14,11 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::login::{Auth, ClientLogin, ServerLogin};
+use super::auth::{Authenticator, KeyFile};
 use super::wire::{self, Role, Upgrade};
 use super::{UcspiArgs, EXIT_SYSTEM, EXIT_USAGE, HELPER_ENV};
 use crate::bootstrap::keyfile;
 use crate::cli::args::Common;
+use crate::service::ucspi_login::ServerLogin;
 use crate::transport::{Config, Session};
 use crate::tunnel::{idle, signals, splice};
 
@@ -44,7 +45,7 @@ pub fn main(
 ) -> i32 {
     // A client's login: vfer://USER@HOST before PROG.
     let (login, prog) = match prog.split_first() {
-        Some((first, rest)) if role == Role::Client => match ClientLogin::parse(first, c) {
+        Some((first, rest)) if role == Role::Client => match crate::cli::login::ucspi(first, c) {
             Some(Ok(l)) => (Some(l), rest),
             Some(Err(e)) => {
                 eprintln!("{program}: {e:#}");
@@ -69,22 +70,22 @@ pub fn main(
         );
         return EXIT_USAGE;
     }
-    let auth = match (&c.key_file, users, login) {
+    let auth: Box<dyn Authenticator> = match (&c.key_file, users, login) {
         (Some(key_file), None, None) => match keyfile::load(key_file) {
-            Ok(k) => Auth::Key(k),
+            Ok(k) => Box::new(KeyFile(k)),
             Err(e) => {
                 eprintln!("{program}: {e}");
                 return EXIT_SYSTEM;
             }
         },
         (None, Some((users, host_key)), None) => match ServerLogin::load(users, host_key) {
-            Ok(l) => Auth::Serve(l),
+            Ok(l) => Box::new(l),
             Err(e) => {
                 eprintln!("{program}: {e:#}");
                 return EXIT_SYSTEM;
             }
         },
-        (None, None, Some(login)) => Auth::Login(login),
+        (None, None, Some(login)) => login,
         _ => {
             eprintln!(
                 "{program}: --ucspi needs one way to authenticate the upgraded session: \
@@ -131,7 +132,7 @@ fn fd_open(fd: RawFd) -> bool {
 struct Helper {
     program: String,
     role: Role,
-    auth: Auth,
+    auth: Box<dyn Authenticator>,
     config: Config,
     kill_idle: Option<Duration>,
     port_range: Option<String>,
@@ -197,11 +198,8 @@ impl Helper {
         };
         if describe {
             let mut vars = description(&session);
-            if let Auth::Serve(login) = &self.auth {
-                // Who logged in, as a program daemon's program learns it.
-                let who = crate::service::admit::Client::User(login.user().unwrap_or_default());
-                vars.extend(who.env());
-            }
+            // Who logged in, if a login authenticated it.
+            vars.extend(self.auth.described());
             ours.ctl
                 .write_all(&wire::env_string(&vars))
                 .await
@@ -291,25 +289,11 @@ impl Helper {
                 let mode = self.auth.mode();
                 let ours = Upgrade::new(mode, Role::Server, port)?;
                 let theirs = exchange(r, w, ours.encode(), Role::Server, mode, wait).await?;
-                let key = match &self.auth {
-                    Auth::Key(key) => key,
-                    Auth::Serve(login) => {
-                        return login.accept(socket, self.config.clone(), wait).await
-                    }
-                    Auth::Login(_) => bail!("a server does not log in"),
-                };
-                let secret = wire::session_secret(key, &theirs, &ours);
-                let socket = tokio::net::UdpSocket::from_std(socket)?;
-                Session::accept(socket, secret.bytes(), self.config.clone(), wait)
-                    .await
-                    .context("no vfer client arrived over UDP (is UDP blocked, or the key wrong?)")
+                let config = self.config.clone();
+                self.auth.accept(socket, ours, theirs, config, wait).await
             }
             Role::Client => {
-                let login_host = match &self.auth {
-                    Auth::Login(l) => Some(l.host.clone()),
-                    _ => None,
-                };
-                let host = match (&self.connect, std::env::var("TCPREMOTEIP"), login_host) {
+                let host = match (&self.connect, std::env::var("TCPREMOTEIP"), self.auth.host()) {
                     (Some(h), _, _) => h.clone(),
                     (None, Ok(ip), _) => ip,
                     (None, Err(_), Some(h)) => h,
@@ -322,17 +306,8 @@ impl Helper {
                 let ours = Upgrade::new(mode, Role::Client, 0)?;
                 let theirs = exchange(r, w, ours.encode(), Role::Client, mode, wait).await?;
                 let addr = resolve(&host, theirs.port, self.ipv4, self.ipv6).await?;
-                let key = match &self.auth {
-                    Auth::Key(key) => key,
-                    Auth::Login(login) => return login.connect(addr).await,
-                    Auth::Serve(_) => bail!("a client does not serve logins"),
-                };
-                let secret = wire::session_secret(key, &ours, &theirs);
-                keyfile::connect(addr, &secret, self.config.clone())
-                    .await
-                    .with_context(|| {
-                        format!("{addr}: no vfer session (wrong key, or UDP blocked?)")
-                    })
+                let config = self.config.clone();
+                self.auth.connect(addr, ours, theirs, config).await
             }
         }
     }

@@ -1,12 +1,10 @@
-//! `--ucspi` authenticated by a login instead of a key file
-//! (docs/PROTOCOL.md §8.5, UPGRADE version 2): the server
-//! (`vfer-recv --ucspi --users F [--host-key HK]`) runs challenge-response
-//! mode (§7) on the UDP port it bound for this connection and admits one
-//! client, the one whose LOGIN its users file accepts; the client
-//! (`vfer-send --ucspi vfer://USER@HOST[:PORT]`) checks the server's host
-//! key against known_hosts (or `--host-key-fingerprint`) before its
-//! password leaves, exactly as with a login daemon. Nothing sent in clear
-//! on the connection is trusted.
+//! The server's side of `--ucspi` authenticated by a login instead of a
+//! key file (docs/PROTOCOL.md §8.5, UPGRADE version 2): `vfer-recv --ucspi
+//! --users F [--host-key HK]` runs challenge-response mode (§7) on the UDP
+//! port it bound for this connection and admits one client, the one whose
+//! LOGIN its users file accepts. (The client's side, which asks the
+//! questions, is `cli::login::ucspi`.) Nothing sent in clear on the
+//! connection is trusted.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,12 +14,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::admit;
+use super::login_check::{LoginPolicy, LOGIN_TIMEOUT};
 use crate::bootstrap::listen::{serve_gated, ListenOptions};
 use crate::bootstrap::login::server::LoginGate;
-use crate::cli::args::Common;
-use crate::service::admit;
-use crate::service::login_check::{LoginPolicy, LOGIN_TIMEOUT};
 use crate::transport::{Config, Session};
+use crate::tunnel::ucspi::auth::{Authenticator, Opening};
+use crate::tunnel::ucspi::wire::{Mode, Upgrade};
 
 /// The server's login side: the users and host key, loaded at start so a
 /// bad file fails before PROG runs.
@@ -61,7 +60,7 @@ impl ServerLogin {
     /// Serves challenge-response mode on `socket` until one client's
     /// login is accepted (its session) or refused (an error), within
     /// `wait` for the handshake and the login's own limits after it.
-    pub async fn accept(
+    async fn serve_one(
         &self,
         socket: std::net::UdpSocket,
         config: Config,
@@ -116,71 +115,32 @@ impl ServerLogin {
     }
 }
 
-/// The client's login side: who logs in, and the daemon's name for
-/// known_hosts.
-#[derive(Debug, Clone)]
-pub struct ClientLogin {
-    /// Login name.
-    pub user: String,
-    /// The server's host (its known_hosts name with `port`; also where the
-    /// session goes when neither `--connect` nor `TCPREMOTEIP` says).
-    pub host: String,
-    /// The port of its known_hosts name (the URL's, default 7878).
-    pub port: u16,
-    /// The command line (password file, fingerprint, -q...).
-    pub common: Common,
-}
-
-impl ClientLogin {
-    /// Parses `vfer://USER@HOST[:PORT]`; `None` if `arg` is not a
-    /// `vfer://` URL (then it is PROG).
-    pub fn parse(arg: &str, common: &Common) -> Option<Result<ClientLogin>> {
-        use crate::cli::target::Operand;
-        if !arg.starts_with("vfer://") {
-            return None;
-        }
-        Some(match Operand::parse(arg) {
-            Ok(Operand::Daemon {
-                user: Some(user),
-                host,
-                port,
-                path,
-            }) if path.is_empty() || path == "/" => Ok(ClientLogin {
-                user,
-                host,
-                port,
-                common: common.clone(),
-            }),
-            Ok(_) => Err(anyhow::anyhow!(
-                "--ucspi takes vfer://USER@HOST[:PORT] (a login, no path), not {arg:?}"
-            )),
-            Err(e) => Err(e.into()),
-        })
+impl Authenticator for ServerLogin {
+    fn mode(&self) -> Mode {
+        Mode::Login
     }
 
-    /// Logs in to the server's login listener at `addr`.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Session> {
-        crate::cli::login::login_at(&self.user, &self.host, self.port, addr, &self.common).await
+    fn accept(
+        &self,
+        socket: std::net::UdpSocket,
+        _ours: Upgrade,
+        _theirs: Upgrade,
+        config: Config,
+        wait: Duration,
+    ) -> Opening<'_> {
+        // The nonces are not used: the login's own handshake makes the
+        // session's keys.
+        Box::pin(self.serve_one(socket, config, wait))
     }
-}
 
-/// How a helper authenticates the upgraded session (the UPGRADE's
-/// [`Mode`](super::wire::Mode)).
-pub enum Auth {
-    /// The key file both ends hold.
-    Key(crate::bootstrap::Secret),
-    /// Server: users log in.
-    Serve(ServerLogin),
-    /// Client: log in as a user.
-    Login(ClientLogin),
-}
+    fn connect(&self, addr: SocketAddr, _: Upgrade, _: Upgrade, _: Config) -> Opening<'_> {
+        Box::pin(async move { anyhow::bail!("{addr}: a --ucspi server does not log in") })
+    }
 
-impl Auth {
-    /// The UPGRADE mode this authentication needs.
-    pub fn mode(&self) -> super::wire::Mode {
-        match self {
-            Auth::Key(_) => super::wire::Mode::KeyFile,
-            Auth::Serve(_) | Auth::Login(_) => super::wire::Mode::Login,
-        }
+    fn described(&self) -> Vec<(&'static str, String)> {
+        // As a program daemon's program learns it.
+        self.user()
+            .map(|u| admit::Client::User(u).env())
+            .unwrap_or_default()
     }
 }
