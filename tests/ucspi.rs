@@ -239,3 +239,139 @@ fn usage_errors_exit_100() {
         text(&out.stderr)
     );
 }
+
+/// A users file with `alice` (password "wonderland") and the fingerprint
+/// of the host key next to it, through the real `vfer-recv`.
+fn login_setup(dir: &Path) -> (PathBuf, PathBuf, String) {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let users = dir.join("users");
+    let mut add = Command::new(RECV)
+        .args(["--add-user", "alice", "--users", s(&users)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"wonderland\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let out = common::run(RECV, &["--show-host-key", "--users", s(&users)]);
+    let fp = text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(fp.starts_with("SHA256:"), "{}", text(&out.stderr));
+    let pw = dir.join("password");
+    std::fs::write(&pw, "wonderland\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (users, pw, fp)
+}
+
+/// `--ucspi` with a login (issue 18, item 1: "the host key and login"):
+/// `vfer-recv --ucspi --users F` and `vfer-send --ucspi
+/// vfer://alice@HOST`; the server's program asks with `Y` and learns who
+/// logged in (`VFER_USER`), the bytes go through the upgraded channel.
+#[test]
+fn a_login_upgrade_tells_the_server_who() {
+    let Some(tcpserver) = ucspi_tcp() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let (users, pw, fp) = login_setup(d.path());
+    let input = d.path().join("in");
+    let data = common::pattern(1 << 20, 11);
+    std::fs::write(&input, &data).unwrap();
+    let sdesc = d.path().join("sdesc");
+    // SERVER_PROG, asking with `Y` and keeping the answer.
+    let server_prog = SERVER_PROG.replace(
+        "eval \"printf y >&$SSLCTLFD\"",
+        &format!(
+            "eval \"printf Y >&$SSLCTLFD\"; \
+             eval \"cat <&$SSLCTLFD > {} $SSLREADFD<&- $SSLWRITEFD>&- &\"",
+            s(&sdesc)
+        ),
+    );
+    let port = common::free_tcp_port();
+    let _server = super_server(&tcpserver, port, &["--users", s(&users)], &server_prog);
+    let url = format!("vfer://alice@127.0.0.1:{port}");
+    let login = [
+        url.as_str(),
+        "--host-key-fingerprint",
+        &fp,
+        "--password-file",
+        s(&pw),
+    ];
+    let mut c = client(
+        port,
+        &login,
+        CLIENT_PROG,
+        &[("IN", &input), ("OUT", d.path()), ("HOME", d.path())],
+    );
+    let (_out, err) = common::collect(&mut c);
+    let code = common::wait_code(&mut c, Duration::from_secs(120));
+    let err = text(&err.finish());
+    assert_eq!(code, Some(0), "{err}");
+    let back = std::fs::read(d.path().join("back")).unwrap();
+    assert!(back == data, "the echo differs from what was sent ({err})");
+    let end = Instant::now() + Duration::from_secs(20);
+    let desc = loop {
+        let got = std::fs::read(&sdesc).unwrap_or_default();
+        if got.ends_with(b"\0\0") || Instant::now() > end {
+            break text(&got);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let vars: Vec<&str> = desc.trim_end_matches('\0').split('\0').collect();
+    assert!(vars.contains(&"VFER_USER=alice"), "{vars:?}");
+    assert!(vars.contains(&"SSL_PROTOCOL=VSL2"), "{vars:?}");
+}
+
+/// A wrong password fails the upgrade (111) and nothing goes through; a
+/// login client against a key-file server says the two ends differ.
+#[test]
+fn a_refused_login_or_mismatched_modes_fail_the_upgrade() {
+    let Some(tcpserver) = ucspi_tcp() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let (users, _pw, fp) = login_setup(d.path());
+    let bad = d.path().join("bad");
+    std::fs::write(&bad, "looking-glass\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let input = d.path().join("in");
+    std::fs::write(&input, b"secret data").unwrap();
+    let port = common::free_tcp_port();
+    let _server = super_server(&tcpserver, port, &["--users", s(&users)], SERVER_PROG);
+    let url = format!("vfer://alice@127.0.0.1:{port}");
+    let login = [
+        url.as_str(),
+        "--host-key-fingerprint",
+        &fp,
+        "--password-file",
+        s(&bad),
+    ];
+    let envs = [
+        ("IN", input.as_path()),
+        ("OUT", d.path()),
+        ("HOME", d.path()),
+    ];
+    let mut c = client(port, &login, CLIENT_PROG, &envs);
+    let (_out, err) = common::collect(&mut c);
+    let code = common::wait_code(&mut c, Duration::from_secs(120));
+    let err = text(&err.finish());
+    assert_eq!(code, Some(111), "{err}");
+    assert!(err.contains("upgrade failed"), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(std::fs::read(d.path().join("back")).unwrap(), b"");
+    // A key-file server, a login client.
+    let k = key(d.path(), "key", 5);
+    let port = common::free_tcp_port();
+    let _server = super_server(&tcpserver, port, &["--key-file", s(&k)], SERVER_PROG);
+    let mut c = client(port, &login, CLIENT_PROG, &envs);
+    let (_out, err) = common::collect(&mut c);
+    let code = common::wait_code(&mut c, Duration::from_secs(60));
+    let err = text(&err.finish());
+    assert_eq!(code, Some(111), "{err}");
+    assert!(err.contains("by a key file"), "{err}");
+}

@@ -48,8 +48,9 @@ struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
     /// With --listen: log users in (challenge-response mode) against this
-    /// file of `name:argon2id-hash` lines; with --add-user: the file to change.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_dir", "forward", "exec"])]
+    /// file of `name:argon2id-hash` lines, to serve files, --exec or
+    /// --forward; with --add-user: the file to change.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "key_dir"])]
     users: Option<std::path::PathBuf>,
     /// With --listen: accept any client key in this directory (one key
     /// file per client, spiped's job per client): remove a file to revoke
@@ -146,6 +147,7 @@ fn main() {
             role,
             c,
             u,
+            cli.users.as_deref().map(|u| (u, cli.host_key.as_deref())),
             &cli.operands,
         ));
     }
@@ -187,23 +189,22 @@ async fn try_run(cli: Cli) -> Result<i32> {
             c.transport_config(),
         )
     };
-    if let (Some(listen), Some(users)) = (cli.listen, &cli.users) {
-        let opts = daemons::LoginDaemonOptions {
-            runner: runner(listen),
-            users: users.clone(),
-            host_key: cli.host_key.clone(),
-            root: root(),
-        };
-        daemons::login_daemon(opts, signals::stop_requested()).await?;
-        return Ok(exit::SUCCESS);
-    }
     if let Some(listen) = cli.listen {
-        let keys = vfer::tunnel::keys::source(c.key_file.as_deref(), cli.key_dir.as_deref())?;
+        let admission = match &cli.users {
+            Some(users) => vfer::service::admit::Admission::Login {
+                users: users.clone(),
+                host_key: cli.host_key.clone(),
+            },
+            None => vfer::service::admit::Admission::Keys(vfer::tunnel::keys::source(
+                c.key_file.as_deref(),
+                cli.key_dir.as_deref(),
+            )?),
+        };
         let connect_timeout = std::time::Duration::from_secs(cli.forward.connect_timeout);
         if let Some(target) = &cli.forward.forward {
             let opts = vfer::service::forward::server::ServerOptions {
                 runner: runner(listen),
-                keys: keys.clone(),
+                admission,
                 target: target.clone(),
                 connect_timeout,
                 kill_idle: c.kill_idle(),
@@ -214,7 +215,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         if let Some(command) = &cli.exec.exec {
             let opts = vfer::service::exec::daemon::DaemonOptions {
                 runner: runner(listen),
-                keys: keys.clone(),
+                admission,
                 command: command.clone(),
                 keep_env: cli.exec.keep_env,
                 connect_timeout,
@@ -225,12 +226,25 @@ async fn try_run(cli: Cli) -> Result<i32> {
         }
         // Files (issue 4's contract: --root is optional, the current
         // directory by default).
-        let opts = daemons::FileDaemonOptions {
-            runner: runner(listen),
-            keys,
-            root: root(),
-        };
-        daemons::files_daemon(opts, signals::stop_requested()).await?;
+        match admission {
+            vfer::service::admit::Admission::Keys(keys) => {
+                let opts = daemons::FileDaemonOptions {
+                    runner: runner(listen),
+                    keys,
+                    root: root(),
+                };
+                daemons::files_daemon(opts, signals::stop_requested()).await?;
+            }
+            vfer::service::admit::Admission::Login { users, host_key } => {
+                let opts = daemons::LoginDaemonOptions {
+                    runner: runner(listen),
+                    users,
+                    host_key,
+                    root: root(),
+                };
+                daemons::login_daemon(opts, signals::stop_requested()).await?;
+            }
+        }
         return Ok(exit::SUCCESS);
     }
     let Some((dest, sources)) = cli.operands.split_last() else {

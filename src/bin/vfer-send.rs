@@ -80,12 +80,17 @@ fn main() {
             role,
             c,
             u,
+            None,
             &cli.operands,
         ));
     }
     let cli = vfer::cli::app::parse_or_exit::<Cli>(&argv);
     let json = cli.common.json;
     vfer::cli::init_logging(cli.common.verbose);
+    if cli.forward.daemon {
+        // Before the runtime: fork() keeps only the calling thread.
+        vfer::tunnel::background::fork_or_exit("vfer-send");
+    }
     let code = vfer::cli::app::block_on("vfer-send", json, try_run(cli));
     std::process::exit(code);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use crate::service::forward::client::{run, ClientOptions};
+use crate::service::forward::client::{run, Auth, ClientOptions};
 
 /// `vfer-send` options of the forwarding client.
 #[derive(Args, Debug, Clone, Default)]
@@ -16,7 +16,7 @@ pub struct ForwardFromArgs {
     /// Accept connections on ADDR:PORT (TCP) or on a UNIX-domain socket
     /// (a path starting with / or .) and carry each over vfer to the
     /// vfer:// daemon's --forward target (like spiped -e, ssh -L).
-    #[arg(long, value_name = "ADDR:PORT|PATH", requires = "key_file")]
+    #[arg(long, value_name = "ADDR:PORT|PATH")]
     pub forward_from: Option<String>,
     /// With --forward-from: most connections at once (more wait in the backlog).
     #[arg(short = 'n', long = "max-connections", value_name = "N", default_value_t = 100,
@@ -29,6 +29,11 @@ pub struct ForwardFromArgs {
     /// With --forward-from: write our process id to this file.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
+    /// With --forward-from: go to the background once listening (the
+    /// command returns 0 then, or the forwarder's error status), as spiped
+    /// without -F.
+    #[arg(long, requires = "forward_from")]
+    pub daemon: bool,
 }
 
 /// `vfer-recv --listen` options of the forwarding daemon.
@@ -64,13 +69,31 @@ pub async fn from_cli(
             "--forward-from ADDR:PORT takes one operand: the daemon, vfer://HOST[:PORT]",
         ));
     };
-    let (host, port) = match Operand::parse(url)? {
+    let (user, host, port) = match Operand::parse(url)? {
         Operand::Daemon {
-            host, port, path, ..
-        } if path.is_empty() || path == "/" => (host, port),
+            user,
+            host,
+            port,
+            path,
+        } if path.is_empty() || path == "/" => (user, host, port),
         _ => {
             return Err(usage(format!(
-                "--forward-from: '{url}' is not vfer://HOST[:PORT] (the daemon's --forward names the target)"
+                "--forward-from: '{url}' is not vfer://[USER@]HOST[:PORT] (the daemon's --forward names the target)"
+            )))
+        }
+    };
+    let auth = match (user, &c.key_file) {
+        (Some(user), None) => Auth::Other(crate::cli::login::opener(&user, &host, port, c)?),
+        (None, Some(key)) => Auth::KeyFile(key.clone()),
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "--forward-from: give --key-file for a key-file daemon, or vfer://USER@HOST to log in, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(usage(format!(
+                "--forward-from needs --key-file FILE (the daemon's key), or a user name \
+                 for a login daemon: vfer://USER@{host}:{port}"
             )))
         }
     };
@@ -79,7 +102,7 @@ pub async fn from_cli(
     let opts = ClientOptions {
         from: args.forward_from.clone().unwrap_or_default(),
         daemon,
-        key_file: c.key_file.clone().unwrap_or_default(),
+        auth,
         max_connections: args.max_connections as usize,
         connect_timeout: Duration::from_secs(args.connect_timeout),
         pidfile: args.pidfile.clone(),

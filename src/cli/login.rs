@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
@@ -16,9 +17,12 @@ use crate::bootstrap::login::hostkey::{fingerprint, parse_fingerprint};
 use crate::bootstrap::login::known_hosts::{self, Pin};
 use crate::bootstrap::login::LoginError;
 use crate::service::connect;
+use crate::service::forward::client::{Opener, Opening};
 use crate::service::login_client::{self, LoginTarget, LoginUi};
 use crate::service::request::Request;
-use crate::transport::Session;
+use crate::transport::{Config, Session};
+use crate::tunnel::ucspi::auth::{Authenticator, Opening as UcspiOpening};
+use crate::tunnel::ucspi::wire::{Mode, Upgrade};
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "VFER_PASSWORD";
@@ -32,22 +36,38 @@ pub async fn open(
     request: &Request,
     c: &Common,
 ) -> Result<Session> {
-    if !crate::bootstrap::login::users::valid_name(user) {
-        return Err(super::exit::usage(format!(
-            "invalid user name {user:?} in vfer://{user}@{host}: use letters, digits, '.', '_', '-'"
-        )));
-    }
-    let pinned = match &c.login.host_key_fingerprint {
-        Some(fp) => Some(parse_fingerprint(fp).ok_or_else(|| {
-            super::exit::usage(format!(
-                "--host-key-fingerprint {fp:?} is not a fingerprint like SHA256:<43 base64 characters>"
-            ))
-        })?),
-        None => None,
-    };
+    login(user, host, port, None, Some(request), c).await
+}
+
+/// Logs in as `user` to the login server at `addr`, known as `host:port`
+/// (its known_hosts name), and sends no request: `--ucspi`'s upgrade,
+/// whose server got its UDP port in clear and serves nothing else.
+pub async fn login_at(
+    user: &str,
+    host: &str,
+    port: u16,
+    addr: std::net::SocketAddr,
+    c: &Common,
+) -> Result<Session> {
+    login(user, host, port, Some(addr), None, c).await
+}
+
+async fn login(
+    user: &str,
+    host: &str,
+    port: u16,
+    addr: Option<std::net::SocketAddr>,
+    request: Option<&Request>,
+    c: &Common,
+) -> Result<Session> {
+    check_user(user, host)?;
+    let pinned = pinned(c)?;
     // A password file or variable is read before anything goes out.
     let password = early_password(c)?;
-    let addr = connect::resolve(host, port, c.reach().family).await?;
+    let addr = match addr {
+        Some(a) => a,
+        None => connect::resolve(host, port, c.reach().family).await?,
+    };
     let mut ui = Terminal {
         c,
         pinned,
@@ -64,6 +84,141 @@ pub async fn open(
     login_client::open(&target, c.transport_config(), &mut ui, request).await
 }
 
+/// A forwarder's way to its login daemon (`--forward-from ADDR
+/// vfer://USER@HOST`): each connection logs in anew, with the password
+/// read once at start (`--password-file`, `VFER_PASSWORD`, or one prompt)
+/// and the host key checked against known_hosts or
+/// `--host-key-fingerprint` each time, never asked about later (a
+/// forwarder has nobody to ask): an unknown key needs
+/// `--accept-new-host-key` or the fingerprint.
+pub fn opener(user: &str, host: &str, port: u16, c: &Common) -> Result<Arc<dyn Opener>> {
+    check_user(user, host)?;
+    let pinned = pinned(c)?;
+    let password = match early_password(c)? {
+        Some(p) => p,
+        None => prompt_password(user, host)?,
+    };
+    Ok(Arc::new(Forwarder {
+        c: c.clone(),
+        pinned,
+        password,
+        user: user.to_string(),
+        host: host.to_string(),
+        port,
+    }))
+}
+
+/// What [`opener`] keeps for every connection.
+struct Forwarder {
+    c: Common,
+    pinned: Option<String>,
+    password: Zeroizing<Vec<u8>>,
+    user: String,
+    host: String,
+    port: u16,
+}
+
+impl Opener for Forwarder {
+    fn open<'a>(&'a self, request: &'a Request, config: Config) -> Opening<'a> {
+        Box::pin(async move {
+            let (user, host, port) = (self.user.as_str(), self.host.as_str(), self.port);
+            let addr = connect::resolve(host, port, self.c.reach().family).await?;
+            let mut ui = Kept(self);
+            let target = LoginTarget {
+                addr,
+                host,
+                port,
+                user,
+            };
+            login_client::open(&target, config, &mut ui, Some(request)).await
+        })
+    }
+}
+
+/// The forwarder's answers: kept from the start, no questions.
+struct Kept<'a>(&'a Forwarder);
+
+impl LoginUi for Kept<'_> {
+    fn trust(&mut self, name: &str, key: &[u8; 32]) -> Result<bool> {
+        let f = self.0;
+        trust(name, key, f.pinned.as_deref(), &f.c, false)
+    }
+
+    fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+        Ok((self.0.password.clone(), false))
+    }
+}
+
+/// `--ucspi`'s client login: `arg` is `vfer://USER@HOST[:PORT]` (`None`
+/// if it is no `vfer://` URL: it is PROG). The server's host key is
+/// checked against known_hosts for `HOST:PORT` (or
+/// `--host-key-fingerprint`) before the password leaves, as with a login
+/// daemon; HOST is also where the session goes when neither `--connect`
+/// nor `TCPREMOTEIP` says.
+pub fn ucspi(arg: &str, c: &Common) -> Option<Result<Box<dyn Authenticator>>> {
+    use super::target::Operand;
+    if !arg.starts_with("vfer://") {
+        return None;
+    }
+    Some(match Operand::parse(arg) {
+        Ok(Operand::Daemon {
+            user: Some(user),
+            host,
+            port,
+            path,
+        }) if path.is_empty() || path == "/" => Ok(Box::new(UcspiLogin {
+            user,
+            host,
+            port,
+            c: c.clone(),
+        })),
+        Ok(_) => Err(anyhow::anyhow!(
+            "--ucspi takes vfer://USER@HOST[:PORT] (a login, no path), not {arg:?}"
+        )),
+        Err(e) => Err(e.into()),
+    })
+}
+
+/// What [`ucspi`] keeps: who logs in where.
+struct UcspiLogin {
+    user: String,
+    host: String,
+    port: u16,
+    c: Common,
+}
+
+impl Authenticator for UcspiLogin {
+    fn mode(&self) -> Mode {
+        Mode::Login
+    }
+
+    fn accept(
+        &self,
+        _: std::net::UdpSocket,
+        _: Upgrade,
+        _: Upgrade,
+        _: Config,
+        _: std::time::Duration,
+    ) -> UcspiOpening<'_> {
+        Box::pin(async { anyhow::bail!("a --ucspi client does not serve logins") })
+    }
+
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        _: Upgrade,
+        _: Upgrade,
+        _: Config,
+    ) -> UcspiOpening<'_> {
+        // The nonces are not used: the login's own handshake makes the keys.
+        Box::pin(login_at(&self.user, &self.host, self.port, addr, &self.c))
+    }
+
+    fn host(&self) -> Option<String> {
+        Some(self.host.clone())
+    }
+}
+
 /// The login's questions, answered from flags, files and the terminal.
 struct Terminal<'a> {
     c: &'a Common,
@@ -75,7 +230,7 @@ struct Terminal<'a> {
 
 impl LoginUi for Terminal<'_> {
     fn trust(&mut self, name: &str, key: &[u8; 32]) -> Result<bool> {
-        trust(name, key, self.pinned.as_deref(), self.c)
+        trust(name, key, self.pinned.as_deref(), self.c, true)
     }
 
     fn password(&mut self) -> Result<(Zeroizing<Vec<u8>>, bool)> {
@@ -86,8 +241,37 @@ impl LoginUi for Terminal<'_> {
     }
 }
 
-/// Checks the server's static key; returns whether a person was asked.
-fn trust(name: &str, key: &[u8; 32], pinned: Option<&str>, c: &Common) -> Result<bool> {
+/// Refuses a user name no daemon could have.
+fn check_user(user: &str, host: &str) -> Result<()> {
+    if !crate::bootstrap::login::users::valid_name(user) {
+        return Err(super::exit::usage(format!(
+            "invalid user name {user:?} in vfer://{user}@{host}: use letters, digits, '.', '_', '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// The fingerprint `--host-key-fingerprint` pins, checked.
+fn pinned(c: &Common) -> Result<Option<String>> {
+    match &c.login.host_key_fingerprint {
+        Some(fp) => Ok(Some(parse_fingerprint(fp).ok_or_else(|| {
+            super::exit::usage(format!(
+                "--host-key-fingerprint {fp:?} is not a fingerprint like SHA256:<43 base64 characters>"
+            ))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Checks the server's static key; returns whether a person was asked
+/// (only if `may_ask` and there is a terminal).
+fn trust(
+    name: &str,
+    key: &[u8; 32],
+    pinned: Option<&str>,
+    c: &Common,
+    may_ask: bool,
+) -> Result<bool> {
     let fp = fingerprint(key);
     if let Some(want) = pinned {
         if want == fp {
@@ -125,7 +309,7 @@ fn trust(name: &str, key: &[u8; 32], pinned: Option<&str>, c: &Common) -> Result
             Ok(false)
         }
         Pin::Unknown => {
-            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            if !(may_ask && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
                 return Err(LoginError::HostKey(format!(
                     "{name}: unknown host key {fp} (not in {}). Check it against the fingerprint \
                      the daemon printed when it started, then re-run with --accept-new-host-key \

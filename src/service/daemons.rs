@@ -5,18 +5,15 @@
 //! file service under the root descriptor.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::admit::{self, Admission};
 use super::files::{self, Root};
-use super::login_check::LoginPolicy;
 use super::request::Offer;
-use super::runner::{self, accept_request, finish, per_host_limit, KeyGate, RunnerOptions};
+use super::runner::{self, accept_request, finish, RunnerOptions};
 use crate::bootstrap::login::hostkey::HostKey;
-use crate::bootstrap::login::server::{GateOptions, LoginGate};
-use crate::bootstrap::login::users::Users;
 use crate::tunnel::keys::KeySource;
 
 /// The whole service request must arrive within this after the session is
@@ -39,32 +36,14 @@ pub struct FileDaemonOptions {
 
 /// Runs the key-file file daemon until `stop` resolves (then winds down).
 pub async fn files_daemon(opts: FileDaemonOptions, stop: impl std::future::Future) -> Result<()> {
-    runner::harden();
-    let keys = opts.keys.load()?;
-    let root = Root::open(&opts.root)?;
-    let mut r = opts.runner;
-    r.banner.push(format!(
-        "vfer-recv: serving {} on udp {}",
-        root.dir.path().display(),
-        r.listen
-    ));
-    runner::run(r, KeyGate(keys), stop, move |s, client, _stop| {
-        let root = root.clone();
-        async move {
-            if let Some(name) = client {
-                tracing::info!("{}: key {name}", s.peer());
-            }
-            serve_files(s, &root).await
-        }
-    })
-    .await
+    serve_root(opts.runner, Admission::Keys(opts.keys), &opts.root, stop).await
 }
 
 /// Settings of the login daemon.
 #[derive(Debug, Clone)]
 pub struct LoginDaemonOptions {
     /// What every daemon has (its `max_per_host` is replaced by
-    /// [`per_host_limit`]: strangers may knock).
+    /// [`runner::per_host_limit`]: strangers may knock).
     pub runner: RunnerOptions,
     /// The users file.
     pub users: PathBuf,
@@ -95,60 +74,31 @@ pub fn show_host_key(users: &Path, host_key: Option<PathBuf>) -> Result<String> 
 
 /// Runs the login daemon until `stop` resolves (then winds down).
 pub async fn login_daemon(opts: LoginDaemonOptions, stop: impl std::future::Future) -> Result<()> {
+    let admission = Admission::Login {
+        users: opts.users,
+        host_key: opts.host_key,
+    };
+    serve_root(opts.runner, admission, &opts.root, stop).await
+}
+
+/// The file service under `root` for the clients `admission` lets in.
+async fn serve_root(
+    mut r: RunnerOptions,
+    admission: Admission,
+    root: &Path,
+    stop: impl std::future::Future,
+) -> Result<()> {
     // Core dumps off before any password or key is in memory.
     runner::harden();
-    let users = Users::load(&opts.users).with_context(|| {
-        "cannot load --users (create it with: vfer-recv --add-user NAME --users FILE)"
-    })?;
-    if users.is_empty() {
-        eprintln!(
-            "vfer-recv: warning: {} has no users yet; add one with: vfer-recv --add-user NAME --users {}",
-            opts.users.display(),
-            opts.users.display()
-        );
-    }
-    let key_path = host_key_path(&opts.users, opts.host_key.clone());
-    let (key, created) = HostKey::load_or_create(&key_path)?;
-    let root = Root::open(&opts.root)?;
-    let mut r = opts.runner;
-    r.max_per_host = per_host_limit(r.max_connections);
+    let root = Root::open(root)?;
     r.banner.push(format!(
-        "vfer-recv: host key {}{}: {}",
-        key_path.display(),
-        if created { " (new)" } else { "" },
-        key.fingerprint()
-    ));
-    r.banner.push(format!(
-        "vfer-recv: serving {} on udp {} for {} user(s) of {}",
+        "vfer-recv: serving {} on udp {}",
         root.dir.path().display(),
-        r.listen,
-        users.len(),
-        opts.users.display()
+        r.listen
     ));
-    let gate = LoginGate::new(
-        key,
-        GateOptions {
-            max_handshakes: r.max_connections.max(1),
-            max_per_host: r.max_per_host,
-            ..GateOptions::default()
-        },
-        Instant::now(),
-    )?;
-    let policy = Arc::new(LoginPolicy::new(users));
-    runner::run(r, gate, stop, move |s, ctx, _stop| {
-        let (policy, root) = (policy.clone(), root.clone());
-        async move {
-            let user = match policy.check(&s, &ctx).await {
-                Ok(user) => user,
-                Err(why) => {
-                    tracing::warn!("{}: {why}", s.peer());
-                    super::ending::close_with(s, 1, "login refused").await;
-                    return;
-                }
-            };
-            tracing::info!("{}: user {user:?} logged in", s.peer());
-            serve_files(s, &root).await
-        }
+    admit::run(r, admission, stop, move |s, _client, _stop| {
+        let root = root.clone();
+        async move { serve_files(s, &root).await }
     })
     .await
 }

@@ -46,13 +46,13 @@ pub struct LoginTarget<'a> {
     pub user: &'a str,
 }
 
-/// Logs in as `t.user` and sends `request`; returns the session ready for
-/// the service.
+/// Logs in as `t.user` and sends `request` (none for `--ucspi`, whose
+/// server serves nothing else); returns the session ready for the service.
 pub async fn open(
     t: &LoginTarget<'_>,
     config: Config,
-    ui: &mut dyn LoginUi,
-    request: &Request,
+    ui: &mut (dyn LoginUi + Send),
+    request: Option<&Request>,
 ) -> Result<Session> {
     let (host, port, addr) = (t.host, t.port, t.addr);
     let bind: SocketAddr = if addr.is_ipv4() {
@@ -108,9 +108,11 @@ pub async fn open(
             .into())
         }
     }
-    request
-        .write(&mut stream)
-        .await
-        .map_err(|e| anyhow::anyhow!("{host}:{port}: cannot send the request: {e}"))?;
+    if let Some(request) = request {
+        request
+            .write(&mut stream)
+            .await
+            .map_err(|e| anyhow::anyhow!("{host}:{port}: cannot send the request: {e}"))?;
+    }
     Ok(session)
 }

@@ -18,6 +18,7 @@
 //! Layers: `cli` (arguments, progress, exit codes) uses this; this uses
 //! `bootstrap` (how a session gets its secret), `transfer` and `transport`.
 
+pub mod admit;
 pub mod connect;
 pub mod daemons;
 pub mod ending;
@@ -29,3 +30,4 @@ pub mod login_check;
 pub mod login_client;
 pub mod request;
 pub mod runner;
+pub mod ucspi_login;

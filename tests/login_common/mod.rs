@@ -92,18 +92,24 @@ impl Daemon {
         port: u16,
         extra: &[&str],
     ) -> Daemon {
+        let mut service = vec!["--root", s(root)];
+        service.extend_from_slice(extra);
+        Daemon::serving(listen, users, host_key, port, &service)
+    }
+
+    /// A login daemon serving what `service` says (`--root DIR`, `--exec
+    /// CMD`, `--forward TARGET`, and any other flags).
+    pub fn serving(
+        listen: &str,
+        users: &Path,
+        host_key: &Path,
+        port: u16,
+        service: &[&str],
+    ) -> Daemon {
         let mut child = Command::new(RECV)
-            .args([
-                "-v",
-                "--listen",
-                listen,
-                "--users",
-                s(users),
-                "--root",
-                s(root),
-            ])
+            .args(["-v", "--listen", listen, "--users", s(users)])
             .args(["--host-key", s(host_key)])
-            .args(extra)
+            .args(service)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -119,7 +125,9 @@ impl Daemon {
                 if let Some(i) = line.find("SHA256:") {
                     let _ = tx.send(Some(line[i..].trim().to_string()));
                 }
-                if line.contains("serving") {
+                // "serving ROOT on udp A", "running `CMD` ... on udp A",
+                // "forwarding udp A to T": the banner's last line.
+                if line.contains(" udp ") {
                     let _ = tx.send(None);
                 }
                 l.lock().unwrap().push(line);

@@ -187,10 +187,10 @@ async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
                 .with_context(|| format!("{host}:{port}: cannot send the request"))?;
             session
         }
-        Far::Login { host, .. } => {
-            return Err(exit::usage(format!(
-                "--exec to {host}: program daemons use --key-file, not a user login"
-            )))
+        Far::Login { user, host, port } => {
+            // A `vfer-recv --listen --users --exec` daemon: log in, the request.
+            let request = Request::new(Service::Program, c.session_options());
+            crate::cli::login::open(user, host, *port, &request, c).await?
         }
     };
     session::warn_about_socket(&session, c);

@@ -45,14 +45,14 @@ pub async fn from_cli(
             ));
         };
         if let Some(url) = host.strip_prefix("vfer://") {
-            let (h, port) = daemon_address(url)?;
+            let far = daemon_address(url)?;
             if !rest.is_empty() {
                 return Err(usage(
                     "--exec with vfer://: the daemon chooses the program; give no remote command",
                 ));
             }
             let req = client::ExecRequest {
-                far: Far::Daemon { host: h, port },
+                far,
                 local: (cmd != "-").then(|| cmd.to_string()),
                 remote: Vec::new(),
             };
@@ -78,16 +78,23 @@ pub async fn from_cli(
     client::run(program, req, c).await
 }
 
-/// `HOST[:PORT][/]` of a `vfer://` operand (no path: the daemon runs a
-/// fixed program).
-fn daemon_address(url: &str) -> anyhow::Result<(String, u16)> {
+/// The daemon of a `[USER@]HOST[:PORT][/]` `vfer://` operand (no path:
+/// the daemon runs a fixed program): key-file, or login with USER.
+fn daemon_address(url: &str) -> anyhow::Result<crate::cli::session::Far> {
+    use crate::cli::session::Far;
     use crate::cli::target::Operand;
     match Operand::parse(&format!("vfer://{url}"))? {
         Operand::Daemon {
-            host, port, path, ..
-        } if path.is_empty() || path == "/" => Ok((host, port)),
+            user,
+            host,
+            port,
+            path,
+        } if path.is_empty() || path == "/" => Ok(match user {
+            Some(user) => Far::Login { user, host, port },
+            None => Far::Daemon { host, port },
+        }),
         _ => Err(crate::cli::exit::usage(format!(
-            "--exec: 'vfer://{url}' has a path; a program daemon takes vfer://HOST[:PORT]"
+            "--exec: 'vfer://{url}' has a path; a program daemon takes vfer://[USER@]HOST[:PORT]"
         ))),
     }
 }
@@ -97,7 +104,8 @@ fn daemon_address(url: &str) -> anyhow::Result<(String, u16)> {
 pub struct ExecDaemonArgs {
     /// With --listen: run CMD (sh -c) for each session, its stdin/stdout
     /// joined to the stream (like s6-tlsd), instead of serving files.
-    /// Clients: vfer-send --key-file K --exec LOCAL_CMD vfer://HOST.
+    /// Clients: vfer-send --key-file K --exec LOCAL_CMD vfer://HOST (or
+    /// vfer://USER@HOST with --users).
     #[arg(long = "exec", value_name = "CMD", requires = "listen",
           conflicts_with_all = ["root", "forward"])]
     pub exec: Option<String>,

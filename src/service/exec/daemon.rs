@@ -1,8 +1,10 @@
 //! A standing program server (s6-tlsd under a listener): `vfer-recv
-//! --listen ADDR --key-file K --exec CMD [-n N] [-o SECS] [--pidfile F]`
-//! runs CMD (`sh -c`) for each key-file session that asks for the program
+//! --listen ADDR {--key-file K | --key-dir D | --users F} --exec CMD [-n N]
+//! [-o SECS] [--pidfile F]` runs CMD (`sh -c`) for each admitted session
+//! (a key holder, or a user who logged in) that asks for the program
 //! service (§5, §8.3), joined to its stream exactly as the ssh-started far
-//! side does (§8.2). The daemon, not the client, chooses the program.
+//! side does (§8.2). The daemon, not the client, chooses the program; the
+//! program learns the client from `VFER_CLIENT` (and `VFER_USER`).
 //!
 //! On the [runner](crate::service::runner): a stop refuses new sessions;
 //! each running program gets SIGTERM (by [`super::server::serve_with`])
@@ -12,17 +14,17 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::service::admit::{self, Admission};
 use crate::service::request::Offer;
-use crate::service::runner::{self, accept_request, refuse, KeyGate, RunnerOptions};
-use crate::tunnel::keys::KeySource;
+use crate::service::runner::{self, accept_request, refuse, RunnerOptions};
 
 /// Settings of the program daemon.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// What every daemon has.
     pub runner: RunnerOptions,
-    /// The key file, or a directory of per-client keys.
-    pub keys: KeySource,
+    /// Who may run it: key holders, or users who log in.
+    pub admission: Admission,
     /// The program, run by `sh -c` for each session.
     pub command: String,
     /// Handshake and request timeout (`-o`).
@@ -37,7 +39,6 @@ pub struct DaemonOptions {
 /// Runs until `stop` resolves (or a socket error), then winds down.
 pub async fn run(opts: DaemonOptions, stop: impl std::future::Future) -> Result<()> {
     runner::harden();
-    let keys = opts.keys.load()?;
     let mut r = opts.runner;
     r.handshake_timeout = opts.connect_timeout;
     r.grace = super::server::KILL_GRACE + Duration::from_secs(15);
@@ -51,11 +52,13 @@ pub async fn run(opts: DaemonOptions, stop: impl std::future::Future) -> Result<
         super::ProgramEnv::Clean
     };
     let (command, wait, kill_idle) = (opts.command, opts.connect_timeout, opts.kill_idle);
-    runner::run(r, KeyGate(keys), stop, move |s, client, _stop| {
+    admit::run(r, opts.admission, stop, move |s, client, _stop| {
         let command = command.clone();
         async move {
             match accept_request(&s, Offer::Program, wait).await {
-                Ok(_) => super::server::serve_with(s, vec![command], env, kill_idle, client).await,
+                Ok(_) => {
+                    super::server::serve_with(s, vec![command], env, kill_idle, Some(client)).await
+                }
                 Err(e) => refuse(s, &e.into()).await,
             }
         }

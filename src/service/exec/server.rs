@@ -19,6 +19,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::frame::{self, Exit, How, MAX_PAYLOAD, TYPE_STDERR, TYPE_STDOUT};
+use crate::service::admit::Client;
 use crate::service::ending as session;
 use crate::transport::{Session, VferStream};
 use crate::tunnel::signals;
@@ -35,7 +36,7 @@ pub async fn serve(session: Session, argv: Vec<String>) {
 }
 
 /// Like [`serve`], the program getting the environment `env` says (and
-/// `VFER_CLIENT=client`, the client's key name with `--key-dir`);
+/// the `client`'s variables, [`Client::env`]: `VFER_CLIENT`, `VFER_USER`);
 /// `kill_idle` (`-K`) ends the session (CLOSE code 3) and stops the
 /// program when no data moved either way for that long.
 pub async fn serve_with(
@@ -43,12 +44,12 @@ pub async fn serve_with(
     argv: Vec<String>,
     env: super::ProgramEnv,
     kill_idle: Option<Duration>,
-    client: Option<String>,
+    client: Option<Client>,
 ) {
     let activity = crate::tunnel::idle::Activity::default();
     let peer = session.peer();
     let (mut rd, mut wr) = tokio::io::split(session.stream());
-    let mut child = match spawn(&argv, peer, env, session.stats().suite, client.as_deref()) {
+    let mut child = match spawn(&argv, peer, env, session.stats().suite, client.as_ref()) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
@@ -201,7 +202,7 @@ fn spawn(
     peer: SocketAddr,
     env: super::ProgramEnv,
     suite: Option<crate::vsl::Suite>,
-    client: Option<&str>,
+    client: Option<&Client>,
 ) -> Result<Child, Exit> {
     let mut cmd = match argv {
         [] => {
@@ -230,8 +231,8 @@ fn spawn(
             }
         }
     }
-    if let Some(name) = client {
-        cmd.env("VFER_CLIENT", name);
+    if let Some(client) = client {
+        cmd.envs(client.env());
     }
     cmd.envs(super::session_env(peer, suite))
         .stdin(Stdio::piped())

@@ -1,12 +1,15 @@
 //! The forwarding client: `vfer-send --key-file K --forward-from ADDR
-//! vfer://HOST[:PORT]`. One vfer session per accepted TCP connection
-//! (spiped's model: a slow or broken connection never holds up another).
+//! vfer://HOST[:PORT]` (or `vfer://USER@HOST[:PORT]`, logging in for each
+//! connection). One vfer session per accepted TCP connection (spiped's
+//! model: a slow or broken connection never holds up another).
 //!
 //! SIGINT/SIGTERM/SIGHUP: stop accepting, let every connection stop
 //! reading, send what it has and its EOF, wait [`super::STOP_GRACE`] for
 //! the far side's rest, close cleanly, exit 0.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use crate::bootstrap::{keyfile, Secret};
 use crate::service::ending as session;
 use crate::service::request::{Request, Service, SessionOptions};
 use crate::service::runner::Active;
-use crate::transport::Config;
+use crate::transport::{Config, Session};
 use crate::tunnel::local::{LocalListener, LocalStream};
 use crate::tunnel::signals;
 
@@ -28,8 +31,8 @@ pub struct ClientOptions {
     pub from: String,
     /// The daemon's UDP address.
     pub daemon: SocketAddr,
-    /// Its key file.
-    pub key_file: std::path::PathBuf,
+    /// How each connection's session is opened.
+    pub auth: Auth,
     /// Most connections at once.
     pub max_connections: usize,
     /// Handshake timeout of each session.
@@ -46,9 +49,68 @@ pub struct ClientOptions {
     pub options: SessionOptions,
 }
 
+/// How the forwarder opens each connection's session.
+#[derive(Clone)]
+pub enum Auth {
+    /// With the daemon's key file (loaded once, at start).
+    KeyFile(std::path::PathBuf),
+    /// Some other way (a login, which lives with the command line's
+    /// questions): it opens a session and sends the request.
+    Other(Arc<dyn Opener>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::KeyFile(p) => f.debug_tuple("KeyFile").field(p).finish(),
+            Auth::Other(_) => f.write_str("Other"),
+        }
+    }
+}
+
+/// A future that opens one session.
+pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<Session>> + Send + 'a>>;
+
+/// Opens one forwarded connection's session with the daemon and sends it
+/// `request` (the session is then ready for the bytes).
+pub trait Opener: Send + Sync {
+    /// Opens the session, `config` its transport settings.
+    fn open<'a>(&'a self, request: &'a Request, config: Config) -> Opening<'a>;
+}
+
+/// The key-file way: the handshake under the key, then the request.
+struct KeyOpener {
+    daemon: SocketAddr,
+    key: Secret,
+}
+
+impl Opener for KeyOpener {
+    fn open<'a>(&'a self, request: &'a Request, config: Config) -> Opening<'a> {
+        Box::pin(async move {
+            let daemon = self.daemon;
+            let session = keyfile::connect(daemon, &self.key, config)
+                .await
+                .with_context(|| {
+                    format!("no session with {daemon} (wrong key, or no daemon there?)")
+                })?;
+            if let Err(e) = request.write(&mut session.stream()).await {
+                session.close(1, "cannot send the request").await;
+                return Err(e.into());
+            }
+            Ok(session)
+        })
+    }
+}
+
 /// Runs until a stop signal; returns after the connections wound down.
 pub async fn run(opts: ClientOptions) -> Result<()> {
-    let key = keyfile::load(&opts.key_file)?;
+    let opener: Arc<dyn Opener> = match &opts.auth {
+        Auth::KeyFile(path) => Arc::new(KeyOpener {
+            daemon: opts.daemon,
+            key: keyfile::load(path)?,
+        }),
+        Auth::Other(o) => o.clone(),
+    };
     let listener = LocalListener::bind(&opts.from)
         .await
         .with_context(|| format!("cannot listen on {}", opts.from))?;
@@ -64,6 +126,8 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
             opts.daemon
         );
     }
+    // Listening: `--daemon` goes to the background now.
+    crate::tunnel::background::ready();
     let config = Config {
         handshake_timeout: opts.connect_timeout,
         ..opts.config.clone()
@@ -71,7 +135,6 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let active = Active::default();
-    let key = Arc::new(key);
     let mut stop = std::pin::pin!(signals::stop_requested());
     loop {
         let permit = tokio::select! {
@@ -91,13 +154,13 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
             _ = &mut stop => break,
         };
         let guard = active.enter();
-        let (key, config, stop_rx) = (key.clone(), config.clone(), stop_rx.clone());
+        let (opener, config, stop_rx) = (opener.clone(), config.clone(), stop_rx.clone());
         let (daemon, quiet, kill_idle) = (opts.daemon, opts.quiet, opts.kill_idle);
         let request = Request::new(Service::Forward, opts.options);
         tokio::spawn(async move {
             let to = Far {
                 daemon,
-                key: &key,
+                opener: &*opener,
                 request: &request,
             };
             if let Err(e) = one(tcp, to, config, stop_rx, kill_idle).await {
@@ -116,10 +179,10 @@ pub async fn run(opts: ClientOptions) -> Result<()> {
     Ok(())
 }
 
-/// The daemon a connection goes to, and what it asks for.
+/// The daemon a connection goes to, how, and what it asks for.
 struct Far<'a> {
     daemon: SocketAddr,
-    key: &'a Secret,
+    opener: &'a dyn Opener,
     request: &'a Request,
 }
 
@@ -132,13 +195,7 @@ async fn one(
     kill_idle: Option<Duration>,
 ) -> Result<()> {
     let daemon = to.daemon;
-    let session = keyfile::connect(daemon, to.key, config)
-        .await
-        .with_context(|| format!("no session with {daemon} (wrong key, or no daemon there?)"))?;
-    if let Err(e) = to.request.write(&mut session.stream()).await {
-        session.close(1, "cannot send the request").await;
-        return Err(e.into());
-    }
+    let session = to.opener.open(to.request, config).await?;
     let result = tcp.splice(&session, stop, kill_idle).await;
     match result {
         Ok(m) => {

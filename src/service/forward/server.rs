@@ -1,8 +1,9 @@
-//! The forwarding daemon: `vfer-recv --listen ADDR --key-file K --forward
-//! TARGET [-n N] [-o SECS] [--pidfile F]`. Each session that asks for the
-//! forwarding service (§5, §8.4) gets a fresh connection to TARGET (TCP,
-//! resolved once at start like spiped, or a UNIX-domain socket); the bytes
-//! go through unchanged, EOF included.
+//! The forwarding daemon: `vfer-recv --listen ADDR {--key-file K |
+//! --key-dir D | --users F} --forward TARGET [-n N] [-o SECS] [--pidfile
+//! F]`. Each admitted session (a key holder, or a user who logged in; the
+//! log names which) that asks for the forwarding service (§5, §8.4) gets a
+//! fresh connection to TARGET (TCP, resolved once at start like spiped, or
+//! a UNIX-domain socket); the bytes go through unchanged, EOF included.
 //!
 //! On the [runner](crate::service::runner): a stop refuses new sessions,
 //! lets the open ones stop reading from TARGET, flush, wait
@@ -13,11 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use crate::service::admit::{self, Admission};
 use crate::service::ending;
 use crate::service::request::Offer;
-use crate::service::runner::{self, accept_request, refuse, KeyGate, RunnerOptions};
+use crate::service::runner::{self, accept_request, refuse, RunnerOptions};
 use crate::transport::Session;
-use crate::tunnel::keys::KeySource;
 use crate::tunnel::local::Endpoint;
 
 /// Settings of the forwarding daemon.
@@ -25,8 +26,8 @@ use crate::tunnel::local::Endpoint;
 pub struct ServerOptions {
     /// What every daemon has.
     pub runner: RunnerOptions,
-    /// The key file, or a directory of per-client keys.
-    pub keys: KeySource,
+    /// Who may forward: key holders, or users who log in.
+    pub admission: Admission,
     /// `HOST:PORT` (or a UNIX socket's path) to connect each session to.
     pub target: String,
     /// Handshake, request and connect timeout (`-o`).
@@ -38,7 +39,6 @@ pub struct ServerOptions {
 /// Runs until `stop` resolves (or a socket error), then winds down.
 pub async fn run(opts: ServerOptions, stop: impl std::future::Future) -> Result<()> {
     runner::harden();
-    let keys = opts.keys.load()?;
     let target = Endpoint::resolve(&opts.target).await.with_context(|| {
         format!(
             "--forward {}: cannot resolve (want HOST:PORT, or a UNIX socket's path)",
@@ -53,12 +53,9 @@ pub async fn run(opts: ServerOptions, stop: impl std::future::Future) -> Result<
         r.listen
     ));
     let (wait, kill_idle) = (opts.connect_timeout, opts.kill_idle);
-    runner::run(r, KeyGate(keys), stop, move |s, client, stop| {
+    admit::run(r, opts.admission, stop, move |s, _client, stop| {
         let target = target.clone();
         async move {
-            if let Some(name) = &client {
-                tracing::info!("{}: key {name}", s.peer());
-            }
             match one(&s, &target, wait, stop, kill_idle).await {
                 Ok(()) => {
                     ending::close(s, 0).await;

@@ -13,15 +13,18 @@
 //! writes `y` (or `Y`) on SSLCTLFD, the two helpers exchange an UPGRADE
 //! message in clear on the connection ([`wire`]), run the VFER handshake
 //! over UDP to the connection's peer address, authenticated by the key
-//! file, and from then on PROG's SSLREADFD/SSLWRITEFD carry the session's
-//! stream. `Y` also returns the session's description on SSLCTLFD
-//! (`SSL_PROTOCOL`, `SSL_CIPHER`, `VSL_*`, `VFER_PEER`, NUL-separated).
+//! file or by a login ([`auth`]: `--users` on the server,
+//! `vfer://USER@HOST` on the client), and from then on PROG's
+//! SSLREADFD/SSLWRITEFD carry the session's stream. `Y` also returns the
+//! session's description on SSLCTLFD (`SSL_PROTOCOL`, `SSL_CIPHER`,
+//! `VSL_*`, `VFER_PEER`, NUL-separated; `VFER_USER` after a login).
 //!
 //! Exit status: PROG's (the process stands where s6-ucspitlsd execs into
 //! PROG), also when PROG closes SSLCTLFD without asking for security; 100
 //! for a usage error, 111 when a system call or the upgrade failed, 99 when
 //! `-K` ended the secure session, 130 on a stop signal.
 
+pub mod auth;
 pub mod run;
 pub mod wire;
 
@@ -41,7 +44,8 @@ pub struct UcspiArgs {
     /// `--` with SSLCTLFD/SSLREADFD/SSLWRITEFD; it talks in clear on the
     /// connection (vfer-recv: stdin/stdout, under tcpserver; vfer-send:
     /// descriptors 6/7, under tcpclient) until it writes `y` or `Y`, then
-    /// over a vfer session to the connection's peer. Needs --key-file.
+    /// over a vfer session to the connection's peer. Needs --key-file, or a
+    /// login (vfer-recv: --users F; vfer-send: vfer://USER@HOST before --).
     #[arg(long)]
     pub ucspi: bool,
     /// With --ucspi: keep the helper's own variables (VFER_PASSWORD, ...)

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use super::auth::{Authenticator, KeyFile};
 use super::wire::{self, Role, Upgrade};
 use super::{UcspiArgs, EXIT_SYSTEM, EXIT_USAGE, HELPER_ENV};
-use crate::bootstrap::{keyfile, Secret};
+use crate::bootstrap::keyfile;
 use crate::cli::args::Common;
+use crate::service::ucspi_login::ServerLogin;
 use crate::transport::{Config, Session};
 use crate::tunnel::{idle, signals, splice};
 
@@ -30,19 +33,32 @@ pub fn connection_fds(role: Role) -> (RawFd, RawFd) {
 }
 
 /// Runs a `--ucspi` helper to the end and returns the exit status.
-/// `program` names it in messages ("vfer-recv").
-pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[String]) -> i32 {
+/// `program` names it in messages ("vfer-recv"); `users` is a server's
+/// `--users` file and `--host-key` (login instead of a key file).
+pub fn main(
+    program: &str,
+    role: Role,
+    c: &Common,
+    args: &UcspiArgs,
+    users: Option<(&Path, Option<&Path>)>,
+    prog: &[String],
+) -> i32 {
+    // A client's login: vfer://USER@HOST before PROG.
+    let (login, prog) = match prog.split_first() {
+        Some((first, rest)) if role == Role::Client => match crate::cli::login::ucspi(first, c) {
+            Some(Ok(l)) => (Some(l), rest),
+            Some(Err(e)) => {
+                eprintln!("{program}: {e:#}");
+                return EXIT_USAGE;
+            }
+            None => (None, prog),
+        },
+        _ => (None, prog),
+    };
     if prog.is_empty() {
         eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
         return EXIT_USAGE;
     }
-    let Some(key_file) = &c.key_file else {
-        eprintln!(
-            "{program}: --ucspi needs --key-file FILE (the key both ends hold): \
-             it authenticates the upgraded session"
-        );
-        return EXIT_USAGE;
-    };
     let (r, w) = connection_fds(role);
     if !fd_open(r) || !fd_open(w) {
         eprintln!(
@@ -54,11 +70,29 @@ pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[Str
         );
         return EXIT_USAGE;
     }
-    let key = match keyfile::load(key_file) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return EXIT_SYSTEM;
+    let auth: Box<dyn Authenticator> = match (&c.key_file, users, login) {
+        (Some(key_file), None, None) => match keyfile::load(key_file) {
+            Ok(k) => Box::new(KeyFile(k)),
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                return EXIT_SYSTEM;
+            }
+        },
+        (None, Some((users, host_key)), None) => match ServerLogin::load(users, host_key) {
+            Ok(l) => Box::new(l),
+            Err(e) => {
+                eprintln!("{program}: {e:#}");
+                return EXIT_SYSTEM;
+            }
+        },
+        (None, None, Some(login)) => login,
+        _ => {
+            eprintln!(
+                "{program}: --ucspi needs one way to authenticate the upgraded session: \
+                 --key-file FILE (the key both ends hold), or a login \
+                 (vfer-recv --users FILE; vfer-send vfer://USER@HOST before the program)"
+            );
+            return EXIT_USAGE;
         }
     };
     let rt = match tokio::runtime::Runtime::new() {
@@ -71,7 +105,7 @@ pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[Str
     let helper = Helper {
         program: program.to_string(),
         role,
-        key,
+        auth,
         config: c.transport_config(),
         kill_idle: c.kill_idle(),
         port_range: c.port_range.clone(),
@@ -98,7 +132,7 @@ fn fd_open(fd: RawFd) -> bool {
 struct Helper {
     program: String,
     role: Role,
-    key: Secret,
+    auth: Box<dyn Authenticator>,
     config: Config,
     kill_idle: Option<Duration>,
     port_range: Option<String>,
@@ -163,7 +197,9 @@ impl Helper {
             }
         };
         if describe {
-            let vars = description(&session);
+            let mut vars = description(&session);
+            // Who logged in, if a login authenticated it.
+            vars.extend(self.auth.described());
             ours.ctl
                 .write_all(&wire::env_string(&vars))
                 .await
@@ -250,33 +286,28 @@ impl Helper {
                 let socket = crate::bootstrap::ssh_server::bind_udp(family, range, local)
                     .map_err(|e| anyhow::anyhow!("{}", e.stderr_text("").trim()))?;
                 let port = socket.local_addr()?.port();
-                let ours = Upgrade::new(Role::Server, port)?;
-                let theirs = exchange(r, w, ours.encode(), Role::Server, wait).await?;
-                let secret = wire::session_secret(&self.key, &theirs, &ours);
-                let socket = tokio::net::UdpSocket::from_std(socket)?;
-                Session::accept(socket, secret.bytes(), self.config.clone(), wait)
-                    .await
-                    .context("no vfer client arrived over UDP (is UDP blocked, or the key wrong?)")
+                let mode = self.auth.mode();
+                let ours = Upgrade::new(mode, Role::Server, port)?;
+                let theirs = exchange(r, w, ours.encode(), Role::Server, mode, wait).await?;
+                let config = self.config.clone();
+                self.auth.accept(socket, ours, theirs, config, wait).await
             }
             Role::Client => {
-                let host = match &self.connect {
-                    Some(h) => h.clone(),
-                    None => std::env::var("TCPREMOTEIP").map_err(|_| {
-                        anyhow::anyhow!(
-                            "the server's address is unknown: TCPREMOTEIP is not set (run under tcpclient) \
-                             and no --connect HOST was given"
-                        )
-                    })?,
+                let host = match (&self.connect, std::env::var("TCPREMOTEIP"), self.auth.host()) {
+                    (Some(h), _, _) => h.clone(),
+                    (None, Ok(ip), _) => ip,
+                    (None, Err(_), Some(h)) => h,
+                    (None, Err(_), None) => bail!(
+                        "the server's address is unknown: TCPREMOTEIP is not set (run under tcpclient) \
+                         and no --connect HOST was given"
+                    ),
                 };
-                let ours = Upgrade::new(Role::Client, 0)?;
-                let theirs = exchange(r, w, ours.encode(), Role::Client, wait).await?;
+                let mode = self.auth.mode();
+                let ours = Upgrade::new(mode, Role::Client, 0)?;
+                let theirs = exchange(r, w, ours.encode(), Role::Client, mode, wait).await?;
                 let addr = resolve(&host, theirs.port, self.ipv4, self.ipv6).await?;
-                let secret = wire::session_secret(&self.key, &ours, &theirs);
-                keyfile::connect(addr, &secret, self.config.clone())
-                    .await
-                    .with_context(|| {
-                        format!("{addr}: no vfer session (wrong key, or UDP blocked?)")
-                    })
+                let config = self.config.clone();
+                self.auth.connect(addr, ours, theirs, config).await
             }
         }
     }
@@ -301,12 +332,13 @@ async fn exchange(
     w: RawFd,
     ours: [u8; wire::LEN],
     role: Role,
+    mode: wire::Mode,
     wait: Duration,
 ) -> Result<Upgrade> {
     let got = tokio::task::spawn_blocking(move || exchange_blocking(r, w, &ours, wait))
         .await
         .context("upgrade thread")??;
-    Ok(Upgrade::decode(&got, role)?)
+    Ok(Upgrade::decode(&got, role, mode)?)
 }
 
 fn exchange_blocking(

@@ -3,14 +3,17 @@
 //! §8.5), and the session secret derived from them. Sans-IO.
 //!
 //! ```text
-//! UPGRADE = "VFUC" || version 0x01 || role u8 || nonce[32] || udp_port u16   (40 bytes)
-//! S = HMAC-SHA256(K, "vfer ucspi v1" || client nonce || server nonce)
+//! UPGRADE = "VFUC" || version u8 || role u8 || nonce[32] || udp_port u16   (40 bytes)
+//! S = HMAC-SHA256(K, "vfer ucspi v1" || client nonce || server nonce)   (version 1)
 //! ```
 //!
+//! The version says how the session is authenticated ([`Mode`]): 1 by a
+//! key file (the secret `S` above), 2 by a login (challenge-response mode,
+//! §7: the server's host key and the user's password; `S` is not used).
 //! Nothing here is trusted: the port only says where to send the
 //! handshake, and the nonces only make `S` fresh. The transport handshake
-//! (§2) under `S` authenticates both ends by the key `K`; whoever changes
-//! a byte here only makes that handshake fail.
+//! (§2) under `S`, or the login's, authenticates both ends; whoever
+//! changes a byte here only makes it fail.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -19,7 +22,7 @@ use crate::bootstrap::Secret;
 
 /// Magic of the UPGRADE message.
 pub const MAGIC: &[u8; 4] = b"VFUC";
-/// Its version.
+/// Its version for key-file upgrades ([`Mode::KeyFile`]).
 pub const VERSION: u8 = 1;
 /// Its length in bytes.
 pub const LEN: usize = 40;
@@ -35,9 +38,31 @@ pub enum Role {
     Client = 2,
 }
 
+/// How the upgraded session is authenticated: the UPGRADE's version byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// By the key file both ends hold (version 1, [`session_secret`]).
+    KeyFile = 1,
+    /// By a login: the server's host key, the user's password (version 2,
+    /// docs/PROTOCOL.md §7 on the server's UDP port).
+    Login = 2,
+}
+
+impl Mode {
+    /// How a person would configure it, for messages.
+    fn flags(self) -> &'static str {
+        match self {
+            Mode::KeyFile => "a key file (--key-file)",
+            Mode::Login => "a login (vfer://USER@HOST, --users)",
+        }
+    }
+}
+
 /// One helper's UPGRADE message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
+    /// How it wants the session authenticated.
+    pub mode: Mode,
     /// Who sent it.
     pub role: Role,
     /// 32 fresh random bytes.
@@ -49,10 +74,18 @@ pub struct Upgrade {
 /// Why a peer's UPGRADE was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UpgradeError {
-    /// Not "VFUC", or another version: the peer is not a vfer --ucspi
+    /// Not "VFUC", or an unknown version: the peer is not a vfer --ucspi
     /// helper (or its program sent clear bytes after asking for security).
-    #[error("the peer's upgrade message is not VFUC version 1 (is the other end a vfer --ucspi helper, and did its program stop writing before asking?)")]
+    #[error("the peer's upgrade message is not VFUC version 1 or 2 (is the other end a vfer --ucspi helper, and did its program stop writing before asking?)")]
     NotUpgrade,
+    /// The two ends authenticate differently.
+    #[error("the peer's helper authenticates by {} and this one by {}: give both ends the same", .theirs.flags(), .ours.flags())]
+    Mode {
+        /// Ours.
+        ours: Mode,
+        /// The peer's.
+        theirs: Mode,
+    },
     /// Both ends are servers, or both clients.
     #[error("both ends are {0:?}s: one side runs vfer-recv --ucspi, the other vfer-send --ucspi")]
     SameRole(Role),
@@ -62,18 +95,23 @@ pub enum UpgradeError {
 }
 
 impl Upgrade {
-    /// A fresh message for `role` (with `port` for a server).
-    pub fn new(role: Role, port: u16) -> std::io::Result<Upgrade> {
+    /// A fresh message for `role` in `mode` (with `port` for a server).
+    pub fn new(mode: Mode, role: Role, port: u16) -> std::io::Result<Upgrade> {
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
-        Ok(Upgrade { role, nonce, port })
+        Ok(Upgrade {
+            mode,
+            role,
+            nonce,
+            port,
+        })
     }
 
     /// The 40 bytes on the wire.
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
         b[..4].copy_from_slice(MAGIC);
-        b[4] = VERSION;
+        b[4] = self.mode as u8;
         b[5] = self.role as u8;
         b[6..38].copy_from_slice(&self.nonce);
         b[38..].copy_from_slice(&self.port.to_be_bytes());
@@ -81,10 +119,18 @@ impl Upgrade {
     }
 
     /// Parses the peer's message; `ours` is our role (the peer must have
-    /// the other one).
-    pub fn decode(b: &[u8; LEN], ours: Role) -> Result<Upgrade, UpgradeError> {
-        if &b[..4] != MAGIC || b[4] != VERSION {
+    /// the other one), `mode` ours (the peer must have the same).
+    pub fn decode(b: &[u8; LEN], ours: Role, mode: Mode) -> Result<Upgrade, UpgradeError> {
+        if &b[..4] != MAGIC {
             return Err(UpgradeError::NotUpgrade);
+        }
+        let theirs = match b[4] {
+            VERSION => Mode::KeyFile,
+            2 => Mode::Login,
+            _ => return Err(UpgradeError::NotUpgrade),
+        };
+        if theirs != mode {
+            return Err(UpgradeError::Mode { ours: mode, theirs });
         }
         let role = match b[5] {
             1 => Role::Server,
@@ -100,7 +146,12 @@ impl Upgrade {
         if role == Role::Server && port == 0 {
             return Err(UpgradeError::NoPort);
         }
-        Ok(Upgrade { role, nonce, port })
+        Ok(Upgrade {
+            mode,
+            role,
+            nonce,
+            port,
+        })
     }
 }
 
@@ -141,7 +192,9 @@ mod tests {
 
     #[test]
     fn upgrade_round_trip_and_refusals() {
+        let key = Mode::KeyFile;
         let s = Upgrade {
+            mode: key,
             role: Role::Server,
             nonce: [7; 32],
             port: 4242,
@@ -149,26 +202,49 @@ mod tests {
         let b = s.encode();
         assert_eq!(&b[..6], b"VFUC\x01\x01");
         assert_eq!(&b[38..], &4242u16.to_be_bytes());
-        assert_eq!(Upgrade::decode(&b, Role::Client), Ok(s.clone()));
+        assert_eq!(Upgrade::decode(&b, Role::Client, key), Ok(s.clone()));
         assert_eq!(
-            Upgrade::decode(&b, Role::Server),
+            Upgrade::decode(&b, Role::Server, key),
             Err(UpgradeError::SameRole(Role::Server))
         );
         let mut bad = b;
         bad[0] = b'E';
         assert_eq!(
-            Upgrade::decode(&bad, Role::Client),
+            Upgrade::decode(&bad, Role::Client, key),
+            Err(UpgradeError::NotUpgrade)
+        );
+        let mut v3 = b;
+        v3[4] = 3;
+        assert_eq!(
+            Upgrade::decode(&v3, Role::Client, key),
             Err(UpgradeError::NotUpgrade)
         );
         let mut no_port = b;
         no_port[38] = 0;
         no_port[39] = 0;
         assert_eq!(
-            Upgrade::decode(&no_port, Role::Client),
+            Upgrade::decode(&no_port, Role::Client, key),
             Err(UpgradeError::NoPort)
         );
-        let c = Upgrade::new(Role::Client, 0).unwrap();
-        assert_eq!(Upgrade::decode(&c.encode(), Role::Server), Ok(c));
+        let c = Upgrade::new(key, Role::Client, 0).unwrap();
+        assert_eq!(Upgrade::decode(&c.encode(), Role::Server, key), Ok(c));
+    }
+
+    #[test]
+    fn login_upgrades_are_version_2_and_never_meet_key_file_ones() {
+        let s = Upgrade::new(Mode::Login, Role::Server, 4242).unwrap();
+        let b = s.encode();
+        assert_eq!(&b[..6], b"VFUC\x02\x01");
+        assert_eq!(Upgrade::decode(&b, Role::Client, Mode::Login), Ok(s));
+        let e = Upgrade::decode(&b, Role::Client, Mode::KeyFile).unwrap_err();
+        assert_eq!(
+            e,
+            UpgradeError::Mode {
+                ours: Mode::KeyFile,
+                theirs: Mode::Login
+            }
+        );
+        assert!(e.to_string().contains("by a login"), "{e}");
     }
 
     #[test]
@@ -176,11 +252,13 @@ mod tests {
         let k1 = Secret::from_slice(&[1; 32]);
         let k2 = Secret::from_slice(&[2; 32]);
         let c = Upgrade {
+            mode: Mode::KeyFile,
             role: Role::Client,
             nonce: [3; 32],
             port: 0,
         };
         let s = Upgrade {
+            mode: Mode::KeyFile,
             role: Role::Server,
             nonce: [4; 32],
             port: 9,
