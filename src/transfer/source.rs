@@ -143,6 +143,7 @@ where
                 total,
                 progress: &opts.progress,
                 check,
+                budget: opts.budget,
             },
         )
         .await;
@@ -349,6 +350,7 @@ struct Plan<'a> {
     progress: &'a Option<ProgressFn>,
     /// The FILE_END check agreed in the HELLOs.
     check: CheckKind,
+    budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
 /// The writer half: manifest, the sources that yield nothing, then each
@@ -365,6 +367,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         total,
         progress,
         check,
+        budget,
     } = plan;
     let roots = entries.iter().filter(|e| e.rel.depth() == 1).count() as u32;
     fw.send(&Msg::ManifestBegin {
@@ -418,6 +421,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
             entry: e,
             progress,
             check,
+            budget,
         };
         match (want, readers.get_mut(i).and_then(Option::take)) {
             (Want::Skip, _) => {}

@@ -18,6 +18,7 @@ use super::hashing::{blocking, digest, hash_prefix, Check, CheckKind};
 use super::walk::SrcEntry;
 use super::wire::FrameWriter;
 use super::{report, Progress, ProgressFn};
+use crate::budget::MemoryBudget;
 
 /// A stream source.
 pub(crate) type Reader = Box<dyn AsyncRead + Unpin + Send>;
@@ -36,6 +37,8 @@ pub(crate) struct FileCtx<'a> {
     pub progress: &'a Option<ProgressFn>,
     /// The FILE_END check agreed in the HELLOs.
     pub check: CheckKind,
+    /// A daemon's memory budget (`SendOptions::budget`).
+    pub budget: Option<&'static MemoryBudget>,
 }
 
 impl FileCtx<'_> {
@@ -197,7 +200,7 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
         last = Some(hasher);
     } else {
         let first = std::mem::take(&mut bufs[0]);
-        pending = Some(spawn_read(file, hasher, first, next_len(remaining)));
+        pending = Some(spawn_read(file, hasher, first, ctx.next_len(remaining)));
     }
     let mut failure = None;
     while let Some(h) = pending.take() {
@@ -223,7 +226,7 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
         done += n as u64;
         if remaining > 0 {
             let next = spare.take().unwrap_or_else(new_buf);
-            pending = Some(spawn_read(file, hasher, next, next_len(remaining)));
+            pending = Some(spawn_read(file, hasher, next, ctx.next_len(remaining)));
         } else {
             last = Some(hasher);
         }
@@ -262,8 +265,12 @@ pub(crate) fn new_buf() -> Vec<u8> {
     vec![0u8; BUF_LEN]
 }
 
-fn next_len(remaining: u64) -> usize {
-    remaining.min(CHUNK as u64) as usize
+impl FileCtx<'_> {
+    /// Bytes to read next: a chunk, or under a budget this session's piece.
+    fn next_len(&self, remaining: u64) -> usize {
+        let most = self.budget.map_or(CHUNK, |b| b.piece(CHUNK));
+        remaining.min(most as u64) as usize
+    }
 }
 
 pub(crate) async fn send_stream<W: AsyncWrite + Unpin>(
