@@ -46,6 +46,7 @@ use tokio::sync::Semaphore;
 use super::admission::Admission;
 use super::replay::{ReplayGuard, Stale};
 use super::wire::Secret;
+use crate::budget;
 use crate::transport::handshake::{decode_request, TYPE_REQUEST};
 use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
 use crate::vsl::Header;
@@ -70,27 +71,20 @@ pub const QUEUE_BYTES_ALL: usize = 64 << 20;
 pub const QUEUE_BYTES_MIN: usize = 256 << 10;
 /// The pool datagrams are copied into before they go to a session (a
 /// datagram still queued keeps its whole chunk allocated, so chunks are
-/// small).
-const POOL: usize = 1 << 20;
+/// small: with a thousand sessions, 1 MiB chunks each pinned by one
+/// queued datagram held 56 MiB).
+const POOL: usize = 256 << 10;
 
-/// All sessions' receive windows (and send buffers) together: a new
-/// session's window is this divided by the sessions already there, between
-/// [`WINDOW_MIN`] and the configured window.
-pub const WINDOWS_ALL: usize = 64 << 20;
-/// The least receive window of a session of a loaded server.
-pub const WINDOW_MIN: usize = 128 << 10;
-
-/// The transport settings of a session that joins `sessions` others: the
-/// receive window and the send buffer (the most unacknowledged bytes)
-/// shrink with load ([`WINDOWS_ALL`]), so bytes pushed by a thousand
-/// clients faster than the daemon writes them wait at the clients, and
-/// bytes pulled wait in the daemon's files, not in its memory. One client
-/// alone keeps the whole configured window.
-pub fn session_config(base: &Config, sessions: usize) -> Config {
-    let share = (WINDOWS_ALL / sessions.max(1)).max(WINDOW_MIN);
+/// The transport settings of a daemon's session: its receive window and
+/// send buffer are its fair share of the daemon's memory budget
+/// ([`crate::budget`]) as long as it runs, shrinking as sessions arrive and
+/// growing as they leave, so bytes pushed by a thousand clients faster than
+/// the daemon writes them wait at the clients, and bytes pulled wait in the
+/// daemon's files, not in its memory. One client alone keeps the whole
+/// configured window.
+pub fn session_config(base: &Config) -> Config {
     Config {
-        recv_window: base.recv_window.min(share),
-        send_buffer: base.send_buffer.min(share),
+        budget: Some(budget::daemon()),
         ..base.clone()
     }
 }
@@ -282,7 +276,7 @@ where
         tokio::select! {
             r = l.sock.readable() => {
                 r?;
-                for (peer, conn, rx, ctx) in l.receive(&mut buf, &mut meta) {
+                for (peer, conn, rx, ctx, member) in l.receive(&mut buf, &mut meta) {
                     let (sock, state) = (l.sock.clone(), l.state.clone());
                     let wait = l.opts.handshake_timeout;
                     let (f, done) = (on_session.clone(), done_tx.clone());
@@ -300,6 +294,7 @@ where
                             },
                             Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
                         }
+                        drop(member);
                         let _ = done.send(peer);
                     });
                 }
@@ -355,7 +350,13 @@ impl Peer {
     }
 }
 
-type NewSession<C> = (SocketAddr, Connection, mpsc::Receiver<BytesMut>, C);
+type NewSession<C> = (
+    SocketAddr,
+    Connection,
+    mpsc::Receiver<BytesMut>,
+    C,
+    budget::Member<'static>,
+);
 
 struct Listener<G> {
     sock: Arc<UdpSocket>,
@@ -389,7 +390,7 @@ impl<G: Gate> Listener<G> {
             self.admission
                 .session_ended(self.peers.len(), Instant::now());
             if self.peers.is_empty() {
-                // Idle: the datagram pool goes too (4 MiB).
+                // Idle: the datagram pool goes too.
                 self.pool = BytesMut::new();
             }
             let host = host_of(peer.ip());
@@ -547,7 +548,7 @@ impl<G: Gate> Listener<G> {
         request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
-            session_config(&self.opts.config, self.peers.len()),
+            session_config(&self.opts.config),
             key.bytes(),
             rnd,
             now,
@@ -564,7 +565,9 @@ impl<G: Gate> Listener<G> {
         *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
         let ctx = self.gate.admitted_as(from, index);
-        Some((from, conn, rx, ctx))
+        // Counted in the budget from its handshake to its end.
+        let member = budget::daemon().join();
+        Some((from, conn, rx, ctx, member))
     }
 }
 
@@ -602,16 +605,6 @@ mod tests {
             p.sent(1200);
         }
         assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
-    }
-
-    #[test]
-    fn windows_shrink_with_load() {
-        let base = Config::default();
-        assert_eq!(session_config(&base, 0).recv_window, base.recv_window);
-        assert_eq!(session_config(&base, 4).recv_window, base.recv_window);
-        assert_eq!(session_config(&base, 64).recv_window, 1 << 20);
-        assert_eq!(session_config(&base, 1000).recv_window, WINDOW_MIN);
-        assert_eq!(session_config(&base, 1000).send_buffer, WINDOW_MIN);
     }
 
     #[test]
