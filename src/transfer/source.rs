@@ -401,7 +401,11 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         .await?;
     }
     let mut sent = Sent::default();
-    let mut bufs = [new_buf(), new_buf()];
+    // Under a budget the buffers grow to the pieces read into them.
+    let mut bufs = match budget {
+        None => [new_buf(), new_buf()],
+        Some(_) => Default::default(),
+    };
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_file(e)) {
         let (index, want) = match rx.try_recv() {
             Ok(w) => w,
@@ -412,7 +416,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         };
         debug_assert_eq!(index, i as u64);
         for b in bufs.iter_mut() {
-            if b.len() < BUF_LEN {
+            if budget.is_none() && b.len() < BUF_LEN {
                 *b = new_buf();
             }
         }
@@ -425,7 +429,12 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         };
         match (want, readers.get_mut(i).and_then(Option::take)) {
             (Want::Skip, _) => {}
-            (_, Some(reader)) => send_stream(fw, &ctx, reader, &mut bufs[0], &mut sent).await?,
+            (_, Some(reader)) => {
+                if bufs[0].len() < BUF_LEN {
+                    bufs[0] = new_buf();
+                }
+                send_stream(fw, &ctx, reader, &mut bufs[0], &mut sent).await?
+            }
             (want, None) => send_file(fw, &ctx, want, &mut bufs, &mut sent).await?,
         }
     }

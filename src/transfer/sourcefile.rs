@@ -147,6 +147,10 @@ fn spawn_read(
     mut buf: Vec<u8>,
     want: usize,
 ) -> tokio::task::JoinHandle<ReadDone> {
+    if buf.len() < FRAME_HEADER + want {
+        // A budgeted session's buffers start empty and grow to its pieces.
+        buf.resize(FRAME_HEADER + want, 0);
+    }
     tokio::task::spawn_blocking(move || {
         let r = read_chunk(&mut file, &mut h, &mut buf, want);
         (file, h, buf, r)
