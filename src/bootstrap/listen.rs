@@ -213,6 +213,12 @@ pub trait Gate: Send + 'static {
     /// stale REQUESTs by their timestamps. False if each secret opens one
     /// session only (a replay cannot verify).
     fn reusable_secret(&self) -> bool;
+    /// A REQUEST from `from` verified under [`Gate::secret_for`]'s secret
+    /// but was answered BUSY: a gate whose secrets are used once keeps
+    /// that one for the client's retry. Default: nothing.
+    fn busy(&mut self, from: SocketAddr, now: Instant) {
+        let _ = (from, now);
+    }
     /// Any other datagram from an address without a session; may write a
     /// reply into `reply` (sent to `from` at once, never larger than the
     /// datagram unless `from` has proven its address).
@@ -419,16 +425,19 @@ impl<G: Gate> Listener<G> {
             && handshaking < max_handshakes(self.opts.max_connections)
     }
 
-    /// Answers a REQUEST that may not start a handshake now with BUSY
-    /// (key-file mode; a one-use secret's REQUEST is just dropped).
+    /// Answers a REQUEST that may not start a handshake now with BUSY,
+    /// under the secret it verifies with: the key in key-file mode, the
+    /// address's pending secret in challenge-response mode (which the gate
+    /// then keeps for the retry, [`Gate::busy`]).
     fn refuse(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
-        if !self.gate.reusable_secret() {
-            return;
-        }
+        let reusable = self.gate.reusable_secret();
         let Some(key) = self.gate.secret_for(from, now) else {
             return;
         };
-        if let Some(reply) = self.admission.busy_reply(&key, d, now) {
+        if let Some(reply) = self.admission.busy_reply(&key, d, now, reusable) {
+            if !reusable {
+                self.gate.busy(from, now);
+            }
             self.admission
                 .refused(from, "no free slot or short of resources");
             // Best effort, as UDP.
