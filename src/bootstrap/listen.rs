@@ -27,9 +27,10 @@
 //! the session keys until it ends; an unconfirmed handshake is forgotten
 //! after the handshake timeout. So every handshake answered has a slot
 //! waiting: a REQUEST beyond the slots (or while the daemon is short of CPU
-//! or memory) gets a stateless BUSY in key-file mode ([`super::admission`])
-//! and the client retries later, rather than being admitted and then
-//! turned away.
+//! or memory) gets a stateless BUSY ([`super::admission`]; in
+//! challenge-response mode under the address's pending secret, which the
+//! gate keeps for the retry) and the client retries later, rather than
+//! being admitted and then turned away.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
