@@ -314,6 +314,9 @@ impl Connection {
         if matches!(self.state, State::Closing { .. } | State::Closed) {
             return 0;
         }
+        if let Some(b) = self.config.budget {
+            self.send.shrink_to(b.window(self.config.send_buffer));
+        }
         let n = data.len().min(self.send_space());
         self.send.write(&data[..n])
     }
@@ -352,6 +355,7 @@ impl Connection {
             if let Some(b) = self.config.budget {
                 let w = b.window(self.config.recv_window);
                 self.recv.set_window(w, self.advertised_max_data);
+                self.recv.shrink_to_window();
             }
             let window = self.recv.window();
             if self.recv.max_data() >= self.advertised_max_data + window / 4 {

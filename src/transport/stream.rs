@@ -59,6 +59,28 @@ impl Ring {
         *self = grown;
     }
 
+    /// Reallocates smaller when the allocation is more than twice what
+    /// `live` and a ring of `target` bytes need (a daemon's share shrank).
+    fn shrink(&mut self, live: Range<u64>, target: usize) {
+        let keep = ((live.end - live.start) as usize)
+            .max(target)
+            .next_power_of_two()
+            .max(RING_MIN);
+        if self.buf.len() <= 2 * keep {
+            return;
+        }
+        let mut small = Ring {
+            buf: vec![0u8; keep],
+            limit: self.limit,
+        };
+        if live.end > live.start {
+            let mut tmp = vec![0u8; (live.end - live.start) as usize];
+            self.read(live.start, &mut tmp);
+            small.write(live.start, &tmp);
+        }
+        *self = small;
+    }
+
     /// Frees the allocation (only when no byte in it is live).
     fn release(&mut self) {
         self.buf = Vec::new();
@@ -307,6 +329,14 @@ impl SendBuffer {
         self.ring.allocated()
     }
 
+    /// Gives memory back if the ring is more than twice what its live
+    /// bytes and a buffer of `cap` need (a daemon's share shrank).
+    pub fn shrink_to(&mut self, cap: usize) {
+        if self.ring.allocated() > 2 * cap {
+            self.ring.shrink(self.base..self.written, cap);
+        }
+    }
+
     /// Bytes sent at least once and not yet acknowledged (upper bound).
     pub fn unacked(&self) -> u64 {
         self.sent - self.base
@@ -471,6 +501,16 @@ impl RecvBuffer {
         self.ring.allocated()
     }
 
+    /// Gives memory back if the ring is more than twice what the bytes
+    /// waiting in it and the window need (a daemon's share shrank).
+    pub fn shrink_to_window(&mut self) {
+        let window = self.window as usize;
+        if self.ring.allocated() > 2 * window {
+            let live_end = self.received.last().map_or(self.read, |r| r.end);
+            self.ring.shrink(self.read..live_end, window);
+        }
+    }
+
     /// Offset the application has read up to.
     pub fn read_offset(&self) -> u64 {
         self.read
@@ -533,6 +573,36 @@ mod tests {
         // And it grows again up to the configured size.
         r.set_window(4 << 20, r.max_data());
         assert_eq!(r.window(), 1 << 20);
+    }
+
+    #[test]
+    fn rings_shrink_to_a_smaller_share_keeping_live_bytes() {
+        let mut s = SendBuffer::new(16 << 20);
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
+        assert_eq!(s.write(&data), 1 << 20);
+        assert_eq!(s.allocated(), 1 << 20);
+        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+            if c.offset + (c.len as u64) < (1 << 20) - 10_000 {
+                s.on_acked(c.offset..c.offset + c.len as u64, false);
+            }
+        }
+        s.shrink_to(64 << 10);
+        assert!(s.allocated() <= 64 << 10, "{}", s.allocated());
+        let live = s.written() - s.unconfirmed();
+        let mut out = vec![0u8; s.unconfirmed() as usize];
+        s.read(live, &mut out);
+        assert_eq!(out, data[live as usize..]);
+        // Receive side: unread bytes survive the shrink.
+        let mut r = RecvBuffer::new(16 << 20);
+        r.insert(0, &data, false).unwrap();
+        let mut sink = vec![0u8; (1 << 20) - 5000];
+        assert_eq!(r.read(&mut sink), sink.len());
+        r.set_window(64 << 10, r.max_data());
+        r.shrink_to_window();
+        assert!(r.allocated() <= 64 << 10, "{}", r.allocated());
+        let mut rest = vec![0u8; 5000];
+        assert_eq!(r.read(&mut rest), 5000);
+        assert_eq!(rest, data[(1 << 20) - 5000..]);
     }
 
     #[test]
