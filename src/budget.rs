@@ -62,10 +62,11 @@ impl MemoryBudget {
         self.total / self.sessions().max(1)
     }
 
-    /// A session's receive window (or send buffer) now: half its share,
+    /// A session's receive window (or send buffer) now: a quarter of its
+    /// share (a ring is allocated in powers of two, up to twice that),
     /// between [`WINDOW_MIN`] and `max` (the configured size).
     pub fn window(&self, max: usize) -> usize {
-        (self.share() / 2).max(WINDOW_MIN).min(max)
+        (self.share() / 4).max(WINDOW_MIN).min(max)
     }
 
     /// The most file bytes a session moves in one piece now: an eighth of
