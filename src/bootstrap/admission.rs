@@ -35,6 +35,8 @@ pub const CPU_LAG_BUSY: Duration = Duration::from_millis(500);
 pub const MEMORY_LOW_PERCENT: u64 = 3;
 /// Give memory back to the OS at most this often while sessions end.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
+/// The last trim after the last session ended, when its tasks are gone.
+const TRIM_AFTER_LAST: Duration = Duration::from_secs(1);
 /// How often the memory figure is read.
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
 
@@ -146,6 +148,14 @@ impl Admission {
         {
             self.trimmed = Some(now);
             tokio::task::spawn_blocking(give_back_memory);
+        }
+        if live == 0 {
+            // Once more when the last sessions' tasks have wound down and
+            // freed what they held.
+            tokio::spawn(async {
+                tokio::time::sleep(TRIM_AFTER_LAST).await;
+                let _ = tokio::task::spawn_blocking(give_back_memory).await;
+            });
         }
     }
 }

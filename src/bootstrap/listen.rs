@@ -308,6 +308,12 @@ where
             }
             Some(peer) = done_rx.recv() => {
                 l.forget(peer);
+                if l.peers.is_empty() {
+                    // Idle: a fresh batch buffer, whose pages are not
+                    // resident until used (the old one, every page
+                    // touched by GRO trains, goes back to the OS).
+                    buf = vec![0u8; SLOT * BATCH_SIZE];
+                }
             }
         }
     }
@@ -397,8 +403,11 @@ impl<G: Gate> Listener<G> {
             self.admission
                 .session_ended(self.peers.len(), Instant::now());
             if self.peers.is_empty() {
-                // Idle: the datagram pool goes too.
+                // Idle: the datagram pool and the tables' room for a
+                // thousand sessions go too.
                 self.pool = BytesMut::new();
+                self.peers.shrink_to_fit();
+                self.per_host.shrink_to_fit();
             }
             let host = host_of(peer.ip());
             if let Some(n) = self.per_host.get_mut(&host) {
