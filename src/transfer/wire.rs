@@ -130,7 +130,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     self.data_left = len - 1;
                     return self.next_piece().await;
                 }
+                let ty = self.buf[0];
                 self.fit(len);
+                self.buf[0] = ty;
                 self.read_body(1, len).await?;
                 self.last_len = len;
                 return Ok(Some(frame::decode(&self.buf[..len])?));

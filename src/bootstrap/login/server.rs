@@ -448,9 +448,8 @@ mod tests {
         assert!(open(&mut gate, 3, later), "room again after expiry");
     }
 
-    #[test]
-    fn a_client_answered_busy_keeps_its_pending_secret_for_the_retry() {
-        let t = Instant::now();
+    /// A gate that has just made an ACCEPT for `addr(1)`.
+    fn gate_with_pending(t: Instant) -> LoginGate {
         let mut gate =
             LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
         let mut c = ClientHandshake::new([1; 32], t);
@@ -460,21 +459,21 @@ mod tests {
         let mut r = Vec::new();
         gate.handle(addr(1), &c.poll_transmit(t).unwrap(), t, &mut r);
         assert!(Accept::decode(&r).is_some());
+        gate
+    }
+
+    #[test]
+    fn a_client_answered_busy_keeps_its_pending_secret_for_the_retry() {
+        let t = Instant::now();
         let s =
             |gate: &mut LoginGate, secs| gate.secret_for(addr(1), t + Duration::from_secs(secs));
         // BUSY at 9 s: the retry up to 12 s later still finds S.
+        let mut gate = gate_with_pending(t);
         gate.busy(addr(1), t + Duration::from_secs(9));
         assert!(s(&mut gate, 20).is_some(), "kept for the retry");
         assert!(s(&mut gate, 26).is_none(), "not longer");
         // Kept at most BUSY_KEEP after the ACCEPT however often BUSY comes.
-        let mut gate =
-            LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
-        let mut c = ClientHandshake::new([1; 32], t);
-        let mut r = Vec::new();
-        gate.handle(addr(1), &c.poll_transmit(t).unwrap(), t, &mut r);
-        c.handle(&r);
-        let mut r = Vec::new();
-        gate.handle(addr(1), &c.poll_transmit(t).unwrap(), t, &mut r);
+        let mut gate = gate_with_pending(t);
         for k in 1..20 {
             gate.busy(addr(1), t + Duration::from_secs(8 * k));
         }
