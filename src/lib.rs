@@ -6,6 +6,7 @@
 //! See `docs/PROTOCOL.md` for the wire format.
 
 pub mod bootstrap;
+pub mod budget;
 pub mod cli;
 pub mod codec;
 #[doc(hidden)]

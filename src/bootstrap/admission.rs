@@ -35,6 +35,8 @@ pub const CPU_LAG_BUSY: Duration = Duration::from_millis(500);
 pub const MEMORY_LOW_PERCENT: u64 = 3;
 /// Give memory back to the OS at most this often while sessions end.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
+/// The last trim after the last session ended, when its tasks are gone.
+const TRIM_AFTER_LAST: Duration = Duration::from_secs(1);
 /// How often the memory figure is read.
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
 
@@ -92,9 +94,16 @@ impl Admission {
 
     /// The BUSY answer to `request` (a REQUEST datagram from an address
     /// without a session) under `key`, if it authenticates, its timestamp is
-    /// inside the window and the reply budget allows one. Records nothing:
-    /// the client's retry is a new REQUEST.
-    pub fn busy_reply(&mut self, key: &Secret, request: &[u8], now: Instant) -> Option<Vec<u8>> {
+    /// inside the window (when `check_time`: a reusable key; a login's
+    /// pending secret is younger than any replay) and the reply budget
+    /// allows one. Records nothing: the client's retry is a new REQUEST.
+    pub fn busy_reply(
+        &mut self,
+        key: &Secret,
+        request: &[u8],
+        now: Instant,
+        check_time: bool,
+    ) -> Option<Vec<u8>> {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
         self.tokens = (self.tokens + elapsed * BUSY_PER_SECOND).min(BUSY_PER_SECOND);
@@ -103,12 +112,14 @@ impl Admission {
         }
         let mut copy = request.to_vec();
         let req = decode_request(key.bytes(), &mut copy).ok()?;
-        let sent = req.timestamp.to_unix()?;
-        let here = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()?;
-        if sent.abs_diff(here) > TIMESTAMP_WINDOW {
-            return None;
+        if check_time {
+            let sent = req.timestamp.to_unix()?;
+            let here = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?;
+            if sent.abs_diff(here) > TIMESTAMP_WINDOW {
+                return None;
+            }
         }
         self.tokens -= 1.0;
         let mut m = [0u8; 8];
@@ -137,6 +148,14 @@ impl Admission {
         {
             self.trimmed = Some(now);
             tokio::task::spawn_blocking(give_back_memory);
+        }
+        if live == 0 {
+            // Once more when the last sessions' tasks have wound down and
+            // freed what they held.
+            tokio::spawn(async {
+                tokio::time::sleep(TRIM_AFTER_LAST).await;
+                let _ = tokio::task::spawn_blocking(give_back_memory).await;
+            });
         }
     }
 }
@@ -212,18 +231,18 @@ mod tests {
         let mut a = Admission::start();
         let now = Instant::now();
         let (req, nonce) = request(&key, Duration::ZERO);
-        let mut busy = a.busy_reply(&key, &req, now).expect("an answer");
+        let mut busy = a.busy_reply(&key, &req, now, true).expect("an answer");
         assert!(busy.len() < req.len(), "never amplifies");
         assert_eq!(decode_busy(key.bytes(), &nonce, &mut busy), Ok(RETRY_AFTER));
         // Wrong key, stale timestamp: no answer.
         assert!(a
-            .busy_reply(&Secret::from_bytes([4; 32]), &req, now)
+            .busy_reply(&Secret::from_bytes([4; 32]), &req, now, true)
             .is_none());
         let (old, _) = request(&key, Duration::from_secs(600));
-        assert!(a.busy_reply(&key, &old, now).is_none());
+        assert!(a.busy_reply(&key, &old, now, true).is_none());
         // The budget: a burst beyond it goes unanswered.
         let answered = (0..(BUSY_PER_SECOND as usize + 100))
-            .filter(|_| a.busy_reply(&key, &req, now).is_some())
+            .filter(|_| a.busy_reply(&key, &req, now, true).is_some())
             .count();
         assert!(answered < BUSY_PER_SECOND as usize, "{answered}");
     }

@@ -27,9 +27,10 @@
 //! the session keys until it ends; an unconfirmed handshake is forgotten
 //! after the handshake timeout. So every handshake answered has a slot
 //! waiting: a REQUEST beyond the slots (or while the daemon is short of CPU
-//! or memory) gets a stateless BUSY in key-file mode ([`super::admission`])
-//! and the client retries later, rather than being admitted and then
-//! turned away.
+//! or memory) gets a stateless BUSY ([`super::admission`]; in
+//! challenge-response mode under the address's pending secret, which the
+//! gate keeps for the retry) and the client retries later, rather than
+//! being admitted and then turned away.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -46,6 +47,7 @@ use tokio::sync::Semaphore;
 use super::admission::Admission;
 use super::replay::{ReplayGuard, Stale};
 use super::wire::Secret;
+use crate::budget;
 use crate::transport::handshake::{decode_request, TYPE_REQUEST};
 use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
 use crate::vsl::Header;
@@ -70,27 +72,20 @@ pub const QUEUE_BYTES_ALL: usize = 64 << 20;
 pub const QUEUE_BYTES_MIN: usize = 256 << 10;
 /// The pool datagrams are copied into before they go to a session (a
 /// datagram still queued keeps its whole chunk allocated, so chunks are
-/// small).
-const POOL: usize = 1 << 20;
+/// small: with a thousand sessions, 1 MiB chunks each pinned by one
+/// queued datagram held 56 MiB).
+const POOL: usize = 256 << 10;
 
-/// All sessions' receive windows (and send buffers) together: a new
-/// session's window is this divided by the sessions already there, between
-/// [`WINDOW_MIN`] and the configured window.
-pub const WINDOWS_ALL: usize = 64 << 20;
-/// The least receive window of a session of a loaded server.
-pub const WINDOW_MIN: usize = 128 << 10;
-
-/// The transport settings of a session that joins `sessions` others: the
-/// receive window and the send buffer (the most unacknowledged bytes)
-/// shrink with load ([`WINDOWS_ALL`]), so bytes pushed by a thousand
-/// clients faster than the daemon writes them wait at the clients, and
-/// bytes pulled wait in the daemon's files, not in its memory. One client
-/// alone keeps the whole configured window.
-pub fn session_config(base: &Config, sessions: usize) -> Config {
-    let share = (WINDOWS_ALL / sessions.max(1)).max(WINDOW_MIN);
+/// The transport settings of a daemon's session: its receive window and
+/// send buffer are its fair share of the daemon's memory budget
+/// ([`crate::budget`]) as long as it runs, shrinking as sessions arrive and
+/// growing as they leave, so bytes pushed by a thousand clients faster than
+/// the daemon writes them wait at the clients, and bytes pulled wait in the
+/// daemon's files, not in its memory. One client alone keeps the whole
+/// configured window.
+pub fn session_config(base: &Config) -> Config {
     Config {
-        recv_window: base.recv_window.min(share),
-        send_buffer: base.send_buffer.min(share),
+        budget: Some(budget::daemon()),
         ..base.clone()
     }
 }
@@ -219,6 +214,12 @@ pub trait Gate: Send + 'static {
     /// stale REQUESTs by their timestamps. False if each secret opens one
     /// session only (a replay cannot verify).
     fn reusable_secret(&self) -> bool;
+    /// A REQUEST from `from` verified under [`Gate::secret_for`]'s secret
+    /// but was answered BUSY: a gate whose secrets are used once keeps
+    /// that one for the client's retry. Default: nothing.
+    fn busy(&mut self, from: SocketAddr, now: Instant) {
+        let _ = (from, now);
+    }
     /// Any other datagram from an address without a session; may write a
     /// reply into `reply` (sent to `from` at once, never larger than the
     /// datagram unless `from` has proven its address).
@@ -282,7 +283,7 @@ where
         tokio::select! {
             r = l.sock.readable() => {
                 r?;
-                for (peer, conn, rx, ctx) in l.receive(&mut buf, &mut meta) {
+                for (peer, conn, rx, ctx, member) in l.receive(&mut buf, &mut meta) {
                     let (sock, state) = (l.sock.clone(), l.state.clone());
                     let wait = l.opts.handshake_timeout;
                     let (f, done) = (on_session.clone(), done_tx.clone());
@@ -300,12 +301,19 @@ where
                             },
                             Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
                         }
+                        drop(member);
                         let _ = done.send(peer);
                     });
                 }
             }
             Some(peer) = done_rx.recv() => {
                 l.forget(peer);
+                if l.peers.is_empty() {
+                    // Idle: a fresh batch buffer, whose pages are not
+                    // resident until used (the old one, every page
+                    // touched by GRO trains, goes back to the OS).
+                    buf = vec![0u8; SLOT * BATCH_SIZE];
+                }
             }
         }
     }
@@ -355,7 +363,13 @@ impl Peer {
     }
 }
 
-type NewSession<C> = (SocketAddr, Connection, mpsc::Receiver<BytesMut>, C);
+type NewSession<C> = (
+    SocketAddr,
+    Connection,
+    mpsc::Receiver<BytesMut>,
+    C,
+    budget::Member<'static>,
+);
 
 struct Listener<G> {
     sock: Arc<UdpSocket>,
@@ -389,8 +403,11 @@ impl<G: Gate> Listener<G> {
             self.admission
                 .session_ended(self.peers.len(), Instant::now());
             if self.peers.is_empty() {
-                // Idle: the datagram pool goes too (4 MiB).
+                // Idle: the datagram pool and the tables' room for a
+                // thousand sessions go too.
                 self.pool = BytesMut::new();
+                self.peers.shrink_to_fit();
+                self.per_host.shrink_to_fit();
             }
             let host = host_of(peer.ip());
             if let Some(n) = self.per_host.get_mut(&host) {
@@ -418,16 +435,19 @@ impl<G: Gate> Listener<G> {
             && handshaking < max_handshakes(self.opts.max_connections)
     }
 
-    /// Answers a REQUEST that may not start a handshake now with BUSY
-    /// (key-file mode; a one-use secret's REQUEST is just dropped).
+    /// Answers a REQUEST that may not start a handshake now with BUSY,
+    /// under the secret it verifies with: the key in key-file mode, the
+    /// address's pending secret in challenge-response mode (which the gate
+    /// then keeps for the retry, [`Gate::busy`]).
     fn refuse(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
-        if !self.gate.reusable_secret() {
-            return;
-        }
+        let reusable = self.gate.reusable_secret();
         let Some(key) = self.gate.secret_for(from, now) else {
             return;
         };
-        if let Some(reply) = self.admission.busy_reply(&key, d, now) {
+        if let Some(reply) = self.admission.busy_reply(&key, d, now, reusable) {
+            if !reusable {
+                self.gate.busy(from, now);
+            }
             self.admission
                 .refused(from, "no free slot or short of resources");
             // Best effort, as UDP.
@@ -547,7 +567,7 @@ impl<G: Gate> Listener<G> {
         request.copy_from_slice(d);
         let rnd = HandshakeRandom::from_os().ok()?;
         let conn = match Connection::server(
-            session_config(&self.opts.config, self.peers.len()),
+            session_config(&self.opts.config),
             key.bytes(),
             rnd,
             now,
@@ -564,7 +584,9 @@ impl<G: Gate> Listener<G> {
         *self.per_host.entry(host_of(from.ip())).or_default() += 1;
         self.accepted += 1;
         let ctx = self.gate.admitted_as(from, index);
-        Some((from, conn, rx, ctx))
+        // Counted in the budget from its handshake to its end.
+        let member = budget::daemon().join();
+        Some((from, conn, rx, ctx, member))
     }
 }
 
@@ -602,16 +624,6 @@ mod tests {
             p.sent(1200);
         }
         assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
-    }
-
-    #[test]
-    fn windows_shrink_with_load() {
-        let base = Config::default();
-        assert_eq!(session_config(&base, 0).recv_window, base.recv_window);
-        assert_eq!(session_config(&base, 4).recv_window, base.recv_window);
-        assert_eq!(session_config(&base, 64).recv_window, 1 << 20);
-        assert_eq!(session_config(&base, 1000).recv_window, WINDOW_MIN);
-        assert_eq!(session_config(&base, 1000).send_buffer, WINDOW_MIN);
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub async fn serve(session: &Session, root: &Root, req: &Request) -> anyhow::Res
         let opts = ReceiveOptions {
             preserve: req.preserve,
             umask: Some(root.umask),
+            budget: Some(crate::budget::daemon()),
             ..ReceiveOptions::default()
         };
         let dest = Dest::Beneath {
@@ -79,6 +80,7 @@ pub async fn serve(session: &Session, root: &Root, req: &Request) -> anyhow::Res
             preserve: req.preserve,
             progress: None,
             shown_root: Some(root.dir.path().to_path_buf()),
+            budget: Some(crate::budget::daemon()),
             ..SendOptions::default()
         };
         transfer::send(stream, sources, &opts).await?;

@@ -189,6 +189,9 @@ pub struct SendOptions {
     /// Check files with BLAKE3 even if the sink offers XXH3-128 (do not set
     /// HELLO's CHECK_XXH3; PROTOCOL §6.7). For interoperability tests.
     pub blake3_only: bool,
+    /// A daemon's memory budget: files are read and sent in pieces of this
+    /// session's share (`crate::budget`) instead of whole chunks.
+    pub budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
 /// Sink options; the CLI flags of `vfer-recv` map onto them.
@@ -213,6 +216,9 @@ pub struct ReceiveOptions {
     /// Check files with BLAKE3 even if the source offers XXH3-128 (do not
     /// set HELLO's CHECK_XXH3; PROTOCOL §6.7). For interoperability tests.
     pub blake3_only: bool,
+    /// A daemon's memory budget: large DATA frames are taken in pieces of
+    /// this session's share (`crate::budget`) instead of whole chunks.
+    pub budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
 impl Default for ReceiveOptions {
@@ -224,6 +230,7 @@ impl Default for ReceiveOptions {
             progress: None,
             umask: None,
             blake3_only: false,
+            budget: None,
         }
     }
 }

@@ -50,7 +50,7 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let start = Instant::now();
-    let mut fr = FrameReader::new(r);
+    let mut fr = FrameReader::new(r).with_budget(opts.budget);
     let mut fw = FrameWriter::new(w);
     let mut flags = if opts.preserve { FLAG_PRESERVE } else { 0 };
     if !opts.blake3_only {

@@ -281,7 +281,11 @@ impl Sink<'_> {
             out,
             hasher: Some(hasher),
             inflight: None,
-            spare: Vec::with_capacity(CHUNK),
+            // Under a budget the reader sizes it to the pieces.
+            spare: match self.opts.budget {
+                None => Vec::with_capacity(CHUNK),
+                Some(_) => Vec::new(),
+            },
             offset,
             size: (!stream).then_some(size),
             received: 0,

@@ -143,6 +143,7 @@ where
                 total,
                 progress: &opts.progress,
                 check,
+                budget: opts.budget,
             },
         )
         .await;
@@ -349,6 +350,7 @@ struct Plan<'a> {
     progress: &'a Option<ProgressFn>,
     /// The FILE_END check agreed in the HELLOs.
     check: CheckKind,
+    budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
 /// The writer half: manifest, the sources that yield nothing, then each
@@ -365,6 +367,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         total,
         progress,
         check,
+        budget,
     } = plan;
     let roots = entries.iter().filter(|e| e.rel.depth() == 1).count() as u32;
     fw.send(&Msg::ManifestBegin {
@@ -398,7 +401,11 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         .await?;
     }
     let mut sent = Sent::default();
-    let mut bufs = [new_buf(), new_buf()];
+    // Under a budget the buffers grow to the pieces read into them.
+    let mut bufs = match budget {
+        None => [new_buf(), new_buf()],
+        Some(_) => Default::default(),
+    };
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_file(e)) {
         let (index, want) = match rx.try_recv() {
             Ok(w) => w,
@@ -409,7 +416,7 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         };
         debug_assert_eq!(index, i as u64);
         for b in bufs.iter_mut() {
-            if b.len() < BUF_LEN {
+            if budget.is_none() && b.len() < BUF_LEN {
                 *b = new_buf();
             }
         }
@@ -418,10 +425,16 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
             entry: e,
             progress,
             check,
+            budget,
         };
         match (want, readers.get_mut(i).and_then(Option::take)) {
             (Want::Skip, _) => {}
-            (_, Some(reader)) => send_stream(fw, &ctx, reader, &mut bufs[0], &mut sent).await?,
+            (_, Some(reader)) => {
+                if bufs[0].len() < BUF_LEN {
+                    bufs[0] = new_buf();
+                }
+                send_stream(fw, &ctx, reader, &mut bufs[0], &mut sent).await?
+            }
             (want, None) => send_file(fw, &ctx, want, &mut bufs, &mut sent).await?,
         }
     }

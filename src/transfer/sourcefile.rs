@@ -18,6 +18,7 @@ use super::hashing::{blocking, digest, hash_prefix, Check, CheckKind};
 use super::walk::SrcEntry;
 use super::wire::FrameWriter;
 use super::{report, Progress, ProgressFn};
+use crate::budget::MemoryBudget;
 
 /// A stream source.
 pub(crate) type Reader = Box<dyn AsyncRead + Unpin + Send>;
@@ -36,6 +37,8 @@ pub(crate) struct FileCtx<'a> {
     pub progress: &'a Option<ProgressFn>,
     /// The FILE_END check agreed in the HELLOs.
     pub check: CheckKind,
+    /// A daemon's memory budget (`SendOptions::budget`).
+    pub budget: Option<&'static MemoryBudget>,
 }
 
 impl FileCtx<'_> {
@@ -154,16 +157,19 @@ fn spawn_reader(
     mut file: File,
     mut h: Check,
     mut remaining: u64,
+    budget: Option<&'static MemoryBudget>,
     ready: tokio::sync::mpsc::Sender<ReadChunk>,
     free: std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> tokio::task::JoinHandle<(Check, std::sync::mpsc::Receiver<Vec<u8>>)> {
     tokio::task::spawn_blocking(move || {
         while remaining > 0 {
             let Ok(mut buf) = free.recv() else { break };
-            if buf.len() < BUF_LEN {
-                buf = new_buf();
+            let want = remaining.min(piece(budget) as u64) as usize;
+            if buf.len() < FRAME_HEADER + want {
+                // A budgeted session's buffers start empty and grow to its pieces.
+                buf.resize(FRAME_HEADER + want, 0);
             }
-            let r = read_chunk(&mut file, &mut h, &mut buf, next_len(remaining));
+            let r = read_chunk(&mut file, &mut h, &mut buf, want);
             let go_on = matches!(r, Ok(n) if n > 0);
             if let Ok(n) = r {
                 remaining -= n as u64;
@@ -217,17 +223,19 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
     let remaining = size - offset;
     let mut done = offset;
     // The buffers this file circulates: the caller's two, and more only if
-    // the file spans more chunks than that.
-    let chunks = remaining.div_ceil(CHUNK as u64).max(1) as usize;
+    // the file spans more pieces than that and no daemon budget holds the
+    // session to two.
+    let depth = if ctx.budget.is_some() { 2 } else { READ_AHEAD };
+    let pieces = remaining.div_ceil(piece(ctx.budget) as u64).max(1) as usize;
     let (free_tx, free_rx) = std::sync::mpsc::channel();
     for b in bufs.iter_mut() {
         let _ = free_tx.send(std::mem::take(b));
     }
-    for _ in bufs.len()..READ_AHEAD.min(chunks) {
+    for _ in bufs.len()..depth.min(pieces) {
         let _ = free_tx.send(Vec::new());
     }
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let reader = spawn_reader(file, hasher, remaining, ready_tx, free_rx);
+    let reader = spawn_reader(file, hasher, remaining, ctx.budget, ready_tx, free_rx);
     let mut failure = None;
     while done < size {
         let Some((mut buf, res)) = ready.recv().await else {
@@ -287,8 +295,10 @@ pub(crate) fn new_buf() -> Vec<u8> {
     vec![0u8; BUF_LEN]
 }
 
-fn next_len(remaining: u64) -> usize {
-    remaining.min(CHUNK as u64) as usize
+/// Most bytes to read next: a chunk, or under a daemon's budget this
+/// session's current piece (it shrinks as sessions arrive).
+fn piece(budget: Option<&MemoryBudget>) -> usize {
+    budget.map_or(CHUNK, |b| b.piece(CHUNK))
 }
 
 pub(crate) async fn send_stream<W: AsyncWrite + Unpin>(

@@ -5,13 +5,19 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use super::error::TransferError;
-use super::frame::{self, Msg};
+use super::frame::{self, Msg, CHUNK};
+use crate::budget::MemoryBudget;
 
 /// How long [`FrameWriter::fail`] tries to deliver its ERROR frame.
 const FAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Buffer size for small frames on either side.
-const BUF: usize = 64 * 1024;
+/// Buffer size for small frames on either side (DATA frames are larger
+/// and bypass it; a thousand sessions hold two each).
+const BUF: usize = 8 * 1024;
+/// The DATA frame type byte.
+fn data_type() -> u8 {
+    frame::data_header(0)[frame::FRAME_HEADER - 1]
+}
 
 /// Reads frames; the buffer grows to the largest frame seen (at most
 /// [`frame::MAX_FRAME_LEN`]) and is reused.
@@ -20,6 +26,11 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Length of the last frame read into `buf` (type byte included).
     last_len: usize,
+    /// Bytes of a DATA frame read in pieces still to come.
+    data_left: usize,
+    /// A daemon's memory budget: DATA frames larger than its piece size
+    /// are read and handed on in pieces ([`FrameReader::with_budget`]).
+    budget: Option<&'static MemoryBudget>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -29,6 +40,55 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             r: BufReader::with_capacity(BUF, r),
             buf: Vec::new(),
             last_len: 0,
+            data_left: 0,
+            budget: None,
+        }
+    }
+
+    /// Reads DATA frames larger than `budget`'s piece size as several
+    /// DATA messages of at most that size (the same bytes in the same
+    /// order, which is all a sink needs), so a daemon's sink holds pieces
+    /// of its fair share, not whole 256 KiB chunks, per session.
+    pub fn with_budget(mut self, budget: Option<&'static MemoryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Makes `buf` hold `len` bytes; under a budget, drops a buffer more
+    /// than twice the larger of `len` and a piece (the share shrank).
+    fn fit(&mut self, len: usize) {
+        if let Some(b) = self.budget {
+            let keep = len.max(b.piece(CHUNK) + 1);
+            if self.buf.len() > 2 * keep {
+                self.buf = Vec::new();
+            }
+        }
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+    }
+
+    /// Reads the next piece of the DATA frame under way.
+    async fn next_piece(&mut self) -> Result<Option<Msg<'_>>, TransferError> {
+        let piece = self.budget.map_or(CHUNK, |b| b.piece(CHUNK));
+        let n = self.data_left.min(piece);
+        self.fit(n + 1);
+        self.buf[0] = data_type();
+        self.read_body(1, n + 1).await?;
+        self.data_left -= n;
+        self.last_len = n + 1;
+        Ok(Some(frame::decode(&self.buf[..n + 1])?))
+    }
+
+    /// Fills `buf[from..to]` from the stream; a frame cut short is
+    /// [`TransferError::TruncatedFrame`].
+    async fn read_body(&mut self, from: usize, to: usize) -> Result<(), TransferError> {
+        match self.r.read_exact(&mut self.buf[from..to]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(TransferError::TruncatedFrame)
+            }
+            Err(e) => Err(TransferError::Stream(e)),
         }
     }
 
@@ -40,6 +100,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next message; `None` at a clean end of stream between frames.
     pub async fn next(&mut self) -> Result<Option<Msg<'_>>, TransferError> {
+        if self.data_left > 0 {
+            return self.next_piece().await;
+        }
         let mut len = [0u8; 4];
         let mut got = 0;
         while got < 4 {
@@ -58,16 +121,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             got += n;
         }
         let len = frame::check_len(u32::from_be_bytes(len))?;
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
-        }
-        match self.r.read_exact(&mut self.buf[..len]).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(TransferError::TruncatedFrame)
+        if let Some(b) = self.budget {
+            if len > b.piece(CHUNK) + 1 {
+                // Large: a DATA frame goes on in pieces.
+                self.fit(1);
+                self.read_body(0, 1).await?;
+                if self.buf[0] == data_type() {
+                    self.data_left = len - 1;
+                    return self.next_piece().await;
+                }
+                let ty = self.buf[0];
+                self.fit(len);
+                self.buf[0] = ty;
+                self.read_body(1, len).await?;
+                self.last_len = len;
+                return Ok(Some(frame::decode(&self.buf[..len])?));
             }
-            Err(e) => return Err(TransferError::Stream(e)),
         }
+        self.fit(len);
+        self.read_body(0, len).await?;
         self.last_len = len;
         Ok(Some(frame::decode(&self.buf[..len])?))
     }
@@ -140,5 +212,65 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::MemoryBudget;
+
+    #[tokio::test]
+    async fn a_budget_reads_large_data_frames_in_pieces() {
+        // A thousand sessions: pieces of the least size.
+        static B: MemoryBudget = MemoryBudget::new(crate::budget::TOTAL);
+        let _m: Vec<_> = (0..1000).map(|_| B.join()).collect();
+        let piece = B.piece(CHUNK);
+        assert!(piece < CHUNK);
+        let data: Vec<u8> = (0..CHUNK + 3).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        frame::encode(&Msg::Data(&data[..CHUNK]), &mut wire);
+        frame::encode(&Msg::Data(&data[CHUNK..]), &mut wire);
+        let long = "x".repeat(frame::MAX_TEXT);
+        frame::encode(&Msg::Error { message: &long }, &mut wire);
+        let mut fr = FrameReader::new(&wire[..]).with_budget(Some(&B));
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        loop {
+            match fr.expect().await.unwrap() {
+                Msg::Data(d) => {
+                    assert!(d.len() <= piece);
+                    pieces += 1;
+                    let (buf, range) = fr.take_data(Vec::new());
+                    got.extend_from_slice(&buf[range]);
+                }
+                Msg::Error { message } => {
+                    assert_eq!(message, long);
+                    break;
+                }
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+        assert_eq!(got, data, "the same bytes in the same order");
+        assert_eq!(pieces, CHUNK.div_ceil(piece) + 1);
+        assert!(fr.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_data_frame_cut_short_between_pieces_is_truncated() {
+        static B: MemoryBudget = MemoryBudget::new(crate::budget::TOTAL);
+        let _m: Vec<_> = (0..1000).map(|_| B.join()).collect();
+        let mut wire = Vec::new();
+        frame::encode(&Msg::Data(&vec![5u8; CHUNK]), &mut wire);
+        wire.truncate(wire.len() - 1);
+        let mut fr = FrameReader::new(&wire[..]).with_budget(Some(&B));
+        let e = loop {
+            match fr.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a cut frame is not a clean end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(e, TransferError::TruncatedFrame), "{e}");
     }
 }

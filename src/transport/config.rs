@@ -41,6 +41,10 @@ pub struct Config {
     /// the sender starts near that rate and checks it in the first round
     /// trips instead of ramping up from an initial window.
     pub path_hint: Option<PathHint>,
+    /// A daemon's memory budget (`crate::budget`): the receive window and
+    /// send buffer in use are this session's fair share of it now, at most
+    /// `recv_window` and `send_buffer`. `None`: those sizes, fixed.
+    pub budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             max_pto: Duration::from_secs(2),
             cipher: CipherChoice::Auto,
             path_hint: None,
+            budget: None,
         }
     }
 }

@@ -154,11 +154,14 @@ impl Connection {
         let config = config.sized_for_hint();
         let mtu = PathMtu::new(config.max_udp_payload);
         let cc = config.cc.build(u64::from(mtu.current()), config.path_hint);
+        let window = config
+            .budget
+            .map_or(config.recv_window, |b| b.window(config.recv_window));
         Connection {
             role,
             send: SendBuffer::new(config.send_buffer),
-            recv: RecvBuffer::new(config.recv_window),
-            advertised_max_data: config.recv_window as u64,
+            recv: RecvBuffer::with_window(config.recv_window, window),
+            advertised_max_data: window as u64,
             config,
             secret: Zeroizing::new(*secret),
             state: State::Closed,
@@ -191,7 +194,7 @@ impl Connection {
     pub(super) fn our_params(&self) -> TransportParams {
         TransportParams {
             max_udp_payload: u32::from(self.config.max_udp_payload),
-            initial_max_data: self.config.recv_window as u64,
+            initial_max_data: self.recv.max_data(),
             idle_timeout_ms: self.config.idle_timeout.as_millis().min(u32::MAX as u128) as u32,
         }
     }
@@ -311,6 +314,9 @@ impl Connection {
         if matches!(self.state, State::Closing { .. } | State::Closed) {
             return 0;
         }
+        if let Some(b) = self.config.budget {
+            self.send.shrink_to(b.window(self.config.send_buffer));
+        }
         let n = data.len().min(self.send_space());
         self.send.write(&data[..n])
     }
@@ -325,7 +331,11 @@ impl Connection {
     pub fn send_space(&self) -> usize {
         let ahead = (2 * self.cc.window()).max(WRITE_AHEAD_MIN);
         let unsent = self.send.written() - self.send.max_offset();
-        self.send.space().min(ahead.saturating_sub(unsent) as usize)
+        let room = match self.config.budget {
+            Some(b) => self.send.space_below(b.window(self.config.send_buffer)),
+            None => self.send.space(),
+        };
+        room.min(ahead.saturating_sub(unsent) as usize)
     }
 
     /// Ends our direction of the stream after what was written.
@@ -342,7 +352,12 @@ impl Connection {
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = self.recv.read(buf);
         if n > 0 {
-            let window = self.config.recv_window as u64;
+            if let Some(b) = self.config.budget {
+                let w = b.window(self.config.recv_window);
+                self.recv.set_window(w, self.advertised_max_data);
+                self.recv.shrink_to_window();
+            }
+            let window = self.recv.window();
             if self.recv.max_data() >= self.advertised_max_data + window / 4 {
                 self.max_data_pending = true;
             }

@@ -59,6 +59,28 @@ impl Ring {
         *self = grown;
     }
 
+    /// Reallocates smaller when the allocation is more than twice what
+    /// `live` and a ring of `target` bytes need (a daemon's share shrank).
+    fn shrink(&mut self, live: Range<u64>, target: usize) {
+        let keep = ((live.end - live.start) as usize)
+            .max(target)
+            .next_power_of_two()
+            .max(RING_MIN);
+        if self.buf.len() <= 2 * keep {
+            return;
+        }
+        let mut small = Ring {
+            buf: vec![0u8; keep],
+            limit: self.limit,
+        };
+        if live.end > live.start {
+            let mut tmp = vec![0u8; (live.end - live.start) as usize];
+            self.read(live.start, &mut tmp);
+            small.write(live.start, &tmp);
+        }
+        *self = small;
+    }
+
     /// Frees the allocation (only when no byte in it is live).
     fn release(&mut self) {
         self.buf = Vec::new();
@@ -143,10 +165,16 @@ impl SendBuffer {
 
     /// Free space for `write`.
     pub fn space(&self) -> usize {
+        self.space_below(self.ring.limit)
+    }
+
+    /// Free space for `write` if the buffer may hold only `cap` bytes now
+    /// (a daemon's share, `crate::budget`; at most the configured size).
+    pub fn space_below(&self, cap: usize) -> usize {
         if self.finished {
             return 0;
         }
-        (self.ring.cap() - (self.written - self.base)) as usize
+        (cap.min(self.ring.limit) as u64).saturating_sub(self.written - self.base) as usize
     }
 
     /// Appends application bytes; returns how many were taken.
@@ -301,6 +329,14 @@ impl SendBuffer {
         self.ring.allocated()
     }
 
+    /// Gives memory back if the ring is more than twice what its live
+    /// bytes and a buffer of `cap` need (a daemon's share shrank).
+    pub fn shrink_to(&mut self, cap: usize) {
+        if self.ring.allocated() > 2 * cap {
+            self.ring.shrink(self.base..self.written, cap);
+        }
+    }
+
     /// Bytes sent at least once and not yet acknowledged (upper bound).
     pub fn unacked(&self) -> u64 {
         self.sent - self.base
@@ -328,6 +364,12 @@ pub const MIN_RECV_PIECES: usize = 4096;
 /// Incoming stream bytes, reassembled in order for the application.
 pub struct RecvBuffer {
     ring: Ring,
+    /// The window in use now (at most the ring's limit; see
+    /// [`RecvBuffer::set_window`]).
+    window: u64,
+    /// The peer may send below this whatever the window is now (what was
+    /// advertised before the window shrank).
+    granted: u64,
     /// The application has read everything below.
     read: u64,
     received: RangeSet,
@@ -347,8 +389,17 @@ impl RecvBuffer {
 
     /// A receive window of `cap` bytes.
     pub fn new(cap: usize) -> RecvBuffer {
+        RecvBuffer::with_window(cap, cap)
+    }
+
+    /// A receive window of `window` bytes that may grow up to `cap`
+    /// ([`RecvBuffer::set_window`]).
+    pub fn with_window(cap: usize, window: usize) -> RecvBuffer {
+        let ring = Ring::new(cap);
         RecvBuffer {
-            ring: Ring::new(cap),
+            window: (window.max(1) as u64).min(ring.cap()),
+            ring,
+            granted: 0,
             read: 0,
             received: RangeSet::new(),
             fin_at: None,
@@ -357,7 +408,21 @@ impl RecvBuffer {
 
     /// The highest offset the peer may send up to (what MAX_DATA advertises).
     pub fn max_data(&self) -> u64 {
-        self.read + self.ring.cap()
+        (self.read + self.window).max(self.granted)
+    }
+
+    /// The window in use now.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Uses a window of `window` bytes (at most the configured size) from
+    /// now on. `advertised` is the highest offset told to the peer: a
+    /// smaller window never takes back what was granted, it only stops
+    /// the advertised offset from moving until the reads catch up.
+    pub fn set_window(&mut self, window: usize, advertised: u64) {
+        self.granted = self.granted.max(advertised);
+        self.window = (window.max(1) as u64).min(self.ring.cap());
     }
 
     /// Stores bytes that arrived; duplicates are harmless. Returns the number of new bytes.
@@ -436,6 +501,16 @@ impl RecvBuffer {
         self.ring.allocated()
     }
 
+    /// Gives memory back if the ring is more than twice what the bytes
+    /// waiting in it and the window need (a daemon's share shrank).
+    pub fn shrink_to_window(&mut self) {
+        let window = self.window as usize;
+        if self.ring.allocated() > 2 * window {
+            let live_end = self.received.last().map_or(self.read, |r| r.end);
+            self.ring.shrink(self.read..live_end, window);
+        }
+    }
+
     /// Offset the application has read up to.
     pub fn read_offset(&self) -> u64 {
         self.read
@@ -469,6 +544,75 @@ mod tests {
         assert_eq!((e.offset, e.len, e.fin), (80, 20, true));
         s.on_acked(80..100, true);
         assert!(s.is_fully_acked());
+    }
+
+    #[test]
+    fn a_smaller_window_never_takes_back_what_was_advertised() {
+        let mut r = RecvBuffer::with_window(1 << 20, 256 << 10);
+        assert_eq!(r.max_data(), 256 << 10);
+        let advertised = r.max_data();
+        r.insert(0, &[1u8; 1000], false).unwrap();
+        let mut out = [0u8; 1000];
+        assert_eq!(r.read(&mut out), 1000);
+        // The daemon got busier: the window shrinks to 64 KiB.
+        r.set_window(64 << 10, advertised);
+        assert_eq!(r.max_data(), advertised, "granted stays granted");
+        r.insert(advertised - 100, &[2u8; 100], false).unwrap();
+        assert_eq!(
+            r.insert(advertised, &[3u8; 1], false),
+            Err(RecvError::FlowControl)
+        );
+        // Once the reads pass the old grant, the new window applies.
+        let mut r = RecvBuffer::with_window(1 << 20, 256 << 10);
+        r.set_window(64 << 10, r.max_data());
+        let data = vec![7u8; 256 << 10];
+        r.insert(0, &data, false).unwrap();
+        let mut out = vec![0u8; 256 << 10];
+        assert_eq!(r.read(&mut out), 256 << 10);
+        assert_eq!(r.max_data(), (256 << 10) + (64 << 10));
+        // And it grows again up to the configured size.
+        r.set_window(4 << 20, r.max_data());
+        assert_eq!(r.window(), 1 << 20);
+    }
+
+    #[test]
+    fn rings_shrink_to_a_smaller_share_keeping_live_bytes() {
+        let mut s = SendBuffer::new(16 << 20);
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
+        assert_eq!(s.write(&data), 1 << 20);
+        assert_eq!(s.allocated(), 1 << 20);
+        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+            if c.offset + (c.len as u64) < (1 << 20) - 10_000 {
+                s.on_acked(c.offset..c.offset + c.len as u64, false);
+            }
+        }
+        s.shrink_to(64 << 10);
+        assert!(s.allocated() <= 64 << 10, "{}", s.allocated());
+        let live = s.written() - s.unconfirmed();
+        let mut out = vec![0u8; s.unconfirmed() as usize];
+        s.read(live, &mut out);
+        assert_eq!(out, data[live as usize..]);
+        // Receive side: unread bytes survive the shrink.
+        let mut r = RecvBuffer::new(16 << 20);
+        r.insert(0, &data, false).unwrap();
+        let mut sink = vec![0u8; (1 << 20) - 5000];
+        assert_eq!(r.read(&mut sink), sink.len());
+        r.set_window(64 << 10, r.max_data());
+        r.shrink_to_window();
+        assert!(r.allocated() <= 64 << 10, "{}", r.allocated());
+        let mut rest = vec![0u8; 5000];
+        assert_eq!(r.read(&mut rest), 5000);
+        assert_eq!(rest, data[(1 << 20) - 5000..]);
+    }
+
+    #[test]
+    fn a_send_buffer_share_bounds_its_space() {
+        let mut s = SendBuffer::new(1 << 20);
+        assert_eq!(s.space_below(64 << 10), 64 << 10);
+        assert_eq!(s.write(&vec![0u8; 100 << 10]), 100 << 10);
+        assert_eq!(s.space_below(64 << 10), 0, "over the share: no room");
+        assert_eq!(s.space_below(usize::MAX), s.space());
+        assert_eq!(s.space(), (1 << 20) - (100 << 10));
     }
 
     #[test]

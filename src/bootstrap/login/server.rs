@@ -57,6 +57,15 @@ pub const USED_EPH_TTL: Duration = Duration::from_secs(2 * COOKIE_ROTATION.as_se
 /// (only HELLOs from proven addresses are remembered).
 pub const USED_EPH_CAP: usize = 65_536;
 
+/// Longest a pending secret is kept for a client that the daemon keeps
+/// answering BUSY (the REQUEST timestamp window: longer than any
+/// `--timeout` a client would wait).
+pub const BUSY_KEEP: Duration = crate::bootstrap::listen::TIMESTAMP_WINDOW;
+/// How long after a BUSY a pending secret is kept for the retry: longer
+/// than a client's longest backoff (8 s times a jitter below 1.5,
+/// PROTOCOL §2.6).
+pub const BUSY_RETRY_KEEP: Duration = Duration::from_secs(16);
+
 /// Counters, for tests and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GateStats {
@@ -73,7 +82,16 @@ struct Pending {
     accept: Vec<u8>,
     secret: Secret,
     binding: [u8; 32],
+    /// When the ACCEPT was made.
     created: Instant,
+    /// Kept at least until then for a client answered BUSY ([`Gate::busy`]).
+    kept: Option<Instant>,
+}
+
+impl Pending {
+    fn live(&self, now: Instant, ttl: Duration) -> bool {
+        now.saturating_duration_since(self.created) < ttl || self.kept.is_some_and(|k| now < k)
+    }
 }
 
 /// What the login handler learns about a session's client from its
@@ -154,7 +172,7 @@ impl LoginGate {
         }
         let ttl = self.opts.pending_ttl;
         if let Some(p) = self.pending.get(&from) {
-            if p.client_eph == hello.client_eph && now.saturating_duration_since(p.created) < ttl {
+            if p.client_eph == hello.client_eph && p.live(now, ttl) {
                 reply.extend_from_slice(&p.accept);
                 self.stats.accepts += 1;
                 return;
@@ -198,6 +216,7 @@ impl LoginGate {
                 secret: derived.secret,
                 binding: derived.binding,
                 created: now,
+                kept: None,
             },
         );
     }
@@ -259,8 +278,7 @@ impl LoginGate {
     /// newcomer's address would after admission. False if no room.
     fn make_room(&mut self, from: SocketAddr, now: Instant) -> bool {
         let ttl = self.opts.pending_ttl;
-        self.pending
-            .retain(|_, p| now.saturating_duration_since(p.created) < ttl);
+        self.pending.retain(|_, p| p.live(now, ttl));
         if self.pending.len() < self.opts.max_handshakes {
             return true;
         }
@@ -296,7 +314,7 @@ impl Gate for LoginGate {
 
     fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret> {
         let p = self.pending.get(&from)?;
-        if now.saturating_duration_since(p.created) >= self.opts.pending_ttl {
+        if !p.live(now, self.opts.pending_ttl) {
             self.pending.remove(&from);
             return None;
         }
@@ -312,6 +330,15 @@ impl Gate for LoginGate {
     fn reusable_secret(&self) -> bool {
         // Each pending S verifies one REQUEST: `admitted` removes it.
         false
+    }
+
+    fn busy(&mut self, from: SocketAddr, now: Instant) {
+        // The client backs off (at most 12 s) and retries with the same S:
+        // keep it that long again, up to BUSY_KEEP after the ACCEPT.
+        if let Some(p) = self.pending.get_mut(&from) {
+            let until = (now + BUSY_RETRY_KEEP).min(p.created + BUSY_KEEP);
+            p.kept = Some(until.max(p.kept.unwrap_or(until)));
+        }
     }
 
     fn other(&mut self, from: SocketAddr, d: &[u8], now: Instant, reply: &mut Vec<u8>) {
@@ -419,6 +446,40 @@ mod tests {
         let later = t + Duration::from_secs(11);
         assert!(gate.secret_for(addr(1), later).is_none(), "expired");
         assert!(open(&mut gate, 3, later), "room again after expiry");
+    }
+
+    /// A gate that has just made an ACCEPT for `addr(1)`.
+    fn gate_with_pending(t: Instant) -> LoginGate {
+        let mut gate =
+            LoginGate::new(HostKey::from_bytes([4; 32]), GateOptions::default(), t).unwrap();
+        let mut c = ClientHandshake::new([1; 32], t);
+        let mut r = Vec::new();
+        gate.handle(addr(1), &c.poll_transmit(t).unwrap(), t, &mut r);
+        c.handle(&r);
+        let mut r = Vec::new();
+        gate.handle(addr(1), &c.poll_transmit(t).unwrap(), t, &mut r);
+        assert!(Accept::decode(&r).is_some());
+        gate
+    }
+
+    #[test]
+    fn a_client_answered_busy_keeps_its_pending_secret_for_the_retry() {
+        let t = Instant::now();
+        let s =
+            |gate: &mut LoginGate, secs| gate.secret_for(addr(1), t + Duration::from_secs(secs));
+        // BUSY at 9 s: the retry up to 12 s later still finds S.
+        let mut gate = gate_with_pending(t);
+        gate.busy(addr(1), t + Duration::from_secs(9));
+        assert!(s(&mut gate, 20).is_some(), "kept for the retry");
+        assert!(s(&mut gate, 26).is_none(), "not longer");
+        // Kept at most BUSY_KEEP after the ACCEPT however often BUSY comes.
+        let mut gate = gate_with_pending(t);
+        for k in 1..20 {
+            gate.busy(addr(1), t + Duration::from_secs(8 * k));
+        }
+        let end = BUSY_KEEP.as_secs();
+        assert!(s(&mut gate, end - 1).is_some());
+        assert!(s(&mut gate, end).is_none());
     }
 
     #[test]
