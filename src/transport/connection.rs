@@ -137,6 +137,8 @@ pub struct Connection {
     pub(super) limits: super::limits::LimitClock,
     pub(super) mtu: PathMtu,
     pub(super) ack: AckState,
+    /// The receiver's view of the path toward us (`Stats::received_path`).
+    pub(super) arrivals: super::arrival::ArrivalMeter,
     pub(super) probes_pending: u8,
     pub(super) ping_pending: bool,
     pub(super) close_frame: Option<(u64, Vec<u8>)>,
@@ -175,6 +177,7 @@ impl Connection {
             limits: Default::default(),
             mtu,
             ack: AckState::default(),
+            arrivals: Default::default(),
             probes_pending: 0,
             ping_pending: false,
             close_frame: None,
@@ -420,6 +423,9 @@ impl Connection {
         s.path_estimate = self.cc.path_estimate();
         s.path_hint_held = self.cc.path_hint_held();
         s.peer_packets_seen = self.ack.largest.map_or(0, |l| l + 1);
+        s.received_path = self.arrivals.estimate().and_then(|(rate, loss)| {
+            super::pathcache::PathHint::new(rate, s.min_rtt, loss.clamp(0.0, 0.49))
+        });
         s.packets_lost = self.recovery.lost_packets;
         s.limited = self.limits.times(Instant::now());
         s
