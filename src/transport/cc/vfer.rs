@@ -66,6 +66,9 @@ const STARTUP_WINDOW_ROUNDS: u64 = 3;
 /// RTT samples (a round's first, or the latest in a row) that must show a
 /// queue above the start-up exit threshold before start-up ends.
 const STARTUP_DELAY_SAMPLES: u32 = 8;
+/// A round that delivered this many packets carried data, even if its
+/// samples were application-limited (see `data_rounds`).
+const DATA_ROUND_PACKETS: u64 = 16;
 /// Packets in the initial window.
 const INITIAL_WINDOW_PACKETS: u64 = 64;
 /// Smallest window, in packets.
@@ -369,12 +372,17 @@ impl Vfer {
         if rs.prior_delivered >= self.next_round_delivered {
             self.next_round_delivered = ack.delivered;
             self.round += 1;
-            // Only a round that carried data counts (see `data_rounds`).
-            let data_round = std::mem::replace(&mut self.round_has_data, false);
+            let delivered = ack.delivered.saturating_sub(self.round_start_delivered);
+            // Only a round that carried data counts (see `data_rounds`): one
+            // not application-limited, or a full flight (the first after
+            // the handshake is marked application-limited as a whole). The
+            // first ACK starts round 1 as it starts `round`'s.
+            let data_round = std::mem::replace(&mut self.round_has_data, false)
+                || delivered >= DATA_ROUND_PACKETS * self.mtu
+                || self.round == 1;
             if data_round {
                 self.data_rounds += 1;
             }
-            let delivered = ack.delivered.saturating_sub(self.round_start_delivered);
             let sent = (delivered + self.round_lost).max(1) as f64;
             let fraction = self.round_lost as f64 / sent;
             if self.mode != Mode::Resume && data_round {
