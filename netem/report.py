@@ -41,8 +41,10 @@ def summarize(rows):
         done = [r for r in rs if r["status"] in ("ok", "timeout")]
         g = [float(r["goodput_mbit"]) for r in done]
         dp = [float(r["data_mbit"]) for r in done if r.get("data_mbit")]
+        qd = [float(r["queue_p90_ms"]) for r in done if r.get("queue_p90_ms")]
         out[key] = {
             "data": statistics.median(dp) if dp else None,
+            "queue": statistics.median(qd) if qd else None,
             "n": len(rs),
             "ok": sum(1 for r in rs if r["status"] == "ok"),
             "timeouts": sum(1 for r in rs if r["status"] == "timeout"),
@@ -61,8 +63,8 @@ def fmt(v, nd=1):
 
 def table(summary, meta):
     lines = [
-        "| profile | cc | tool | median Mbit/s | min-max | efficiency | x scp | data phase Mbit/s | data-phase efficiency | runs |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+        "| profile | cc | tool | median Mbit/s | min-max | efficiency | x scp | data phase Mbit/s | data-phase efficiency | queue p90 ms | runs |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     keys = sorted(
         summary,
@@ -75,7 +77,7 @@ def table(summary, meta):
     for profile, cc, tool in keys:
         s = summary[(profile, cc, tool)]
         if s["skipped"]:
-            lines.append(f"| {profile} | {cc} | {tool} | skipped | | | | | | |")
+            lines.append(f"| {profile} | {cc} | {tool} | skipped | | | | | | | |")
             continue
         rate, _, loss = meta[(profile, cc)]
         ceiling = rate * (1 - loss / 100) if rate else None
@@ -91,7 +93,7 @@ def table(summary, meta):
         lines.append(
             f"| {profile} | {cc} | {tool} | {fmt(s['median'])} | "
             f"{fmt(s['min'])}-{fmt(s['max'])} | {fmt(eff, 2)} | {fmt(ratio, 2)} | "
-            f"{fmt(s['data'])} | {fmt(deff, 2)} | {runs} |"
+            f"{fmt(s['data'])} | {fmt(deff, 2)} | {fmt(s['queue'], 0)} | {runs} |"
         )
     return "\n".join(lines)
 
@@ -276,7 +278,9 @@ def main():
         "bytes that had arrived. Data phase = vfer's own --json goodput "
         "(after the session is up). vfer = push, first time on the path "
         "(--no-path-cache); vfer2 = push on a remembered path (second run); "
-        "vferpull / vferpull2 = the same pulled."
+        "vferpull / vferpull2 = the same pulled. Queue p90 = the 90th "
+        "percentile of the bottleneck queueing delay the copy's data packets "
+        "saw (the emulator's histogram; vfer alone on the link)."
     )
     md.append("")
     md.append(table(summary, meta))

@@ -63,8 +63,9 @@ pub fn begin(host: &str, addr: &str, disabled: bool) -> Option<PathHint> {
 }
 
 /// After a transfer: remembers what it measured about the path noted by
-/// [`begin`] (the sender's model on a push; the data phase's goodput on a
-/// long enough pull). Errors writing the file are logged, not reported.
+/// [`begin`] (the sender's model on a push; on a pull the receiver's
+/// measure of the arrival rate and loss, else the data phase's goodput).
+/// Errors writing the file are logged, not reported.
 pub fn finish(summary: &Summary, stats: &Stats) {
     let Some(key) = CURRENT.lock().ok().and_then(|mut k| k.take()) else {
         return;
@@ -78,8 +79,15 @@ pub fn finish(summary: &Summary, stats: &Stats) {
         let seen = stats.peer_packets_seen.max(stats.packets_received).max(1);
         (seen - stats.packets_received) as f64 / seen as f64
     };
+    // A receiver measured the arrival rate and loss of the sender's
+    // packets (`Stats::received_path`); the goodput is the fallback.
+    let measured = if sent {
+        stats.path_estimate
+    } else {
+        stats.received_path
+    };
     let Some(hint) = pathcache::learned(
-        stats.path_estimate.filter(|_| sent),
+        measured,
         summary.bytes,
         summary.seconds,
         stats.min_rtt.max(Duration::from_micros(1)),

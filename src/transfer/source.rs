@@ -439,6 +439,10 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         }
     }
     fw.send(&Msg::End).await?;
-    fw.flush().await?;
+    // Nothing follows END: the stream's end goes with it, so it is
+    // acknowledged while the sink's DONE is on its way (not a round trip
+    // after it, which the session's end would wait for). A peer that
+    // closes first after DONE is no error here (see `send_split`).
+    let _ = fw.shutdown().await;
     Ok(sent)
 }

@@ -140,6 +140,10 @@ pub struct Stats {
     /// packets it sent, so `1 - packets_received / peer_packets_seen` is the
     /// loss on the way here (a receiver's view of the path).
     pub peer_packets_seen: u64,
+    /// The path toward this side as its receiver measured it (arrival
+    /// rate, base RTT, loss of the peer's packet numbers; see
+    /// [`super::arrival`]): what a client that pulled remembers.
+    pub received_path: Option<PathHint>,
     /// A path hint was given and the controller used it: `Some(true)` it
     /// held, `Some(false)` the path had changed and it was abandoned.
     pub path_hint_held: Option<bool>,

@@ -5,6 +5,7 @@
 //! be tested through a simulated lossy network in virtual time. The socket
 //! driver around it is thin. Wire format: docs/PROTOCOL.md §2-3.
 
+pub mod arrival;
 pub mod busy;
 pub mod cc;
 mod config;

@@ -167,6 +167,7 @@ impl Connection {
         };
         let pn = opened.msgnr;
         self.stats.packets_received += 1;
+        self.arrivals.on_packet(now, pn, len);
         self.stats.bytes_received += len as u64;
         self.last_recv = now;
         if !self.confirmed {

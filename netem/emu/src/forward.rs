@@ -140,7 +140,7 @@ pub fn format_stats(name: &str, s: &DirStats) -> String {
         0.0
     };
     format!(
-        "{name} received={} received_bytes={} delivered={} delivered_bytes={} queue_drops={} lost={} wire_loss_pct={:.4} duplicated={} reordered={} overflow_drops={} max_backlog_bytes={} write_errors={} read_errors={}",
+        "{name} received={} received_bytes={} delivered={} delivered_bytes={} queue_drops={} lost={} wire_loss_pct={:.4} duplicated={} reordered={} overflow_drops={} max_backlog_bytes={} write_errors={} read_errors={} queue_delay_p90_ms={} queue_delay_hist={}",
         l.received,
         l.received_bytes,
         l.delivered,
@@ -153,6 +153,10 @@ pub fn format_stats(name: &str, s: &DirStats) -> String {
         l.overflow_drops,
         l.max_backlog_bytes,
         s.write_errors,
-        s.read_errors
+        s.read_errors,
+        l.queue_delay
+            .quantile_ms(0.9)
+            .map_or("-".to_string(), |v| v.to_string()),
+        l.queue_delay.encode()
     )
 }

@@ -87,6 +87,75 @@ pub struct Stats {
     pub delivered_bytes: u64,
     /// Largest bottleneck backlog seen, in bytes.
     pub max_backlog_bytes: u64,
+    /// How long accepted packets waited in the bottleneck queue.
+    pub queue_delay: DelayHistogram,
+}
+
+/// Buckets of [`DelayHistogram`]: 1 ms each below 256 ms, then 8 ms each.
+pub const DELAY_BUCKETS: usize = 512;
+
+/// A histogram of queueing delays: 1 ms resolution where a delay-based
+/// sender keeps the queue (below 256 ms), 8 ms above (up to 2.3 s; longer
+/// waits count in the last bucket). Fixed size and `Copy`, so counters are
+/// published without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayHistogram(pub [u64; DELAY_BUCKETS]);
+
+impl Default for DelayHistogram {
+    fn default() -> Self {
+        DelayHistogram([0; DELAY_BUCKETS])
+    }
+}
+
+impl DelayHistogram {
+    /// The bucket of a delay.
+    pub fn bucket(d: Duration) -> usize {
+        let ms = d.as_millis() as usize;
+        if ms < 256 {
+            ms
+        } else {
+            (256 + (ms - 256) / 8).min(DELAY_BUCKETS - 1)
+        }
+    }
+
+    /// The smallest delay (in ms) a bucket holds.
+    pub fn bucket_ms(b: usize) -> u64 {
+        if b < 256 {
+            b as u64
+        } else {
+            256 + (b as u64 - 256) * 8
+        }
+    }
+
+    /// The `q` quantile (0-1) of the waits counted, in ms (the lower edge
+    /// of its bucket); `None` before any.
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let n: u64 = self.0.iter().sum();
+        let want = (n as f64 * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, &c) in self.0.iter().enumerate() {
+            seen += c;
+            if n > 0 && seen >= want {
+                return Some(Self::bucket_ms(b));
+            }
+        }
+        None
+    }
+
+    /// Counts one packet's wait.
+    pub fn add(&mut self, d: Duration) {
+        self.0[Self::bucket(d)] += 1;
+    }
+
+    /// `bucket:count` pairs of the non-empty buckets, comma-separated (for
+    /// scripts that subtract two snapshots).
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = (0..DELAY_BUCKETS)
+            .filter(|&b| self.0[b] > 0)
+            .map(|b| format!("{b}:{}", self.0[b]))
+            .collect();
+        parts.join(",")
+    }
 }
 
 /// Anything with a length can cross the link.
@@ -176,6 +245,7 @@ impl<P: Packet> Link<P> {
                     return;
                 }
                 let start = self.busy_until.map_or(now, |b| b.max(now));
+                self.stats.queue_delay.add(start - now);
                 let tx =
                     Duration::from_nanos((len as u128 * 8 * 1_000_000_000 / rate as u128) as u64);
                 let done = start + tx;
@@ -342,6 +412,43 @@ mod tests {
         let sent = Duration::from_nanos(s * 500_000);
         let owd = out[300].0 - sent;
         assert!(owd > ms(65) && owd < ms(75), "owd {owd:?}");
+        // The histogram saw the same waits: most packets near 50 ms.
+        let (out, link) = drive(cfg_50ms(), 1000, 16_000_000, 0.5);
+        let h = link.stats().queue_delay;
+        let counted: u64 = h.0.iter().sum();
+        assert_eq!(counted, out.len() as u64);
+        let full: u64 = h.0[45..=50].iter().sum();
+        assert!(full * 10 > counted * 8, "{}", h.encode());
+    }
+
+    fn cfg_50ms() -> DirConfig {
+        DirConfig {
+            rate_bps: Some(8_000_000),
+            queue_bytes: 50_000,
+            delay: ms(20),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn delay_buckets_are_1_ms_then_8_ms() {
+        assert_eq!(DelayHistogram::bucket(Duration::from_micros(999)), 0);
+        assert_eq!(DelayHistogram::bucket(ms(25)), 25);
+        assert_eq!(DelayHistogram::bucket(ms(263)), 256);
+        assert_eq!(DelayHistogram::bucket(ms(264)), 257);
+        assert_eq!(DelayHistogram::bucket_ms(257), 264);
+        assert_eq!(
+            DelayHistogram::bucket(Duration::from_secs(60)),
+            DELAY_BUCKETS - 1
+        );
+        let mut h = DelayHistogram::default();
+        h.add(ms(3));
+        h.add(ms(3));
+        h.add(ms(300));
+        assert_eq!(h.encode(), "3:2,261:1");
+        assert_eq!(h.quantile_ms(0.5), Some(3));
+        assert_eq!(h.quantile_ms(0.9), Some(296));
+        assert_eq!(DelayHistogram::default().quantile_ms(0.9), None);
     }
 
     #[test]

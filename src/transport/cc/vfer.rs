@@ -68,6 +68,12 @@ const SLOW_START_PEAK_RATIO: f64 = 2.0;
 const ACK_AGGREGATION: Duration = Duration::from_millis(8);
 /// Start-up rounds whose rate estimate is at least the window over the RTT.
 const STARTUP_WINDOW_ROUNDS: u64 = 3;
+/// RTT samples (a round's first, or the latest in a row) that must show a
+/// queue above the start-up exit threshold before start-up ends.
+const STARTUP_DELAY_SAMPLES: u32 = 8;
+/// A round that delivered this many packets carried data, even if its
+/// samples were application-limited (see `data_rounds`).
+const DATA_ROUND_PACKETS: u64 = 16;
 /// Packets in the initial window.
 const INITIAL_WINDOW_PACKETS: u64 = 64;
 /// Smallest window, in packets.
@@ -115,6 +121,14 @@ pub struct Vfer {
     min_rtt: Option<Duration>,
     min_rtt_stamp: Option<Instant>,
     round: u64,
+    /// Rounds in which the sender was not application-limited: the ones
+    /// that say something about the path. A transfer begins with round
+    /// trips of a few small messages (HELLO, manifest, WANT); start-up's
+    /// and a resumed start's round counts skip them.
+    data_rounds: u64,
+    /// The current round has had a delivery-rate sample that was not
+    /// application-limited.
+    round_has_data: bool,
     next_round_delivered: u64,
     /// Minimum RTT seen in the current and the previous round (standing RTT).
     round_min_rtt: Option<Duration>,
@@ -156,6 +170,9 @@ pub struct Vfer {
     hint_held: Option<bool>,
     /// RTT samples in a row that showed a queue while resuming.
     resume_queue_samples: u32,
+    /// RTT samples in a row that showed a queue above the start-up exit
+    /// threshold (see `check_startup_delay`).
+    startup_queue_samples: u32,
 }
 
 impl Vfer {
@@ -170,6 +187,8 @@ impl Vfer {
             min_rtt: None,
             min_rtt_stamp: None,
             round: 0,
+            data_rounds: 0,
+            round_has_data: false,
             next_round_delivered: 0,
             round_min_rtt: None,
             round_samples: 0,
@@ -198,6 +217,7 @@ impl Vfer {
             hint: None,
             hint_held: None,
             resume_queue_samples: 0,
+            startup_queue_samples: 0,
         }
     }
 
@@ -239,7 +259,9 @@ impl Vfer {
             // intervals start before any ACK, and the initial window is
             // paced over a guessed RTT): until they are past, the window
             // over the RTT is a rate the path has already carried.
-            Mode::Startup if self.round <= STARTUP_WINDOW_ROUNDS && self.srtt > Duration::ZERO => {
+            Mode::Startup
+                if self.data_rounds <= STARTUP_WINDOW_ROUNDS && self.srtt > Duration::ZERO =>
+            {
                 let by_window = self.cwnd as f64 / self.srtt.as_secs_f64();
                 self.btlbw.max(by_window)
             }
@@ -277,7 +299,7 @@ impl Vfer {
     /// the start of round 4 what the probe delivered.
     fn check_resume_round(&mut self, round_loss: f64) {
         let Some(hint) = self.hint else { return };
-        if self.mode != Mode::Resume || self.round < 2 {
+        if self.mode != Mode::Resume || self.data_rounds < 2 {
             return;
         }
         // The round that just ended: its best delivery rate.
@@ -286,7 +308,7 @@ impl Vfer {
         if round_loss > (hint.loss + RESUME_EXTRA_LOSS).max(2.0 * hint.loss) {
             return self.abandon_hint("more loss");
         }
-        match self.round {
+        match self.data_rounds {
             // Round 1's samples are of the first packets, whose intervals
             // start before any ACK: they under-state the rate.
             2 => self.pacing_gain = RESUME_PROBE_GAIN,
@@ -356,9 +378,19 @@ impl Vfer {
             self.next_round_delivered = ack.delivered;
             self.round += 1;
             let delivered = ack.delivered.saturating_sub(self.round_start_delivered);
+            // Only a round that carried data counts (see `data_rounds`): one
+            // not application-limited, or a full flight (the first after
+            // the handshake is marked application-limited as a whole). The
+            // first ACK starts round 1 as it starts `round`'s.
+            let data_round = std::mem::replace(&mut self.round_has_data, false)
+                || delivered >= DATA_ROUND_PACKETS * self.mtu
+                || self.round == 1;
+            if data_round {
+                self.data_rounds += 1;
+            }
             let sent = (delivered + self.round_lost).max(1) as f64;
             let fraction = self.round_lost as f64 / sent;
-            if self.mode != Mode::Resume {
+            if self.mode != Mode::Resume && data_round {
                 self.loss_rate += LOSS_RATE_WEIGHT * (fraction - self.loss_rate);
             }
             self.round_lost = 0;
@@ -368,8 +400,10 @@ impl Vfer {
             self.round_samples = 0;
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
             self.bw_rounds[slot] = (self.round, 0.0);
-            self.on_round_start();
-            self.check_resume_round(fraction);
+            if data_round {
+                self.on_round_start();
+                self.check_resume_round(fraction);
+            }
             if self.round.is_multiple_of(20) {
                 tracing::debug!(
                     target: "vfer::cc",
@@ -389,6 +423,9 @@ impl Vfer {
                     self.last_queue,
                 );
             }
+        }
+        if !rs.app_limited {
+            self.round_has_data = true;
         }
         if !rs.app_limited || rs.delivery_rate >= self.btlbw {
             let slot = (self.round % BW_WINDOW_ROUNDS) as usize;
@@ -444,15 +481,33 @@ impl Vfer {
     /// HyStart-style delay exit: the first samples of a round already show
     /// the queue the previous round built. Leaving startup then avoids
     /// overflowing the bottleneck's buffer.
-    fn check_startup_delay(&mut self) {
-        const SAMPLES: u32 = 8;
-        if self.mode != Mode::Startup || self.round < 2 || self.round_samples < SAMPLES {
+    ///
+    /// Also when the last [`STARTUP_DELAY_SAMPLES`] samples in a row show
+    /// it: a round's minimum includes its first samples, sent before the
+    /// rate went up, so after a jump in rate (a remembered path found
+    /// faster, say) the minimum shows the queue only a round later, by
+    /// which time the buffer may have overflowed.
+    fn check_startup_delay(&mut self, ack: &AckEvent<'_>) {
+        if self.mode != Mode::Startup || self.data_rounds < 2 {
+            self.startup_queue_samples = 0;
             return;
         }
-        if let (Some(round_min), Some(base)) = (self.round_min_rtt, self.min_rtt) {
-            if round_min.saturating_sub(base) > TARGET_QUEUE_DELAY.max(base / 8) {
-                self.exit_startup();
+        let Some(base) = self.min_rtt else { return };
+        let threshold = TARGET_QUEUE_DELAY.max(base / 8);
+        if ack.rtt_updated {
+            if ack.rtt.latest().saturating_sub(base) > threshold {
+                self.startup_queue_samples += 1;
+            } else {
+                self.startup_queue_samples = 0;
             }
+        }
+        let round_queue = self.round_samples >= STARTUP_DELAY_SAMPLES
+            && self
+                .round_min_rtt
+                .is_some_and(|m| m.saturating_sub(base) > threshold);
+        if round_queue || self.startup_queue_samples >= STARTUP_DELAY_SAMPLES {
+            self.startup_queue_samples = 0;
+            self.exit_startup();
         }
     }
 
@@ -688,7 +743,7 @@ impl Controller for Vfer {
         self.last_ack = Some(ack.now);
         self.update_rtt(ack);
         self.update_bw(ack);
-        self.check_startup_delay();
+        self.check_startup_delay(ack);
         self.update_mode(ack);
         self.update_cwnd(ack);
         self.update_compete(ack);
