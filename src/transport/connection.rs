@@ -23,6 +23,11 @@ use crate::vsl::{self, Role, KEY_LEN};
 /// [`Connection::send_space`]): one transfer-layer chunk.
 pub const WRITE_AHEAD_MIN: u64 = 256 * 1024;
 
+/// CLOSE code for a peer that broke the transport's rules (PROTOCOL §3.8):
+/// stream data past the advertised limit or past the end of the stream, an
+/// ACK of a packet number never sent, a stream split into too many pieces.
+pub const CLOSE_VIOLATION: u64 = 4;
+
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
@@ -40,6 +45,10 @@ pub enum CloseReason {
         /// The peer's reason text.
         reason: String,
     },
+    /// The peer broke the transport's rules; we closed with
+    /// [`CLOSE_VIOLATION`] and this reason.
+    #[error("closed the connection: the peer broke the transport protocol ({0}); a bug or a tampered build on the far side")]
+    Violation(String),
     /// Nothing arrived from the peer for the idle timeout.
     #[error("no packet from the peer for {0:?}: peer dead or path lost")]
     IdleTimeout(Duration),
@@ -127,7 +136,6 @@ pub struct Connection {
     pub(super) send: SendBuffer,
     pub(super) recv: RecvBuffer,
     pub(super) peer_max_data: u64,
-    pub(super) advertised_max_data: u64,
     pub(super) max_data_pending: bool,
     pub(super) recovery: Recovery,
     pub(super) cc: Box<dyn Controller>,
@@ -158,7 +166,6 @@ impl Connection {
             role,
             send: SendBuffer::new(config.send_buffer),
             recv: RecvBuffer::new(config.recv_window),
-            advertised_max_data: config.recv_window as u64,
             config,
             secret: Zeroizing::new(*secret),
             state: State::Closed,
@@ -343,7 +350,7 @@ impl Connection {
         let n = self.recv.read(buf);
         if n > 0 {
             let window = self.config.recv_window as u64;
-            if self.recv.max_data() >= self.advertised_max_data + window / 4 {
+            if self.recv.max_data() >= self.recv.advertised() + window / 4 {
                 self.max_data_pending = true;
             }
         }
@@ -386,6 +393,18 @@ impl Connection {
             resend: true,
         };
         self.close_reason = Some(CloseReason::Local { code });
+    }
+
+    /// The authenticated peer broke the transport's rules (`why`): count it
+    /// and close with [`CLOSE_VIOLATION`], so the peer learns why instead
+    /// of stalling on a frame we dropped yet acknowledged.
+    pub(super) fn violation(&mut self, now: Instant, why: String) {
+        self.stats.protocol_errors += 1;
+        tracing::warn!("closing: the peer broke the transport protocol: {why}");
+        self.close(now, CLOSE_VIOLATION, &format!("protocol error: {why}"));
+        if matches!(self.state, State::Closing { .. }) {
+            self.close_reason = Some(CloseReason::Violation(why));
+        }
     }
 
     pub(super) fn finish_close(&mut self, reason: CloseReason) {

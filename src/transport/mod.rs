@@ -28,9 +28,11 @@ pub mod stream;
 mod transmit;
 
 pub use config::{Config, Stats, MAX_ACK_DELAY};
-pub use connection::{CloseReason, Connection, Event};
+pub use connection::{CloseReason, Connection, Event, CLOSE_VIOLATION};
 pub use driver::{Session, SessionError, VferStream};
 pub use handshake::{HandshakeError, HandshakeRandom, Tai64n, TransportParams};
 pub use limits::LimitedTimes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod violation_tests;

@@ -7,7 +7,6 @@ use super::config::MAX_ACK_DELAY;
 use super::connection::{CloseReason, Connection, Event, State};
 use super::frame::{Frame, Frames};
 use super::handshake::{self, TYPE_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::stream::RecvError;
 use crate::vsl::{self, Header, OpenError, Role};
 
 /// How many received-packet ranges we remember for ACK frames.
@@ -197,25 +196,29 @@ impl Connection {
             match frame {
                 Frame::Padding | Frame::Ping => {}
                 Frame::Ack(ack) => {
+                    let next = session_next_pn(&self.vsl);
+                    if ack.largest >= next {
+                        let why = format!(
+                            "peer acknowledged packet {}, never sent: our next packet number is {next}",
+                            ack.largest
+                        );
+                        self.violation(now, why);
+                        return;
+                    }
                     let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
                     self.on_ack_frame(now, ack.largest, delay, ack.ranges());
                 }
                 Frame::MaxData(max) => {
                     self.peer_max_data = self.peer_max_data.max(max);
                 }
-                Frame::Stream { offset, data, fin } => match self.recv.insert(offset, data, fin) {
-                    Ok(_) => {}
-                    Err(e @ RecvError::TooFragmented(_)) => {
-                        // Memory, not a glitch: end the connection.
-                        self.stats.protocol_errors += 1;
-                        self.close(now, 1, &format!("protocol error: {e}"));
+                Frame::Stream { offset, data, fin } => {
+                    if let Err(e) = self.recv.insert(offset, data, fin) {
+                        // Past the window or the end of the stream, or too
+                        // fragmented: end the connection (PROTOCOL §3.3).
+                        self.violation(now, e.to_string());
                         return;
                     }
-                    Err(_) => {
-                        error = true;
-                        break;
-                    }
-                },
+                }
                 Frame::Close { code, reason } => {
                     let reason = String::from_utf8_lossy(reason).into_owned();
                     self.close_reason = Some(CloseReason::Peer { code, reason });
@@ -289,4 +292,10 @@ impl Connection {
         self.on_lost_packets(now, &out);
         self.outcome = out;
     }
+}
+
+/// The packet number our next packet will carry: an ACK at or above it
+/// acknowledges a packet we never sent.
+fn session_next_pn(vsl: &Option<vsl::Session>) -> u64 {
+    vsl.as_ref().map_or(0, |v| v.sealer.next_msgnr())
 }

@@ -310,9 +310,15 @@ impl SendBuffer {
 /// Why incoming stream data was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
-    /// Data beyond the window we advertised.
-    #[error("peer exceeded the flow-control window")]
-    FlowControl,
+    /// Data at or past the limit we advertised (initial_max_data or our
+    /// last MAX_DATA).
+    #[error("peer sent stream bytes up to offset {end}, past the flow-control limit {limit} it was given")]
+    FlowControl {
+        /// End of the offending frame's data.
+        end: u64,
+        /// The limit we had advertised.
+        limit: u64,
+    },
     /// Data past the FIN, or two different FIN offsets.
     #[error("peer sent data beyond the end of the stream")]
     BeyondFin,
@@ -332,6 +338,8 @@ pub struct RecvBuffer {
     read: u64,
     received: RangeSet,
     fin_at: Option<u64>,
+    /// The highest offset we told the peer it may send up to.
+    advertised: u64,
 }
 
 impl RecvBuffer {
@@ -352,19 +360,35 @@ impl RecvBuffer {
             read: 0,
             received: RangeSet::new(),
             fin_at: None,
+            advertised: cap as u64,
         }
     }
 
-    /// The highest offset the peer may send up to (what MAX_DATA advertises).
+    /// The highest offset the peer could be allowed to send up to now
+    /// (what the next MAX_DATA advertises).
     pub fn max_data(&self) -> u64 {
         self.read + self.ring.cap()
+    }
+
+    /// The highest offset the peer has been allowed to send up to: the
+    /// initial window, or the last [`set_advertised`](Self::set_advertised).
+    pub fn advertised(&self) -> u64 {
+        self.advertised
+    }
+
+    /// A MAX_DATA carrying `limit` was sent: the peer may now send up to it.
+    pub fn set_advertised(&mut self, limit: u64) {
+        self.advertised = self.advertised.max(limit.min(self.max_data()));
     }
 
     /// Stores bytes that arrived; duplicates are harmless. Returns the number of new bytes.
     pub fn insert(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<u64, RecvError> {
         let end = offset + data.len() as u64;
-        if end > self.max_data() {
-            return Err(RecvError::FlowControl);
+        if end > self.advertised {
+            return Err(RecvError::FlowControl {
+                end,
+                limit: self.advertised,
+            });
         }
         if let Some(f) = self.fin_at {
             if end > f || (fin && end != f) {
@@ -561,10 +585,13 @@ mod tests {
         assert_eq!(r.insert(4, b"efgh", false), Ok(4));
         assert_eq!(r.readable(), 0);
         assert_eq!(r.insert(0, b"abcd", false), Ok(4));
-        assert_eq!(r.insert(8, b"x", false), Err(RecvError::FlowControl));
+        let past = Err(RecvError::FlowControl { end: 9, limit: 8 });
+        assert_eq!(r.insert(8, b"x", false), past);
         let mut out = [0u8; 6];
         assert_eq!(r.read(&mut out), 6);
         assert_eq!(&out, b"abcdef");
+        assert_eq!(r.insert(8, b"x", false), past, "room, but not advertised");
+        r.set_advertised(r.max_data());
         assert_eq!(r.insert(8, b"ijkl", true), Ok(4));
         assert_eq!(r.insert(8, b"ijklm", false), Err(RecvError::BeyondFin));
         let mut out = [0u8; 8];

@@ -182,7 +182,7 @@ impl Connection {
             if self.max_data_pending {
                 let m = self.recv.max_data();
                 if w.max_data(m) {
-                    self.advertised_max_data = m;
+                    self.recv.set_advertised(m);
                     self.max_data_pending = false;
                     max_data = true;
                     eliciting = true;
