@@ -14,7 +14,22 @@ pub const PACKET_THRESHOLD: u64 = 3;
 /// The most the reordering threshold grows to.
 pub const MAX_PACKET_THRESHOLD: u64 = 512;
 
-/// What one sent packet carried, remembered until it is acked or lost.
+/// What an ack-eliciting packet carried, as its sender built it: what must
+/// be settled when it is acknowledged, or sent again when it is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// Stream bytes carried, if any.
+    pub stream: Option<Range<u64>>,
+    /// Carried the stream FIN.
+    pub fin: bool,
+    /// Carried a MAX_DATA frame.
+    pub max_data: bool,
+    /// A path-MTU probe (its loss is not congestion).
+    pub mtu_probe: bool,
+}
+
+/// One ack-eliciting packet sent (so counted in flight), remembered until
+/// it is acked or lost.
 #[derive(Debug, Clone)]
 pub struct SentPacket {
     /// Packet number (= VSL msgnr).
@@ -23,8 +38,6 @@ pub struct SentPacket {
     pub time_sent: Instant,
     /// Datagram size in bytes.
     pub size: u32,
-    /// Counts toward bytes in flight (ack-eliciting).
-    pub in_flight: bool,
     /// Stream bytes carried, if any.
     pub stream: Option<Range<u64>>,
     /// Carried the stream FIN.
@@ -138,22 +151,16 @@ impl Recovery {
         self.app_limited_until = (self.delivered + self.bytes_in_flight).max(1);
     }
 
-    /// Records a packet just sent. Fills in the delivery-rate fields.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_sent(
-        &mut self,
-        now: Instant,
-        pn: u64,
-        size: u32,
-        in_flight: bool,
-        stream: Option<Range<u64>>,
-        fin: bool,
-        max_data: bool,
-        mtu_probe: bool,
-    ) {
-        if !in_flight {
-            return;
-        }
+    /// Records an ack-eliciting packet just sent (packets that elicit no
+    /// ACK are not in flight and not recorded). Fills in the delivery-rate
+    /// fields.
+    pub fn on_sent(&mut self, now: Instant, pn: u64, size: u32, carried: Carried) {
+        let Carried {
+            stream,
+            fin,
+            max_data,
+            mtu_probe,
+        } = carried;
         if self.bytes_in_flight == 0 {
             self.first_sent_time = Some(now);
             self.delivered_time = Some(now);
@@ -162,7 +169,6 @@ impl Recovery {
             pn,
             time_sent: now,
             size,
-            in_flight,
             stream,
             fin,
             max_data,

@@ -6,6 +6,7 @@ use super::connection::{CloseReason, Connection, State};
 use super::frame::{varint_len, Writer};
 use super::handshake::TYPE_DATA;
 use super::limits::Limit;
+use super::recovery::Carried;
 use crate::vsl::{SealError, HEADER_LEN};
 
 impl Connection {
@@ -174,9 +175,7 @@ impl Connection {
                 self.ack.eliciting_since_ack = 0;
             }
         }
-        let mut stream = None;
-        let mut fin = false;
-        let mut max_data = false;
+        let mut carried = Carried::default();
         let mut eliciting = false;
         if may_elicit {
             if self.max_data_pending {
@@ -184,7 +183,7 @@ impl Connection {
                 if w.max_data(m) {
                     self.recv.set_advertised(m);
                     self.max_data_pending = false;
-                    max_data = true;
+                    carried.max_data = true;
                     eliciting = true;
                 }
             }
@@ -199,9 +198,9 @@ impl Connection {
                 if let Some(c) = self.send.next_chunk(room, self.peer_max_data) {
                     if let Some(dst) = w.stream(c.offset, c.len, c.fin) {
                         self.send.read(c.offset, dst);
-                        stream = Some(c.offset..c.offset + c.len as u64);
+                        carried.stream = Some(c.offset..c.offset + c.len as u64);
                         self.limits.set(now, Limit::Sending);
-                        fin = c.fin;
+                        carried.fin = c.fin;
                         eliciting = true;
                         if c.retransmit {
                             self.stats.stream_bytes_retransmitted += c.len as u64;
@@ -227,9 +226,8 @@ impl Connection {
             self.pacer.on_sent(len as u64);
             self.cc
                 .on_sent(now, len as u64, self.recovery.bytes_in_flight());
+            self.recovery.on_sent(now, pn, len as u32, carried);
         }
-        self.recovery
-            .on_sent(now, pn, len as u32, eliciting, stream, fin, max_data, false);
         Some(len)
     }
 
@@ -241,8 +239,11 @@ impl Connection {
         self.mtu.on_probe_sent(pn, size as u16);
         self.last_eliciting_sent = now;
         self.pacer.on_sent(size as u64);
-        self.recovery
-            .on_sent(now, pn, size as u32, true, None, false, false, true);
+        let probe = Carried {
+            mtu_probe: true,
+            ..Carried::default()
+        };
+        self.recovery.on_sent(now, pn, size as u32, probe);
         Some(size)
     }
 }
