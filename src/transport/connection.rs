@@ -304,6 +304,8 @@ impl Connection {
 
     /// Has a packet under the session keys arrived from the peer? (The
     /// server's sign that the client holds the secret and got our RESPONSE.)
+    /// For tests: the driver learns it from [`Event::Connected`].
+    #[cfg(test)]
     pub fn is_confirmed(&self) -> bool {
         self.confirmed
     }

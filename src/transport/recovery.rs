@@ -101,10 +101,6 @@ pub struct Recovery {
     app_limited_until: u64,
     /// Packets declared lost over the connection.
     pub lost_packets: u64,
-    /// Bytes declared lost over the connection.
-    pub lost_bytes: u64,
-    /// Packets declared lost that were acknowledged later (reordering).
-    pub spurious_losses: u64,
     packet_threshold: u64,
 }
 
@@ -130,8 +126,6 @@ impl Recovery {
             first_sent_time: None,
             app_limited_until: 0,
             lost_packets: 0,
-            lost_bytes: 0,
-            spurious_losses: 0,
             packet_threshold: PACKET_THRESHOLD,
         }
     }
@@ -227,7 +221,6 @@ impl Recovery {
                     // Its data counts as delivered, and later packets get
                     // more time before they are declared lost.
                     p.acked = true;
-                    self.spurious_losses += 1;
                     let distance = largest.saturating_sub(p.pn) + 1;
                     self.packet_threshold = self
                         .packet_threshold
@@ -283,7 +276,6 @@ impl Recovery {
                 p.lost = true;
                 self.bytes_in_flight -= u64::from(p.size);
                 self.lost_packets += 1;
-                self.lost_bytes += u64::from(p.size);
                 out.lost.push(p.clone());
             } else {
                 let t = p.time_sent + delay;
@@ -335,24 +327,5 @@ impl Recovery {
         }
         self.pto_count += 1;
         true
-    }
-
-    /// Declares every packet in flight lost (after a long silence: the peer
-    /// is unreachable or the path changed).
-    pub fn declare_all_lost(&mut self, out: &mut AckOutcome) {
-        for p in self.sent.iter_mut() {
-            if !p.acked && !p.lost {
-                p.lost = true;
-                self.bytes_in_flight -= u64::from(p.size);
-                self.lost_packets += 1;
-                self.lost_bytes += u64::from(p.size);
-                out.lost.push(p.clone());
-            }
-        }
-    }
-
-    /// The oldest unacknowledged packet still in flight.
-    pub fn oldest_in_flight(&self) -> Option<&SentPacket> {
-        self.sent.iter().find(|p| !p.acked && !p.lost)
     }
 }

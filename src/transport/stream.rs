@@ -65,6 +65,7 @@ impl Ring {
     }
 
     /// Bytes allocated now.
+    #[cfg(test)]
     fn allocated(&self) -> usize {
         self.buf.len()
     }
@@ -297,13 +298,9 @@ impl SendBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
-    }
-
-    /// Bytes sent at least once and not yet acknowledged (upper bound).
-    pub fn unacked(&self) -> u64 {
-        self.sent - self.base
     }
 }
 
@@ -441,12 +438,6 @@ impl RecvBuffer {
         self.fin_at == Some(self.read)
     }
 
-    /// Has the FIN and every byte before it arrived (maybe not yet read)?
-    pub fn is_complete(&self) -> bool {
-        self.fin_at
-            .is_some_and(|f| self.read + self.readable() == f)
-    }
-
     /// Frees the ring's memory if nothing received waits in it (call when
     /// the connection idles; the next data allocates again).
     pub fn trim(&mut self) {
@@ -456,13 +447,9 @@ impl RecvBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
-    }
-
-    /// Offset the application has read up to.
-    pub fn read_offset(&self) -> u64 {
-        self.read
     }
 }
 
