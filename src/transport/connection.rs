@@ -7,9 +7,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
+use super::auth::{Auth, ServerHandshake};
 use super::cc::Controller;
+use super::closing::Closing;
 use super::config::{Config, Stats, MAX_ACK_DELAY};
 use super::handshake::{self, HandshakeError, HandshakeRandom, Offer, TransportParams};
 use super::mtu::PathMtu;
@@ -103,15 +103,6 @@ pub(super) enum State {
     Closed,
 }
 
-/// Server-side handshake memory: resend RESPONSE until the client is heard
-/// under the session keys.
-pub(super) struct ServerHandshake {
-    pub(super) client_nonce: [u8; 32],
-    pub(super) response: Vec<u8>,
-    pub(super) response_pending: bool,
-    pub(super) sent_at: Option<Instant>,
-}
-
 /// Receiver-side acknowledgement state.
 #[derive(Default)]
 pub(super) struct AckState {
@@ -125,14 +116,10 @@ pub(super) struct AckState {
 
 /// A VFER connection.
 pub struct Connection {
-    pub(super) role: Role,
+    pub(super) auth: Auth,
     pub(super) config: Config,
-    pub(super) secret: Zeroizing<[u8; KEY_LEN]>,
     pub(super) state: State,
-    pub(super) server_hs: Option<ServerHandshake>,
-    pub(super) confirmed: bool,
     pub(super) vsl: Option<vsl::Session>,
-    pub(super) peer_params: Option<TransportParams>,
     pub(super) send: SendBuffer,
     pub(super) recv: RecvBuffer,
     pub(super) peer_max_data: u64,
@@ -147,14 +134,13 @@ pub struct Connection {
     pub(super) ack: AckState,
     pub(super) probes_pending: u8,
     pub(super) ping_pending: bool,
-    pub(super) close_frame: Option<(u64, Vec<u8>)>,
     pub(super) last_recv: Instant,
     pub(super) last_eliciting_sent: Instant,
     pub(super) started: Instant,
     pub(super) events: VecDeque<Event>,
     pub(super) stats: Stats,
     pub(super) outcome: AckOutcome,
-    pub(super) close_reason: Option<CloseReason>,
+    pub(super) closing: Closing,
 }
 
 impl Connection {
@@ -163,16 +149,12 @@ impl Connection {
         let mtu = PathMtu::new(config.max_udp_payload);
         let cc = config.cc.build(u64::from(mtu.current()), config.path_hint);
         Connection {
-            role,
+            auth: Auth::new(role, secret),
             send: SendBuffer::new(config.send_buffer),
             recv: RecvBuffer::new(config.recv_window),
             config,
-            secret: Zeroizing::new(*secret),
             state: State::Closed,
-            server_hs: None,
-            confirmed: false,
             vsl: None,
-            peer_params: None,
             peer_max_data: 0,
             max_data_pending: false,
             recovery: Recovery::new(),
@@ -184,14 +166,13 @@ impl Connection {
             ack: AckState::default(),
             probes_pending: 0,
             ping_pending: false,
-            close_frame: None,
             last_recv: now,
             last_eliciting_sent: now,
             started: now,
             events: VecDeque::new(),
             stats: Stats::default(),
             outcome: AckOutcome::default(),
-            close_reason: None,
+            closing: Closing::default(),
         }
     }
 
@@ -263,7 +244,7 @@ impl Connection {
         let response = handshake::encode_response(secret, &req.nonce, &rnd, &c.our_params(), suite);
         c.vsl = Some(vsl::Session::new(&keys, Role::Server, 0));
         c.apply_peer_params(req.params);
-        c.server_hs = Some(ServerHandshake {
+        c.auth.server = Some(ServerHandshake {
             client_nonce: req.nonce,
             response,
             response_pending: true,
@@ -284,7 +265,6 @@ impl Connection {
             let peer = Duration::from_millis(u64::from(p.idle_timeout_ms));
             self.config.idle_timeout = self.config.idle_timeout.min(peer);
         }
-        self.peer_params = Some(p);
     }
 
     /// Is the handshake complete (keys agreed)?
@@ -299,7 +279,7 @@ impl Connection {
 
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.closing.reason()
     }
 
     /// Has a packet under the session keys arrived from the peer? (The
@@ -307,7 +287,7 @@ impl Connection {
     /// For tests: the driver learns it from [`Event::Connected`].
     #[cfg(test)]
     pub fn is_confirmed(&self) -> bool {
-        self.confirmed
+        self.auth.confirmed
     }
 
     /// The next event for the application.
@@ -385,7 +365,6 @@ impl Connection {
             }
             State::Established => {}
         }
-        self.close_frame = Some((code, reason.as_bytes().to_vec()));
         let linger = self
             .recovery
             .pto_duration(MAX_ACK_DELAY, self.config.max_pto)
@@ -394,7 +373,7 @@ impl Connection {
             until: now + linger,
             resend: true,
         };
-        self.close_reason = Some(CloseReason::Local { code });
+        self.closing.local(code, reason);
     }
 
     /// The authenticated peer broke the transport's rules (`why`): count it
@@ -405,7 +384,7 @@ impl Connection {
         tracing::warn!("closing: the peer broke the transport protocol: {why}");
         self.close(now, CLOSE_VIOLATION, &format!("protocol error: {why}"));
         if matches!(self.state, State::Closing { .. }) {
-            self.close_reason = Some(CloseReason::Violation(why));
+            self.closing.set_reason(CloseReason::Violation(why));
         }
     }
 
@@ -414,10 +393,7 @@ impl Connection {
             return;
         }
         self.state = State::Closed;
-        if self.close_reason.is_none() {
-            self.close_reason = Some(reason.clone());
-        }
-        let r = self.close_reason.clone().unwrap_or(reason);
+        let r = self.closing.finish(reason);
         self.events.push_back(Event::Closed(r));
     }
 
@@ -497,11 +473,7 @@ impl Connection {
             State::Closed => return,
             State::Closing { until, .. } => {
                 if now >= *until {
-                    let reason = self
-                        .close_reason
-                        .clone()
-                        .unwrap_or(CloseReason::Local { code: 0 });
-                    self.finish_close(reason);
+                    self.finish_close(CloseReason::Local { code: 0 });
                 }
                 return;
             }

@@ -5,8 +5,10 @@
 //! be tested through a simulated lossy network in virtual time. The socket
 //! driver around it is thin. Wire format: docs/PROTOCOL.md §2-3.
 
+mod auth;
 pub(crate) mod busy;
 pub(crate) mod cc;
+mod closing;
 mod config;
 mod connection;
 mod driver;

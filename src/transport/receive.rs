@@ -26,9 +26,11 @@ impl Connection {
         };
         match header.ptype {
             TYPE_DATA => self.handle_data(now, datagram),
-            TYPE_RESPONSE if self.role == Role::Client => self.handle_response(now, datagram),
-            TYPE_REQUEST if self.role == Role::Server => self.handle_request_again(datagram),
-            super::busy::TYPE_BUSY if self.role == Role::Client => self.handle_busy(now, datagram),
+            TYPE_RESPONSE if self.auth.role == Role::Client => self.handle_response(now, datagram),
+            TYPE_REQUEST if self.auth.role == Role::Server => self.handle_request_again(datagram),
+            super::busy::TYPE_BUSY if self.auth.role == Role::Client => {
+                self.handle_busy(now, datagram)
+            }
             _ => self.stats.dropped_malformed += 1,
         }
     }
@@ -59,7 +61,7 @@ impl Connection {
             self.stats.dropped_malformed += 1;
             return;
         };
-        let hint = match super::busy::decode_busy(&self.secret, &rnd.nonce, datagram) {
+        let hint = match super::busy::decode_busy(&self.auth.secret, &rnd.nonce, datagram) {
             Ok(h) => h,
             Err(_) => {
                 self.stats.dropped_auth += 1;
@@ -69,7 +71,7 @@ impl Connection {
         *busy_count += 1;
         let wait = super::busy::backoff(hint, *busy_count, &rnd.nonce);
         super::busy::advance(rnd, first_timestamp, now.saturating_duration_since(started));
-        *request = handshake::encode_request(&self.secret, rnd, &params, &offer);
+        *request = handshake::encode_request(&self.auth.secret, rnd, &params, &offer);
         *next_send = now + wait;
         *interval = Duration::from_millis(500);
         tracing::debug!(
@@ -91,7 +93,8 @@ impl Connection {
             return;
         };
         let offer = self.our_offer();
-        let resp = match handshake::decode_response(&self.secret, &rnd.nonce, &offer, datagram) {
+        let resp = match handshake::decode_response(&self.auth.secret, &rnd.nonce, &offer, datagram)
+        {
             Ok(r) => r,
             Err(e @ handshake::HandshakeError::NotOffered) => {
                 // Authenticated by the secret, yet not a suite we offered.
@@ -105,7 +108,7 @@ impl Connection {
         };
         tracing::info!("VSL suite {} chosen by the server", resp.suite);
         let keys = match handshake::session_keys(
-            &self.secret,
+            &self.auth.secret,
             &rnd.nonce,
             &resp.nonce,
             &rnd.dh_secret,
@@ -129,7 +132,7 @@ impl Connection {
         self.vsl = Some(vsl::Session::new(&keys, Role::Client, 0));
         self.apply_peer_params(resp.params);
         self.state = State::Established;
-        self.confirmed = true;
+        self.auth.confirmed = true;
         self.last_recv = now;
         // Our first packet under the session keys confirms the handshake.
         self.ping_pending = true;
@@ -137,12 +140,12 @@ impl Connection {
     }
 
     fn handle_request_again(&mut self, datagram: &mut [u8]) {
-        let Some(hs) = &mut self.server_hs else {
+        let Some(hs) = &mut self.auth.server else {
             self.stats.dropped_malformed += 1;
             return;
         };
-        match handshake::decode_request(&self.secret, datagram) {
-            Ok(req) if req.nonce == hs.client_nonce && !self.confirmed => {
+        match handshake::decode_request(&self.auth.secret, datagram) {
+            Ok(req) if req.nonce == hs.client_nonce && !self.auth.confirmed => {
                 // Our RESPONSE was lost: send it again.
                 hs.response_pending = true;
             }
@@ -168,9 +171,9 @@ impl Connection {
         self.stats.packets_received += 1;
         self.stats.bytes_received += len as u64;
         self.last_recv = now;
-        if !self.confirmed {
-            self.confirmed = true;
-            if let Some(hs) = &mut self.server_hs {
+        if !self.auth.confirmed {
+            self.auth.confirmed = true;
+            if let Some(hs) = &mut self.auth.server {
                 hs.response_pending = false;
                 if let Some(t) = hs.sent_at {
                     self.recovery
@@ -221,9 +224,9 @@ impl Connection {
                 }
                 Frame::Close { code, reason } => {
                     let reason = String::from_utf8_lossy(reason).into_owned();
-                    self.close_reason = Some(CloseReason::Peer { code, reason });
-                    let r = self.close_reason.clone();
-                    self.finish_close(r.unwrap_or(CloseReason::Local { code: 0 }));
+                    let peer = CloseReason::Peer { code, reason };
+                    self.closing.set_reason(peer.clone());
+                    self.finish_close(peer);
                     return;
                 }
             }

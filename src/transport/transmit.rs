@@ -49,7 +49,7 @@ impl Connection {
             }
             State::Established => {}
         }
-        if let Some(hs) = &mut self.server_hs {
+        if let Some(hs) = &mut self.auth.server {
             if hs.response_pending && buf.len() >= hs.response.len() {
                 hs.response_pending = false;
                 hs.sent_at.get_or_insert(now);
@@ -68,15 +68,15 @@ impl Connection {
     }
 
     fn build_close(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let (code, reason) = self.close_frame.clone()?;
         let size = (self.mtu.current() as usize).min(buf.len());
+        let (code, reason) = self.closing.frame()?;
         let mut w = Writer::new(&mut buf[HEADER_LEN..size]);
         // Acknowledge everything first, so the peer learns its last data
         // (and FIN) arrived even if this is the last packet we send.
         if !self.ack.received.is_empty() {
             w.ack(self.ack.received.iter_rev(), 0);
         }
-        w.close(code, &reason);
+        w.close(code, reason);
         let len = HEADER_LEN + w.pos;
         self.seal(buf, len).map(|_| len)
     }
@@ -107,7 +107,7 @@ impl Connection {
                 (s as usize) <= buf.len()
                     && self.recovery.bytes_in_flight() + u64::from(s) <= self.cc.window()
             })
-            .filter(|_| self.confirmed && self.recovery.rtt.has_sample())
+            .filter(|_| self.auth.confirmed && self.recovery.rtt.has_sample())
             // A probe is paced like data and goes before it: at a very low
             // rate (`-l 20K`) a 64 KiB probe would hold the data back for
             // many seconds. Probe only sizes worth at most 100 ms of sending.
