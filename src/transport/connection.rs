@@ -122,7 +122,6 @@ pub struct Connection {
     pub(super) vsl: Option<vsl::Session>,
     pub(super) send: SendBuffer,
     pub(super) recv: RecvBuffer,
-    pub(super) peer_max_data: u64,
     pub(super) max_data_pending: bool,
     pub(super) recovery: Recovery,
     pub(super) cc: Box<dyn Controller>,
@@ -155,7 +154,6 @@ impl Connection {
             config,
             state: State::Closed,
             vsl: None,
-            peer_max_data: 0,
             max_data_pending: false,
             recovery: Recovery::new(),
             cc,
@@ -255,7 +253,7 @@ impl Connection {
     }
 
     pub(super) fn apply_peer_params(&mut self, p: TransportParams) {
-        self.peer_max_data = p.initial_max_data;
+        self.send.raise_limit(p.initial_max_data);
         let peer_max = p.max_udp_payload.min(u32::from(u16::MAX)) as u16;
         if peer_max < self.config.max_udp_payload {
             self.config.max_udp_payload = peer_max.max(mtu_floor());

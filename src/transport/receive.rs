@@ -212,7 +212,7 @@ impl Connection {
                     self.on_ack_frame(now, ack.largest, delay, ack.ranges());
                 }
                 Frame::MaxData(max) => {
-                    self.peer_max_data = self.peer_max_data.max(max);
+                    self.send.raise_limit(max);
                 }
                 Frame::Stream { offset, data, fin } => {
                     if let Err(e) = self.recv.insert(offset, data, fin) {

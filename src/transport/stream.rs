@@ -110,6 +110,8 @@ pub struct SendBuffer {
     fin_lost: bool,
     acked: RangeSet,
     lost: RangeSet,
+    /// The peer's flow-control limit: new bytes go only below it.
+    limit: u64,
 }
 
 /// A piece of stream to put in the next packet.
@@ -139,6 +141,7 @@ impl SendBuffer {
             fin_lost: false,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
+            limit: 0,
         }
     }
 
@@ -186,16 +189,26 @@ impl SendBuffer {
         self.written - self.base
     }
 
-    /// Is anything waiting to be (re)sent, within the flow-control `limit`?
-    pub fn has_pending(&self, limit: u64) -> bool {
-        !self.lost.is_empty()
-            || (self.sent < self.written && self.sent < limit)
-            || self.fin_pending()
+    /// The peer allows stream bytes up to `limit` (its initial_max_data,
+    /// then each MAX_DATA); a lower value than before changes nothing.
+    pub fn raise_limit(&mut self, limit: u64) {
+        self.limit = self.limit.max(limit);
+    }
+
+    /// Is anything waiting to be (re)sent, within the peer's flow-control limit?
+    pub fn has_pending(&self) -> bool {
+        self.pending_below(self.limit)
     }
 
     /// Whether anything is waiting to be sent, flow control aside.
     pub fn has_unsent(&self) -> bool {
-        self.has_pending(u64::MAX)
+        self.pending_below(u64::MAX)
+    }
+
+    fn pending_below(&self, limit: u64) -> bool {
+        !self.lost.is_empty()
+            || (self.sent < self.written && self.sent < limit)
+            || self.fin_pending()
     }
 
     fn fin_pending(&self) -> bool {
@@ -203,8 +216,8 @@ impl SendBuffer {
     }
 
     /// Picks the next piece to send, at most `max` bytes: lost bytes first,
-    /// then new bytes below the flow-control `limit`. Marks it as sent.
-    pub fn next_chunk(&mut self, max: usize, limit: u64) -> Option<Chunk> {
+    /// then new bytes below the peer's flow-control limit. Marks it as sent.
+    pub fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
         while let Some(r) = self.lost.first() {
             // Skip bytes acknowledged since they were declared lost.
             let start = r.start.max(self.base);
@@ -228,7 +241,7 @@ impl SendBuffer {
                 retransmit: true,
             });
         }
-        let avail = self.written.min(limit).saturating_sub(self.sent);
+        let avail = self.written.min(self.limit).saturating_sub(self.sent);
         let len = (avail as usize).min(max);
         let fin_now = self.finished && self.sent + len as u64 == self.written;
         if len == 0 && !(fin_now && self.fin_pending()) {
@@ -460,23 +473,24 @@ mod tests {
     #[test]
     fn send_retransmits_lost_bytes_first() {
         let mut s = SendBuffer::new(100);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.write(&[7u8; 150]), 100);
-        let a = s.next_chunk(40, u64::MAX).unwrap();
+        let a = s.next_chunk(40).unwrap();
         assert_eq!((a.offset, a.len, a.fin), (0, 40, false));
-        let b = s.next_chunk(40, u64::MAX).unwrap();
+        let b = s.next_chunk(40).unwrap();
         assert_eq!(b.offset, 40);
         s.on_lost(0..40, false);
         s.on_acked(40..80, false);
-        let c = s.next_chunk(100, u64::MAX).unwrap();
+        let c = s.next_chunk(100).unwrap();
         assert_eq!((c.offset, c.len, c.retransmit), (0, 40, true));
         s.on_acked(0..40, false);
         assert_eq!(s.space(), 80);
         s.finish();
-        let d = s.next_chunk(100, u64::MAX).unwrap();
+        let d = s.next_chunk(100).unwrap();
         assert_eq!((d.offset, d.len, d.fin), (80, 20, true));
-        assert!(s.next_chunk(100, u64::MAX).is_none());
+        assert!(s.next_chunk(100).is_none());
         s.on_lost(80..100, true);
-        let e = s.next_chunk(100, u64::MAX).unwrap();
+        let e = s.next_chunk(100).unwrap();
         assert_eq!((e.offset, e.len, e.fin), (80, 20, true));
         s.on_acked(80..100, true);
         assert!(s.is_fully_acked());
@@ -486,8 +500,13 @@ mod tests {
     fn flow_control_limit_respected() {
         let mut s = SendBuffer::new(100);
         s.write(&[1u8; 100]);
-        assert_eq!(s.next_chunk(100, 30).unwrap().len, 30);
-        assert!(s.next_chunk(100, 30).is_none());
+        s.raise_limit(30);
+        assert_eq!(s.next_chunk(100).unwrap().len, 30);
+        assert!(s.next_chunk(100).is_none());
+        s.raise_limit(20);
+        assert!(s.next_chunk(100).is_none(), "limits never go down");
+        s.raise_limit(50);
+        assert_eq!(s.next_chunk(100).unwrap().len, 20);
     }
 
     #[test]
@@ -514,13 +533,14 @@ mod tests {
     #[test]
     fn rings_grow_with_live_bytes_and_are_freed_when_idle() {
         let mut s = SendBuffer::new(16 << 20);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.allocated(), 0);
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         assert_eq!(s.write(&data[..1000]), 1000);
         assert_eq!(s.allocated(), RING_MIN);
         // Acknowledged bytes make room: a steady flow stays small.
         for k in 0..100u64 {
-            let c = s.next_chunk(1000, u64::MAX).unwrap();
+            let c = s.next_chunk(1000).unwrap();
             s.on_acked(c.offset..c.offset + c.len as u64, false);
             s.write(&data[(k as usize % 100) * 1000..][..1000]);
         }
@@ -533,7 +553,7 @@ mod tests {
         assert_eq!(out, data);
         s.trim();
         assert_eq!(s.allocated(), 256 * 1024, "live bytes are kept");
-        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+        while let Some(c) = s.next_chunk(60_000) {
             s.on_acked(c.offset..c.offset + c.len as u64, false);
         }
         s.trim();

@@ -112,7 +112,7 @@ impl Connection {
             // rate (`-l 20K`) a 64 KiB probe would hold the data back for
             // many seconds. Probe only sizes worth at most 100 ms of sending.
             .filter(|&s| u64::from(s) <= self.pacing_rate() / 10);
-        let data_pending = self.send.has_pending(self.peer_max_data);
+        let data_pending = self.send.has_pending();
         let ping = self.ping_pending || probe;
         let eliciting_wanted = data_pending || self.max_data_pending || ping || mtu_probe.is_some();
         if !data_pending {
@@ -195,7 +195,7 @@ impl Connection {
             let header = 1 + varint_len(self.send.max_offset()) + varint_len(rem as u64);
             let room = rem.saturating_sub(header);
             if room > 0 || self.send.is_finished() {
-                if let Some(c) = self.send.next_chunk(room, self.peer_max_data) {
+                if let Some(c) = self.send.next_chunk(room) {
                     if let Some(dst) = w.stream(c.offset, c.len, c.fin) {
                         self.send.read(c.offset, dst);
                         carried.stream = Some(c.offset..c.offset + c.len as u64);
