@@ -13,6 +13,7 @@ use super::closing::Closing;
 use super::config::{Config, Stats, MAX_ACK_DELAY};
 use super::handshake::{self, HandshakeError, HandshakeRandom, Offer, TransportParams};
 use super::mtu::PathMtu;
+use super::owed::Owed;
 use super::pacer::Pacer;
 use super::ranges::RangeSet;
 use super::recovery::{AckOutcome, Recovery};
@@ -122,7 +123,6 @@ pub struct Connection {
     pub(super) vsl: Option<vsl::Session>,
     pub(super) send: SendBuffer,
     pub(super) recv: RecvBuffer,
-    pub(super) max_data_pending: bool,
     pub(super) recovery: Recovery,
     pub(super) cc: Box<dyn Controller>,
     pub(super) pacer: Pacer,
@@ -131,8 +131,8 @@ pub struct Connection {
     pub(super) limits: super::limits::LimitClock,
     pub(super) mtu: PathMtu,
     pub(super) ack: AckState,
-    pub(super) probes_pending: u8,
-    pub(super) ping_pending: bool,
+    /// Frames owed besides stream data.
+    pub(super) owed: Owed,
     pub(super) last_recv: Instant,
     pub(super) last_eliciting_sent: Instant,
     pub(super) started: Instant,
@@ -154,7 +154,6 @@ impl Connection {
             config,
             state: State::Closed,
             vsl: None,
-            max_data_pending: false,
             recovery: Recovery::new(),
             cc,
             pacer: Pacer::new(),
@@ -162,8 +161,7 @@ impl Connection {
             limits: Default::default(),
             mtu,
             ack: AckState::default(),
-            probes_pending: 0,
-            ping_pending: false,
+            owed: Owed::default(),
             last_recv: now,
             last_eliciting_sent: now,
             started: now,
@@ -331,7 +329,7 @@ impl Connection {
         if n > 0 {
             let window = self.config.recv_window as u64;
             if self.recv.max_data() >= self.recv.advertised() + window / 4 {
-                self.max_data_pending = true;
+                self.owed.max_data = true;
             }
         }
         n
@@ -340,7 +338,7 @@ impl Connection {
     /// Is a window update (MAX_DATA) waiting to be sent? `read` makes one
     /// due once the application has taken a quarter of the window.
     pub fn window_update_due(&self) -> bool {
-        self.max_data_pending
+        self.owed.max_data
     }
 
     /// Bytes ready for `read`.
@@ -498,7 +496,7 @@ impl Connection {
             self.pacing_wait = None;
         }
         if now >= self.last_eliciting_sent + self.config.keepalive {
-            self.ping_pending = true;
+            self.owed.ping = true;
             // Idle: give back the stream rings' memory if they are empty.
             self.send.trim();
             self.recv.trim();
@@ -513,7 +511,7 @@ impl Connection {
             self.on_lost_packets(now, &out);
             self.outcome = out;
             if pto {
-                self.probes_pending = 2;
+                self.owed.probe();
                 if self.recovery.pto_count >= 3 {
                     self.cc.on_persistent_congestion(now);
                     self.mtu.on_black_hole(now);
@@ -551,7 +549,7 @@ impl Connection {
                 self.send.on_lost(0..0, true);
             }
             if p.max_data {
-                self.max_data_pending = true;
+                self.owed.max_data = true;
             }
         }
         if let Some(t) = newest {

@@ -16,6 +16,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 mod limits;
 pub(crate) mod mtu;
+mod owed;
 pub(crate) mod pacer;
 pub(crate) mod pathcache;
 pub(crate) mod ranges;

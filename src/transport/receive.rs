@@ -135,7 +135,7 @@ impl Connection {
         self.auth.confirmed = true;
         self.last_recv = now;
         // Our first packet under the session keys confirms the handshake.
-        self.ping_pending = true;
+        self.owed.ping = true;
         self.events.push_back(Event::Connected);
     }
 

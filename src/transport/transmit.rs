@@ -99,7 +99,7 @@ impl Connection {
 
     fn build_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let ack_due = self.ack_due(now) && !self.ack.received.is_empty();
-        let probe = self.probes_pending > 0;
+        let probe = self.owed.probing();
         let mtu_probe = self
             .mtu
             .probe_size(now)
@@ -113,8 +113,8 @@ impl Connection {
             // many seconds. Probe only sizes worth at most 100 ms of sending.
             .filter(|&s| u64::from(s) <= self.pacing_rate() / 10);
         let data_pending = self.send.has_pending();
-        let ping = self.ping_pending || probe;
-        let eliciting_wanted = data_pending || self.max_data_pending || ping || mtu_probe.is_some();
+        let ping = self.owed.ping || probe;
+        let eliciting_wanted = data_pending || self.owed.max_data || ping || mtu_probe.is_some();
         if !data_pending {
             let why = if self.send.has_unsent() {
                 Limit::Flow
@@ -178,11 +178,11 @@ impl Connection {
         let mut carried = Carried::default();
         let mut eliciting = false;
         if may_elicit {
-            if self.max_data_pending {
+            if self.owed.max_data {
                 let m = self.recv.max_data();
                 if w.max_data(m) {
                     self.recv.set_advertised(m);
-                    self.max_data_pending = false;
+                    self.owed.max_data = false;
                     carried.max_data = true;
                     eliciting = true;
                 }
@@ -212,8 +212,7 @@ impl Connection {
                 eliciting = true;
             }
             if eliciting {
-                self.ping_pending = false;
-                self.probes_pending = self.probes_pending.saturating_sub(1);
+                self.owed.on_eliciting_sent();
             }
         }
         let len = HEADER_LEN + w.pos;
