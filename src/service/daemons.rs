@@ -142,7 +142,7 @@ pub async fn login_daemon(opts: LoginDaemonOptions, stop: impl std::future::Futu
                 Ok(user) => user,
                 Err(why) => {
                     tracing::warn!("{}: {why}", s.peer());
-                    super::ending::close_with(s, 1, "login refused").await;
+                    crate::tunnel::ending::close_with(s, 1, "login refused").await;
                     return;
                 }
             };

@@ -2,12 +2,14 @@
 //! depend on how the session was opened: timeouts that mean what they say
 //! ([`idle`]), a byte pump between any two descriptors and a session
 //! ([`splice`]), stop signals ([`signals`]) and s6-ucspitlsd's delayed
-//! security ([`ucspi`]).
+//! security ([`ucspi`]), and ending a session so that both sides know how
+//! it went ([`ending`]).
 //!
 //! The command-line modes (`--exec`, `--forward`, `--ucspi`) call into
 //! here; nothing here parses a command line.
 
 pub mod background;
+pub mod ending;
 pub mod idle;
 pub mod keys;
 pub mod local;

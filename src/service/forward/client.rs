@@ -14,10 +14,10 @@ use anyhow::{Context, Result};
 use tokio::sync::{watch, Semaphore};
 
 use crate::bootstrap::{keyfile, Secret};
-use crate::service::ending as session;
 use crate::service::request::{Request, Service, SessionOptions};
 use crate::service::runner::Active;
 use crate::transport::Config;
+use crate::tunnel::ending as session;
 use crate::tunnel::local::{LocalListener, LocalStream};
 use crate::tunnel::signals;
 

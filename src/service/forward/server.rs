@@ -13,10 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
-use crate::service::ending;
 use crate::service::request::Offer;
 use crate::service::runner::{self, accept_request, refuse, KeyGate, RunnerOptions};
 use crate::transport::Session;
+use crate::tunnel::ending;
 use crate::tunnel::keys::KeySource;
 use crate::tunnel::local::Endpoint;
 

@@ -14,9 +14,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::wire::{self, Role, Upgrade};
-use super::{UcspiArgs, EXIT_SYSTEM, EXIT_USAGE, HELPER_ENV};
+use super::{EXIT_INTERRUPTED, EXIT_SYSTEM, EXIT_TIMEOUT, HELPER_ENV};
 use crate::bootstrap::{keyfile, Secret};
-use crate::cli::args::Common;
 use crate::transport::{Config, Session};
 use crate::tunnel::{idle, signals, splice};
 
@@ -29,83 +28,35 @@ pub fn connection_fds(role: Role) -> (RawFd, RawFd) {
     }
 }
 
-/// Runs a `--ucspi` helper to the end and returns the exit status.
-/// `program` names it in messages ("vfer-recv").
-pub fn main(program: &str, role: Role, c: &Common, args: &UcspiArgs, prog: &[String]) -> i32 {
-    if prog.is_empty() {
-        eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
-        return EXIT_USAGE;
-    }
-    let Some(key_file) = &c.key_file else {
-        eprintln!(
-            "{program}: --ucspi needs --key-file FILE (the key both ends hold): \
-             it authenticates the upgraded session"
-        );
-        return EXIT_USAGE;
-    };
-    let (r, w) = connection_fds(role);
-    if !fd_open(r) || !fd_open(w) {
-        eprintln!(
-            "{program}: --ucspi: no connection on descriptors {r} and {w}: run it under {}",
-            match role {
-                Role::Server => "a super-server such as tcpserver",
-                Role::Client => "tcpclient (which opens them)",
-            }
-        );
-        return EXIT_USAGE;
-    }
-    let key = match keyfile::load(key_file) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return EXIT_SYSTEM;
-        }
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{program}: cannot start the async runtime: {e}");
-            return EXIT_SYSTEM;
-        }
-    };
-    let helper = Helper {
-        program: program.to_string(),
-        role,
-        key,
-        config: c.transport_config(),
-        kill_idle: c.kill_idle(),
-        port_range: c.port_range.clone(),
-        connect: args.connect.clone(),
-        keep_env: args.keep_helper_env,
-        ipv4: c.ipv4,
-        ipv6: c.ipv6,
-    };
-    match rt.block_on(helper.run(prog)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{program}: {}", crate::cli::exit::describe(&e));
-            EXIT_SYSTEM
-        }
-    }
-}
-
-fn fd_open(fd: RawFd) -> bool {
+/// Is descriptor `fd` open?
+pub fn fd_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
-/// Everything a helper needs once started.
-struct Helper {
-    program: String,
-    role: Role,
-    key: Secret,
-    config: Config,
-    kill_idle: Option<Duration>,
-    port_range: Option<String>,
-    connect: Option<String>,
-    keep_env: bool,
-    ipv4: bool,
-    ipv6: bool,
+/// Everything a helper needs once started (the command line's `--ucspi`
+/// mode builds it).
+pub struct Helper {
+    /// Our name in messages ("vfer-recv").
+    pub program: String,
+    /// Server (under a super-server) or client (under tcpclient).
+    pub role: Role,
+    /// The key both ends hold (`--key-file`).
+    pub key: Secret,
+    /// The session's transport settings.
+    pub config: Config,
+    /// `-K`: end the secure session after this long without data.
+    pub kill_idle: Option<Duration>,
+    /// Server: the UDP ports to choose from (`--port-range`).
+    pub port_range: Option<String>,
+    /// Client: the server's host for the UDP session (`--connect`).
+    pub connect: Option<String>,
+    /// `-Z`: keep our own variables in PROG's environment.
+    pub keep_env: bool,
+    /// `-4`: IPv4 only.
+    pub ipv4: bool,
+    /// `-6`: IPv6 only.
+    pub ipv6: bool,
 }
 
 /// Our ends of PROG's three UCSPI-TLS descriptors.
@@ -118,7 +69,9 @@ struct Ours {
 }
 
 impl Helper {
-    async fn run(self, prog: &[String]) -> Result<i32> {
+    /// Runs PROG (`prog`: its argv) to the end; returns the exit status
+    /// (module docs of [`super`]).
+    pub async fn run(self, prog: &[String]) -> Result<i32> {
         signals::install();
         let (mut child, mut ours) = spawn(prog, self.keep_env)?;
         // Clear phase: PROG talks on the connection itself; we wait for
@@ -129,7 +82,7 @@ impl Helper {
                 tracing::info!("stopped by {sig} before any upgrade");
                 drop(ours);
                 terminate(&mut child).await;
-                return Ok(crate::cli::exit::INTERRUPTED);
+                return Ok(EXIT_INTERRUPTED);
             }
         };
         let describe = match secure {
@@ -154,7 +107,7 @@ impl Helper {
                 eprintln!(
                     "{}: --ucspi: the upgrade failed: {}",
                     self.program,
-                    crate::cli::exit::describe(&e)
+                    crate::tunnel::ending::describe(&e)
                 );
                 // PROG sees EOF on SSLREADFD and an error on SSLWRITEFD.
                 drop(ours);
@@ -197,12 +150,12 @@ impl Helper {
             eprintln!("{}: stopped by {sig}", self.program);
             session.close(2, &format!("stopped by {sig}")).await;
             terminate(&mut child).await;
-            return Ok(crate::cli::exit::INTERRUPTED);
+            return Ok(EXIT_INTERRUPTED);
         }
         match result {
             Ok(m) => {
                 tracing::info!("secure channel done, {} up, {} down", m.up, m.down);
-                crate::cli::session::close(session, 0).await;
+                crate::tunnel::ending::close(session, 0).await;
             }
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 // PROG stopped reading: its own business, its status says.
@@ -218,7 +171,7 @@ impl Helper {
                 session.close(code, &e.to_string()).await;
                 terminate(&mut child).await;
                 return Ok(if timed_out(&e) {
-                    crate::cli::exit::TIMEOUT
+                    EXIT_TIMEOUT
                 } else {
                     EXIT_SYSTEM
                 });
