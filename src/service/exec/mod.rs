@@ -9,11 +9,15 @@
 //!   (`vfer-recv --listen --key-file K --exec CMD`, s6-tlsd's job), on the
 //!   [runner](crate::service::runner).
 //!
-//! The client (`vfer-send --exec`) is `crate::cli::exec`.
+//! - [`client`]: the client's half (`vfer-send --exec`): the local end,
+//!   both directions, the far program's frames; its command line and exit
+//!   codes are `crate::cli::exec`.
 
+pub mod client;
 pub mod daemon;
 pub mod frame;
 pub mod server;
+mod stdin;
 
 use std::net::SocketAddr;
 
