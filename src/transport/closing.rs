@@ -1,7 +1,58 @@
 //! How a connection ends: the CLOSE frame we owe the peer, and the reason
 //! the application is told (PROTOCOL §3.8).
 
-use super::connection::CloseReason;
+use std::time::Duration;
+
+use super::handshake::HandshakeError;
+
+/// CLOSE code for a peer that broke the transport's rules (PROTOCOL §3.8):
+/// stream data past the advertised limit or past the end of the stream, an
+/// ACK of a packet number never sent, a stream split into too many pieces.
+pub const CLOSE_VIOLATION: u64 = 4;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// We closed it (`code` 0 is a normal close).
+    #[error("connection closed locally (code {code})")]
+    Local {
+        /// Our close code.
+        code: u64,
+    },
+    /// The peer closed it.
+    #[error("peer closed the connection (code {code}){}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    Peer {
+        /// The peer's close code (0 = normal).
+        code: u64,
+        /// The peer's reason text.
+        reason: String,
+    },
+    /// The peer broke the transport's rules; we closed with
+    /// [`CLOSE_VIOLATION`] and this reason.
+    #[error("closed the connection: the peer broke the transport protocol ({0}); a bug or a tampered build on the far side")]
+    Violation(String),
+    /// Nothing arrived from the peer for the idle timeout.
+    #[error("no packet from the peer for {0:?}: peer dead or path lost")]
+    IdleTimeout(Duration),
+    /// The handshake did not complete in time.
+    #[error("no handshake response within {0:?}: wrong address or port, blocked UDP, wrong secret/key, or no cipher suite in common (--cipher)")]
+    HandshakeTimeout(Duration),
+    /// The handshake failed.
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The server answered BUSY (it serves its most sessions, or is short
+    /// of CPU or memory) until our timeout ran out.
+    #[error("the server was busy (serving its maximum number of sessions, or short of CPU or memory): it answered {replies} times \"busy, try later\" over {waited:?}; try again later, with a longer --timeout, or ask its operator to raise -n")]
+    Busy {
+        /// How long we tried.
+        waited: Duration,
+        /// BUSY replies received.
+        replies: u32,
+    },
+    /// This side exhausted its packet numbers.
+    #[error("packet numbers exhausted")]
+    Exhausted,
+}
 
 /// The end of a connection, once one is known.
 #[derive(Default)]

@@ -14,8 +14,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
+use super::closing::CloseReason;
 use super::config::{Config, Stats};
-use super::connection::{CloseReason, Connection, Event};
+use super::connection::{Connection, Event};
 use super::handshake::{HandshakeRandom, TYPE_REQUEST};
 use crate::vsl::{Header, KEY_LEN};
 

@@ -30,8 +30,9 @@ pub mod socket;
 pub(crate) mod stream;
 mod transmit;
 
+pub use closing::{CloseReason, CLOSE_VIOLATION};
 pub use config::{Config, Stats, MAX_ACK_DELAY};
-pub use connection::{CloseReason, Connection, Event, CLOSE_VIOLATION};
+pub use connection::{Connection, Event};
 pub use driver::{Session, SessionError, VferStream};
 pub use handshake::{
     encode_request, HandshakeError, HandshakeRandom, Offer, Tai64n, TransportParams, TYPE_REQUEST,

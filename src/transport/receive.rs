@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use super::cc::AckEvent;
+use super::closing::CloseReason;
 use super::config::MAX_ACK_DELAY;
-use super::connection::{CloseReason, Connection, Event, State};
+use super::connection::{Connection, Event, State};
 use super::frame::{Frame, Frames};
 use super::handshake::{self, TYPE_DATA, TYPE_REQUEST, TYPE_RESPONSE};
 use crate::vsl::{self, Header, OpenError, Role};

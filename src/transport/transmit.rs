@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use super::connection::{CloseReason, Connection, State};
+use super::closing::CloseReason;
+use super::connection::{Connection, State};
 use super::frame::{varint_len, Writer};
 use super::handshake::TYPE_DATA;
 use super::limits::Limit;

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod local;
 pub mod pidfile;
 pub mod privdrop;
+pub mod session_env;
 pub mod signals;
 pub mod splice;
 pub mod ucspi;

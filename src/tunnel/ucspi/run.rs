@@ -361,7 +361,7 @@ async fn wait_command(ctl: &mut tokio::net::UnixStream) -> std::io::Result<Optio
 /// The session as the `Y` answer describes it, s6-tlsd's names beside vfer's.
 fn description(session: &Session) -> Vec<(&'static str, String)> {
     let suite = session.stats().suite;
-    let env = crate::service::exec::session_env(session.peer(), suite);
+    let env = crate::tunnel::session_env::session_env(session.peer(), suite);
     // s6-tlsd's names first, then vfer's.
     let mut vars = env[4..].to_vec();
     vars.extend(env[..4].iter().cloned());
