@@ -41,14 +41,7 @@ pub fn wanted(argv: &[std::ffi::OsString]) -> bool {
 /// Parses the command line of a `--ucspi` run; a usage error exits 100
 /// (s6-ucspitlsd's code), `--help` and `--version` exit 0.
 pub fn parse_or_exit<P: clap::Parser>(argv: &[std::ffi::OsString]) -> P {
-    match P::try_parse_from(argv) {
-        Ok(p) => p,
-        Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
-            std::process::exit(if usage { EXIT_USAGE } else { 0 });
-        }
-    }
+    super::app::parse_or_usage(argv).unwrap_or_else(|_| std::process::exit(EXIT_USAGE))
 }
 
 /// Runs a `--ucspi` helper to the end and returns the exit status.
