@@ -5,6 +5,7 @@
 //! Receiving is in `receive.rs`, packet assembly in `transmit.rs`.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::auth::{Auth, ServerHandshake};
@@ -91,6 +92,9 @@ pub struct Connection {
     pub(super) stats: Stats,
     pub(super) outcome: AckOutcome,
     pub(super) closing: Closing,
+    /// Where the peer's newest authentic packet came from, when the driver
+    /// says ([`Connection::handle_datagram_from`]).
+    pub(super) remote: Option<SocketAddr>,
 }
 
 impl Connection {
@@ -120,6 +124,7 @@ impl Connection {
             stats: Stats::default(),
             outcome: AckOutcome::default(),
             closing: Closing::default(),
+            remote: None,
         }
     }
 

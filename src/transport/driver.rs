@@ -506,14 +506,13 @@ impl Driver {
             for (m, slice) in meta.iter().zip(slices.iter_mut()).take(n) {
                 let stride = m.stride.max(1);
                 for d in slice[..m.len].chunks_mut(stride) {
-                    let before = inner.conn.stats().packets_received;
-                    inner.conn.handle_datagram(now, d);
-                    if m.addr != inner.peer && inner.conn.stats().packets_received > before {
-                        // An authentic, fresh packet from a new address: the
-                        // peer moved (NAT rebinding); follow it.
-                        inner.peer = m.addr;
-                    }
+                    inner.conn.handle_datagram_from(now, m.addr, d);
                 }
+            }
+            // The newest authentic packet's address: follow a peer that
+            // moved (NAT rebinding).
+            if let Some(a) = inner.conn.remote() {
+                inner.peer = a;
             }
         }
     }

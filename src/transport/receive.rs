@@ -1,5 +1,6 @@
 //! Incoming datagrams: authenticate, then act on the frames.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cc::AckEvent;
@@ -34,6 +35,24 @@ impl Connection {
             }
             _ => self.stats.dropped_malformed += 1,
         }
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a datagram that came
+    /// from `from`. An authentic packet newer than any before (so neither a
+    /// forgery, a replay nor a late one reordered behind the rest) moves
+    /// [`remote`](Self::remote) there: the peer's NAT rebound, or it moved.
+    pub fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        let newest = self.ack.largest;
+        self.handle_datagram(now, datagram);
+        if self.ack.largest != newest {
+            self.remote = Some(from);
+        }
+    }
+
+    /// Where the peer's newest authentic packet came from (`None` before
+    /// one arrived through [`handle_datagram_from`](Self::handle_datagram_from)).
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
     }
 
     fn count_open_error(&mut self, e: OpenError) {
