@@ -333,11 +333,15 @@ impl Connection {
     /// of stalling on a frame we dropped yet acknowledged.
     pub(super) fn violation(&mut self, now: Instant, why: String) {
         self.stats.protocol_errors += 1;
+        if let State::Closing { resend, .. } = &mut self.state {
+            // Already closing, and saying why: keep that CLOSE, and send it
+            // again (the peer has not seen it).
+            *resend = true;
+            return;
+        }
         tracing::warn!("closing: the peer broke the transport protocol: {why}");
         self.close(now, CLOSE_VIOLATION, &format!("protocol error: {why}"));
-        if matches!(self.state, State::Closing { .. }) {
-            self.closing.set_reason(CloseReason::Violation(why));
-        }
+        self.closing.set_reason(CloseReason::Violation(why));
     }
 
     pub(super) fn finish_close(&mut self, reason: CloseReason) {

@@ -248,3 +248,17 @@ fn the_newest_authentic_packet_sets_the_remote_address() {
     assert_eq!(p.server.remote(), Some(new));
     assert!(p.drain().is_none(), "nothing here closes the connection");
 }
+
+/// A violation while we are already closing keeps our CLOSE and its reason.
+#[test]
+fn a_violation_while_closing_keeps_our_close() {
+    let mut p = ForgedPeer::new(small_window());
+    p.server.close(p.now, 0, "done");
+    assert_eq!(p.drain(), Some((0, "done".to_string())));
+    p.stream(64 * 1024, 10, false);
+    assert_eq!(p.drain(), Some((0, "done".to_string())), "CLOSE sent again");
+    assert_eq!(
+        p.server.close_reason(),
+        Some(&CloseReason::Local { code: 0 })
+    );
+}
