@@ -65,6 +65,7 @@ impl Ring {
     }
 
     /// Bytes allocated now.
+    #[cfg(test)]
     fn allocated(&self) -> usize {
         self.buf.len()
     }
@@ -109,6 +110,8 @@ pub struct SendBuffer {
     fin_lost: bool,
     acked: RangeSet,
     lost: RangeSet,
+    /// The peer's flow-control limit: new bytes go only below it.
+    limit: u64,
 }
 
 /// A piece of stream to put in the next packet.
@@ -138,6 +141,7 @@ impl SendBuffer {
             fin_lost: false,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
+            limit: 0,
         }
     }
 
@@ -185,16 +189,26 @@ impl SendBuffer {
         self.written - self.base
     }
 
-    /// Is anything waiting to be (re)sent, within the flow-control `limit`?
-    pub fn has_pending(&self, limit: u64) -> bool {
-        !self.lost.is_empty()
-            || (self.sent < self.written && self.sent < limit)
-            || self.fin_pending()
+    /// The peer allows stream bytes up to `limit` (its initial_max_data,
+    /// then each MAX_DATA); a lower value than before changes nothing.
+    pub fn raise_limit(&mut self, limit: u64) {
+        self.limit = self.limit.max(limit);
+    }
+
+    /// Is anything waiting to be (re)sent, within the peer's flow-control limit?
+    pub fn has_pending(&self) -> bool {
+        self.pending_below(self.limit)
     }
 
     /// Whether anything is waiting to be sent, flow control aside.
     pub fn has_unsent(&self) -> bool {
-        self.has_pending(u64::MAX)
+        self.pending_below(u64::MAX)
+    }
+
+    fn pending_below(&self, limit: u64) -> bool {
+        !self.lost.is_empty()
+            || (self.sent < self.written && self.sent < limit)
+            || self.fin_pending()
     }
 
     fn fin_pending(&self) -> bool {
@@ -202,8 +216,8 @@ impl SendBuffer {
     }
 
     /// Picks the next piece to send, at most `max` bytes: lost bytes first,
-    /// then new bytes below the flow-control `limit`. Marks it as sent.
-    pub fn next_chunk(&mut self, max: usize, limit: u64) -> Option<Chunk> {
+    /// then new bytes below the peer's flow-control limit. Marks it as sent.
+    pub fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
         while let Some(r) = self.lost.first() {
             // Skip bytes acknowledged since they were declared lost.
             let start = r.start.max(self.base);
@@ -227,7 +241,7 @@ impl SendBuffer {
                 retransmit: true,
             });
         }
-        let avail = self.written.min(limit).saturating_sub(self.sent);
+        let avail = self.written.min(self.limit).saturating_sub(self.sent);
         let len = (avail as usize).min(max);
         let fin_now = self.finished && self.sent + len as u64 == self.written;
         if len == 0 && !(fin_now && self.fin_pending()) {
@@ -297,22 +311,24 @@ impl SendBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
-    }
-
-    /// Bytes sent at least once and not yet acknowledged (upper bound).
-    pub fn unacked(&self) -> u64 {
-        self.sent - self.base
     }
 }
 
 /// Why incoming stream data was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
-    /// Data beyond the window we advertised.
-    #[error("peer exceeded the flow-control window")]
-    FlowControl,
+    /// Data at or past the limit we advertised (initial_max_data or our
+    /// last MAX_DATA).
+    #[error("peer sent stream bytes up to offset {end}, past the flow-control limit {limit} it was given")]
+    FlowControl {
+        /// End of the offending frame's data.
+        end: u64,
+        /// The limit we had advertised.
+        limit: u64,
+    },
     /// Data past the FIN, or two different FIN offsets.
     #[error("peer sent data beyond the end of the stream")]
     BeyondFin,
@@ -332,6 +348,8 @@ pub struct RecvBuffer {
     read: u64,
     received: RangeSet,
     fin_at: Option<u64>,
+    /// The highest offset we told the peer it may send up to.
+    advertised: u64,
 }
 
 impl RecvBuffer {
@@ -352,19 +370,35 @@ impl RecvBuffer {
             read: 0,
             received: RangeSet::new(),
             fin_at: None,
+            advertised: cap as u64,
         }
     }
 
-    /// The highest offset the peer may send up to (what MAX_DATA advertises).
+    /// The highest offset the peer could be allowed to send up to now
+    /// (what the next MAX_DATA advertises).
     pub fn max_data(&self) -> u64 {
         self.read + self.ring.cap()
+    }
+
+    /// The highest offset the peer has been allowed to send up to: the
+    /// initial window, or the last [`set_advertised`](Self::set_advertised).
+    pub fn advertised(&self) -> u64 {
+        self.advertised
+    }
+
+    /// A MAX_DATA carrying `limit` was sent: the peer may now send up to it.
+    pub fn set_advertised(&mut self, limit: u64) {
+        self.advertised = self.advertised.max(limit.min(self.max_data()));
     }
 
     /// Stores bytes that arrived; duplicates are harmless. Returns the number of new bytes.
     pub fn insert(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<u64, RecvError> {
         let end = offset + data.len() as u64;
-        if end > self.max_data() {
-            return Err(RecvError::FlowControl);
+        if end > self.advertised {
+            return Err(RecvError::FlowControl {
+                end,
+                limit: self.advertised,
+            });
         }
         if let Some(f) = self.fin_at {
             if end > f || (fin && end != f) {
@@ -417,12 +451,6 @@ impl RecvBuffer {
         self.fin_at == Some(self.read)
     }
 
-    /// Has the FIN and every byte before it arrived (maybe not yet read)?
-    pub fn is_complete(&self) -> bool {
-        self.fin_at
-            .is_some_and(|f| self.read + self.readable() == f)
-    }
-
     /// Frees the ring's memory if nothing received waits in it (call when
     /// the connection idles; the next data allocates again).
     pub fn trim(&mut self) {
@@ -432,13 +460,9 @@ impl RecvBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
-    }
-
-    /// Offset the application has read up to.
-    pub fn read_offset(&self) -> u64 {
-        self.read
     }
 }
 
@@ -449,23 +473,24 @@ mod tests {
     #[test]
     fn send_retransmits_lost_bytes_first() {
         let mut s = SendBuffer::new(100);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.write(&[7u8; 150]), 100);
-        let a = s.next_chunk(40, u64::MAX).unwrap();
+        let a = s.next_chunk(40).unwrap();
         assert_eq!((a.offset, a.len, a.fin), (0, 40, false));
-        let b = s.next_chunk(40, u64::MAX).unwrap();
+        let b = s.next_chunk(40).unwrap();
         assert_eq!(b.offset, 40);
         s.on_lost(0..40, false);
         s.on_acked(40..80, false);
-        let c = s.next_chunk(100, u64::MAX).unwrap();
+        let c = s.next_chunk(100).unwrap();
         assert_eq!((c.offset, c.len, c.retransmit), (0, 40, true));
         s.on_acked(0..40, false);
         assert_eq!(s.space(), 80);
         s.finish();
-        let d = s.next_chunk(100, u64::MAX).unwrap();
+        let d = s.next_chunk(100).unwrap();
         assert_eq!((d.offset, d.len, d.fin), (80, 20, true));
-        assert!(s.next_chunk(100, u64::MAX).is_none());
+        assert!(s.next_chunk(100).is_none());
         s.on_lost(80..100, true);
-        let e = s.next_chunk(100, u64::MAX).unwrap();
+        let e = s.next_chunk(100).unwrap();
         assert_eq!((e.offset, e.len, e.fin), (80, 20, true));
         s.on_acked(80..100, true);
         assert!(s.is_fully_acked());
@@ -475,8 +500,13 @@ mod tests {
     fn flow_control_limit_respected() {
         let mut s = SendBuffer::new(100);
         s.write(&[1u8; 100]);
-        assert_eq!(s.next_chunk(100, 30).unwrap().len, 30);
-        assert!(s.next_chunk(100, 30).is_none());
+        s.raise_limit(30);
+        assert_eq!(s.next_chunk(100).unwrap().len, 30);
+        assert!(s.next_chunk(100).is_none());
+        s.raise_limit(20);
+        assert!(s.next_chunk(100).is_none(), "limits never go down");
+        s.raise_limit(50);
+        assert_eq!(s.next_chunk(100).unwrap().len, 20);
     }
 
     #[test]
@@ -503,13 +533,14 @@ mod tests {
     #[test]
     fn rings_grow_with_live_bytes_and_are_freed_when_idle() {
         let mut s = SendBuffer::new(16 << 20);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.allocated(), 0);
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         assert_eq!(s.write(&data[..1000]), 1000);
         assert_eq!(s.allocated(), RING_MIN);
         // Acknowledged bytes make room: a steady flow stays small.
         for k in 0..100u64 {
-            let c = s.next_chunk(1000, u64::MAX).unwrap();
+            let c = s.next_chunk(1000).unwrap();
             s.on_acked(c.offset..c.offset + c.len as u64, false);
             s.write(&data[(k as usize % 100) * 1000..][..1000]);
         }
@@ -522,7 +553,7 @@ mod tests {
         assert_eq!(out, data);
         s.trim();
         assert_eq!(s.allocated(), 256 * 1024, "live bytes are kept");
-        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+        while let Some(c) = s.next_chunk(60_000) {
             s.on_acked(c.offset..c.offset + c.len as u64, false);
         }
         s.trim();
@@ -561,10 +592,13 @@ mod tests {
         assert_eq!(r.insert(4, b"efgh", false), Ok(4));
         assert_eq!(r.readable(), 0);
         assert_eq!(r.insert(0, b"abcd", false), Ok(4));
-        assert_eq!(r.insert(8, b"x", false), Err(RecvError::FlowControl));
+        let past = Err(RecvError::FlowControl { end: 9, limit: 8 });
+        assert_eq!(r.insert(8, b"x", false), past);
         let mut out = [0u8; 6];
         assert_eq!(r.read(&mut out), 6);
         assert_eq!(&out, b"abcdef");
+        assert_eq!(r.insert(8, b"x", false), past, "room, but not advertised");
+        r.set_advertised(r.max_data());
         assert_eq!(r.insert(8, b"ijkl", true), Ok(4));
         assert_eq!(r.insert(8, b"ijklm", false), Err(RecvError::BeyondFin));
         let mut out = [0u8; 8];
