@@ -291,7 +291,7 @@ fn echo_server(key: &vfer::bootstrap::Secret, opts: ListenOptions) -> std::net::
 
 /// A REQUEST as a genuine client makes it, stamped `age` in the past.
 fn request(key: &vfer::bootstrap::Secret, age: Duration) -> Vec<u8> {
-    use vfer::transport::handshake::{encode_request, Offer, Tai64n};
+    use vfer::transport::{encode_request, Offer, Tai64n};
     let mut rnd = vfer::transport::HandshakeRandom::from_os().unwrap();
     rnd.timestamp = Tai64n::from_system(std::time::SystemTime::now() - age);
     let params = vfer::transport::TransportParams {

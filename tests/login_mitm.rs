@@ -18,7 +18,7 @@ use vfer::bootstrap::login::hostkey::HostKey;
 use vfer::bootstrap::login::known_hosts;
 use vfer::bootstrap::login::server::{GateOptions, LoginGate};
 use vfer::bootstrap::login::wire::{Accept, Hello, TYPE_HELLO};
-use vfer::transport::handshake::TYPE_REQUEST;
+use vfer::transport::TYPE_REQUEST;
 use vfer::transport::{Config, Session};
 use x25519_dalek::{PublicKey, StaticSecret};
 

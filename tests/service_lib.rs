@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use vfer::service::connect::{self, Reach};
 use vfer::service::daemons::{files_daemon, FileDaemonOptions};
-use vfer::service::ending;
 use vfer::service::request::{Request, Service, SessionOptions};
 use vfer::service::runner::RunnerOptions;
 use vfer::transfer::{self, Dest, ReceiveOptions};
 use vfer::transport::Config;
+use vfer::tunnel::ending;
 use vfer::tunnel::keys::KeySource;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

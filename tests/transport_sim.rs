@@ -692,7 +692,7 @@ fn transfer_traced(
 }
 
 /// Sim configuration with a path hint (the path cache) on the client.
-fn hinted(hint: Option<vfer::transport::pathcache::PathHint>) -> Config {
+fn hinted(hint: Option<vfer::transport::PathHint>) -> Config {
     Config {
         path_hint: hint,
         ..sim_config()
@@ -775,13 +775,7 @@ fn remembered_path_reaches_full_rate_within_two_rtts() {
 /// A remembered path that is wrong: `hint` on a path of `rate`, `rtt`.
 /// Asserts the hint is abandoned within `within` of the data phase's start
 /// and the transfer still reaches `efficiency` of what a cold start does.
-fn wrong_hint(
-    name: &str,
-    rate: u64,
-    rtt: Duration,
-    hint: vfer::transport::pathcache::PathHint,
-    within: u32,
-) {
+fn wrong_hint(name: &str, rate: u64, rtt: Duration, hint: vfer::transport::PathHint, within: u32) {
     let link = LinkConfig::wan(rate, rtt, 0.01);
     let capacity = rate as f64 * 0.99;
     let total = 30 * MIB;
@@ -831,7 +825,7 @@ fn wrong_hint(
 
 #[test]
 fn remembered_rate_too_high_is_abandoned() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     // Remembered 100 Mbit/s; the path now carries 20.
     let rtt = Duration::from_millis(100);
     let hint = PathHint::new(RATE / 8, rtt, 0.01).expect("hint");
@@ -840,7 +834,7 @@ fn remembered_rate_too_high_is_abandoned() {
 
 #[test]
 fn remembered_rtt_too_short_is_abandoned() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     // Remembered 100 Mbit/s at 50 ms; the path is 100 Mbit/s at 200 ms.
     let hint = PathHint::new(RATE / 8, Duration::from_millis(50), 0.01).expect("hint");
     wrong_hint("RTT 4x longer", RATE, Duration::from_millis(200), hint, 2);
@@ -848,7 +842,7 @@ fn remembered_rtt_too_short_is_abandoned() {
 
 #[test]
 fn remembered_rate_too_low_gives_way_to_start_up() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     // Remembered 20 Mbit/s; the path now carries 100.
     let rtt = Duration::from_millis(100);
     let hint = PathHint::new(RATE / 40, rtt, 0.01).expect("hint");
@@ -860,7 +854,7 @@ fn remembered_rate_too_low_gives_way_to_start_up() {
 /// by it), the data phase reaches 0.85 of rate x (1 - loss).
 #[test]
 fn fasp_1g_1s_5pct_from_a_remembered_path() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     let rate = 1_000_000_000u64;
     let rtt = Duration::from_secs(1);
     let link = LinkConfig::wan(rate, rtt, 0.05);
@@ -900,7 +894,7 @@ fn fasp_1g_1s_5pct_from_a_remembered_path() {
 
 #[test]
 fn remembered_rate_from_a_pull_goodput_is_no_worse_than_a_cold_start() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     // A pull remembers its data phase's goodput (start-up included), below
     // the path's rate: 81 of 95 Mbit/s on 5 %/200 ms, loss 5 %.
     let rtt = Duration::from_millis(200);
@@ -939,7 +933,7 @@ fn remembered_rate_from_a_pull_goodput_is_no_worse_than_a_cold_start() {
 /// is the lab's 0.90.
 #[test]
 fn loss_5pct_200ms_remembered_200mib() {
-    use vfer::transport::pathcache::PathHint;
+    use vfer::transport::PathHint;
     let rtt = Duration::from_millis(200);
     let link = LinkConfig::wan(RATE, rtt, 0.05);
     let capacity = RATE as f64 * 0.95;

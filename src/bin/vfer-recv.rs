@@ -42,7 +42,7 @@ struct Cli {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
-    ucspi: vfer::tunnel::ucspi::UcspiArgs,
+    ucspi: vfer::cli::ucspi::UcspiArgs,
     /// Run as a standing daemon on this UDP address (with --key-file, or
     /// --users for user/password login), e.g. 0.0.0.0:7878.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -137,12 +137,12 @@ fn main() {
             server::serve_recv(session, common, operands)
         }));
     }
-    if vfer::tunnel::ucspi::wanted(&argv) {
-        let cli = vfer::tunnel::ucspi::parse_or_exit::<Cli>(&argv);
+    if vfer::cli::ucspi::wanted(&argv) {
+        let cli = vfer::cli::ucspi::parse_or_exit::<Cli>(&argv);
         vfer::cli::init_logging(cli.common.verbose);
         let role = vfer::tunnel::ucspi::wire::Role::Server;
         let (c, u) = (&cli.common, &cli.ucspi);
-        std::process::exit(vfer::tunnel::ucspi::run::main(
+        std::process::exit(vfer::cli::ucspi::run(
             "vfer-recv",
             role,
             c,
@@ -195,7 +195,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 users: users.clone(),
                 host_key: cli.host_key.clone(),
             },
-            None => vfer::service::admit::Admission::Keys(vfer::tunnel::keys::source(
+            None => vfer::service::admit::Admission::Keys(vfer::cli::daemon::key_source(
                 c.key_file.as_deref(),
                 cli.key_dir.as_deref(),
             )?),

@@ -39,7 +39,7 @@ struct Cli {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
-    ucspi: vfer::tunnel::ucspi::UcspiArgs,
+    ucspi: vfer::cli::ucspi::UcspiArgs,
     #[command(flatten)]
     exec: vfer::cli::exec::ExecArgs,
     #[command(flatten)]
@@ -70,12 +70,12 @@ fn main() {
             server::serve_send(session, common, operands)
         }));
     }
-    if vfer::tunnel::ucspi::wanted(&argv) {
-        let cli = vfer::tunnel::ucspi::parse_or_exit::<Cli>(&argv);
+    if vfer::cli::ucspi::wanted(&argv) {
+        let cli = vfer::cli::ucspi::parse_or_exit::<Cli>(&argv);
         vfer::cli::init_logging(cli.common.verbose);
         let role = vfer::tunnel::ucspi::wire::Role::Client;
         let (c, u) = (&cli.common, &cli.ucspi);
-        std::process::exit(vfer::tunnel::ucspi::run::main(
+        std::process::exit(vfer::cli::ucspi::run(
             "vfer-send",
             role,
             c,

@@ -175,21 +175,24 @@ impl Tally {
 /// Parses the command line like `clap::Parser::parse`, but a usage error
 /// also prints the `--json` object when `--json` was given (exit 2).
 pub fn parse_or_exit<P: clap::Parser>(argv: &[std::ffi::OsString]) -> P {
-    match P::try_parse_from(argv) {
-        Ok(p) => p,
-        Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
-            if !usage {
-                std::process::exit(exit::SUCCESS);
-            }
-            if argv.iter().any(|a| a == "--json") {
-                let first = e.to_string();
-                let line = first.lines().next().unwrap_or("usage error");
-                let line = line.strip_prefix("error: ").unwrap_or(line);
-                report::json_error(exit::USAGE, line);
-            }
-            std::process::exit(exit::USAGE);
+    parse_or_usage(argv).unwrap_or_else(|e| {
+        if argv.iter().any(|a| a == "--json") {
+            let first = e.to_string();
+            let line = first.lines().next().unwrap_or("usage error");
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            report::json_error(exit::USAGE, line);
         }
-    }
+        std::process::exit(exit::USAGE);
+    })
+}
+
+/// Parses the command line; `--help` and `--version` print and exit 0, a
+/// usage error is printed and returned (the caller picks the exit code).
+pub fn parse_or_usage<P: clap::Parser>(argv: &[std::ffi::OsString]) -> Result<P, clap::Error> {
+    P::try_parse_from(argv).inspect_err(|e| {
+        let _ = e.print();
+        if !e.use_stderr() {
+            std::process::exit(exit::SUCCESS);
+        }
+    })
 }

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::bootstrap::login::users;
 use crate::service::runner::RunnerOptions;
 use crate::transport::Config;
+use crate::tunnel::keys::KeySource;
 
 /// The runner settings of `vfer-recv --listen ADDR [-n N] [-o SECS]
 /// [--pidfile F]`.
@@ -29,6 +30,21 @@ pub fn runner_options(
         handshake_timeout,
         pidfile,
         ..RunnerOptions::new(listen, config)
+    }
+}
+
+/// `--key-file` or `--key-dir` as a daemon's key source; usage error if
+/// neither or both.
+pub fn key_source(key_file: Option<&Path>, key_dir: Option<&Path>) -> Result<KeySource> {
+    match (key_file, key_dir) {
+        (Some(f), None) => Ok(KeySource::File(f.to_path_buf())),
+        (None, Some(d)) => Ok(KeySource::Dir(d.to_path_buf())),
+        (Some(_), Some(_)) => Err(super::exit::usage(
+            "give --key-file (one key for all clients) or --key-dir (one per client), not both",
+        )),
+        (None, None) => Err(super::exit::usage(
+            "--listen needs --key-file FILE, --key-dir DIR or --users FILE",
+        )),
     }
 }
 

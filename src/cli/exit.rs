@@ -108,5 +108,5 @@ pub fn login_code(e: &crate::bootstrap::login::LoginError) -> i32 {
     }
 }
 
-/// An error and its causes on one line (see [`crate::service::ending::describe`]).
-pub use crate::service::ending::describe;
+/// An error and its causes on one line (see [`crate::tunnel::ending::describe`]).
+pub use crate::tunnel::ending::describe;

@@ -20,6 +20,7 @@ pub mod server;
 pub mod session;
 pub mod signals;
 pub mod target;
+pub mod ucspi;
 
 /// Sets up `-v` logging on stderr (`RUST_LOG` overrides), with control
 /// characters in every field escaped ([`logtext::escape`]).

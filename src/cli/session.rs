@@ -148,7 +148,7 @@ pub fn warn_about_socket(session: &Session, c: &Common) {
 }
 
 /// Ending a session (they live in the service layer).
-pub use crate::service::ending::{close, close_with, peer_reason};
+pub use crate::tunnel::ending::{close, close_with, peer_reason};
 
 /// Refuses operand combinations scp would refuse.
 pub fn check_one_remote(kinds: &[bool]) -> Result<()> {

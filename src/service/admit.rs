@@ -117,7 +117,7 @@ where
                         Ok(user) => user,
                         Err(why) => {
                             tracing::warn!("{}: {why}", s.peer());
-                            super::ending::close_with(s, 1, "login refused").await;
+                            crate::tunnel::ending::close_with(s, 1, "login refused").await;
                             return;
                         }
                     };

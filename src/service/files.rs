@@ -110,7 +110,7 @@ pub async fn serve_ssh_send(
     let ok = transfer::send(session.stream(), sources, &opts)
         .await
         .is_ok();
-    super::ending::close(session, if ok { 0 } else { 1 }).await;
+    crate::tunnel::ending::close(session, if ok { 0 } else { 1 }).await;
 }
 
 /// The ssh-started far side of a push: receives into the one operand
@@ -120,7 +120,7 @@ pub async fn serve_ssh_recv(session: Session, preserve: bool, operands: &[String
         [d] => Dest::Path(std::path::PathBuf::from(super::expand::tilde(d))),
         _ => {
             // The client always sends exactly one destination.
-            super::ending::close(session, 21).await;
+            crate::tunnel::ending::close(session, 21).await;
             return;
         }
     };
@@ -131,5 +131,5 @@ pub async fn serve_ssh_recv(session: Session, preserve: bool, operands: &[String
     let ok = transfer::receive(session.stream(), dest, &opts)
         .await
         .is_ok();
-    super::ending::close(session, if ok { 0 } else { 1 }).await;
+    crate::tunnel::ending::close(session, if ok { 0 } else { 1 }).await;
 }

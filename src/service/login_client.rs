@@ -11,12 +11,12 @@ use std::time::Duration;
 use anyhow::Result;
 use zeroize::Zeroizing;
 
-use super::ending::peer_reason;
 use super::request::Request;
 use crate::bootstrap::login::client::{self, Accepted};
 use crate::bootstrap::login::hostkey::fingerprint;
 use crate::bootstrap::login::{auth, LoginError};
 use crate::transport::{Config, Session};
+use crate::tunnel::ending::peer_reason;
 
 /// How long the client waits for the login verdict (the daemon may queue
 /// Argon2 runs when many clients log in at once).

@@ -13,7 +13,9 @@
 //! - [`exec`]: a far program joined to the stream (§8.1-8.3);
 //!   [`forward`]: TCP or UNIX-socket forwarding (§8.4).
 //! - [`connect`]: reaching the far side (ssh, local child, key-file daemon).
-//! - [`ending`]: closing a session so both sides know how it went.
+//!
+//! Closing a session so both sides know how it went is
+//! [`crate::tunnel::ending`] (the tunnels below need it too).
 //!
 //! Layers: `cli` (arguments, progress, exit codes) uses this; this uses
 //! `bootstrap` (how a session gets its secret), `transfer` and `transport`.
@@ -21,7 +23,6 @@
 pub mod admit;
 pub mod connect;
 pub mod daemons;
-pub mod ending;
 pub mod exec;
 pub mod expand;
 pub mod files;

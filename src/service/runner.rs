@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::{watch, Notify};
 
-use super::ending;
 use super::request::{Offer, Request, RequestError};
 use crate::bootstrap::listen::{serve_gated, Gate, ListenOptions};
 use crate::bootstrap::Secret;
 use crate::transport::{Config, Session};
+use crate::tunnel::ending;
 use crate::tunnel::keys::Keys;
 use crate::tunnel::pidfile::PidFile;
 

@@ -92,7 +92,7 @@ impl ServerLogin {
                         }
                     }
                     Err(why) => {
-                        crate::service::ending::close_with(s, 1, "login refused").await;
+                        crate::tunnel::ending::close_with(s, 1, "login refused").await;
                         let _ = tx.send(Err(why)).await;
                     }
                 }

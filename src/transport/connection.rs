@@ -5,14 +5,16 @@
 //! Receiving is in `receive.rs`, packet assembly in `transmit.rs`.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
+use super::auth::{Auth, ServerHandshake};
 use super::cc::Controller;
+use super::closing::{CloseReason, Closing, CLOSE_VIOLATION};
 use super::config::{Config, Stats, MAX_ACK_DELAY};
 use super::handshake::{self, HandshakeError, HandshakeRandom, Offer, TransportParams};
 use super::mtu::PathMtu;
+use super::owed::Owed;
 use super::pacer::Pacer;
 use super::ranges::RangeSet;
 use super::recovery::{AckOutcome, Recovery};
@@ -22,46 +24,6 @@ use crate::vsl::{self, Role, KEY_LEN};
 /// Unsent bytes the application may always queue (see
 /// [`Connection::send_space`]): one transfer-layer chunk.
 pub const WRITE_AHEAD_MIN: u64 = 256 * 1024;
-
-/// Why a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CloseReason {
-    /// We closed it (`code` 0 is a normal close).
-    #[error("connection closed locally (code {code})")]
-    Local {
-        /// Our close code.
-        code: u64,
-    },
-    /// The peer closed it.
-    #[error("peer closed the connection (code {code}){}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
-    Peer {
-        /// The peer's close code (0 = normal).
-        code: u64,
-        /// The peer's reason text.
-        reason: String,
-    },
-    /// Nothing arrived from the peer for the idle timeout.
-    #[error("no packet from the peer for {0:?}: peer dead or path lost")]
-    IdleTimeout(Duration),
-    /// The handshake did not complete in time.
-    #[error("no handshake response within {0:?}: wrong address or port, blocked UDP, wrong secret/key, or no cipher suite in common (--cipher)")]
-    HandshakeTimeout(Duration),
-    /// The handshake failed.
-    #[error("handshake failed: {0}")]
-    Handshake(#[from] HandshakeError),
-    /// The server answered BUSY (it serves its most sessions, or is short
-    /// of CPU or memory) until our timeout ran out.
-    #[error("the server was busy (serving its maximum number of sessions, or short of CPU or memory): it answered {replies} times \"busy, try later\" over {waited:?}; try again later, with a longer --timeout, or ask its operator to raise -n")]
-    Busy {
-        /// How long we tried.
-        waited: Duration,
-        /// BUSY replies received.
-        replies: u32,
-    },
-    /// This side exhausted its packet numbers.
-    #[error("packet numbers exhausted")]
-    Exhausted,
-}
 
 /// Something the application should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,15 +56,6 @@ pub(super) enum State {
     Closed,
 }
 
-/// Server-side handshake memory: resend RESPONSE until the client is heard
-/// under the session keys.
-pub(super) struct ServerHandshake {
-    pub(super) client_nonce: [u8; 32],
-    pub(super) response: Vec<u8>,
-    pub(super) response_pending: bool,
-    pub(super) sent_at: Option<Instant>,
-}
-
 /// Receiver-side acknowledgement state.
 #[derive(Default)]
 pub(super) struct AckState {
@@ -116,19 +69,12 @@ pub(super) struct AckState {
 
 /// A VFER connection.
 pub struct Connection {
-    pub(super) role: Role,
+    pub(super) auth: Auth,
     pub(super) config: Config,
-    pub(super) secret: Zeroizing<[u8; KEY_LEN]>,
     pub(super) state: State,
-    pub(super) server_hs: Option<ServerHandshake>,
-    pub(super) confirmed: bool,
     pub(super) vsl: Option<vsl::Session>,
-    pub(super) peer_params: Option<TransportParams>,
     pub(super) send: SendBuffer,
     pub(super) recv: RecvBuffer,
-    pub(super) peer_max_data: u64,
-    pub(super) advertised_max_data: u64,
-    pub(super) max_data_pending: bool,
     pub(super) recovery: Recovery,
     pub(super) cc: Box<dyn Controller>,
     pub(super) pacer: Pacer,
@@ -139,16 +85,18 @@ pub struct Connection {
     pub(super) ack: AckState,
     /// The receiver's view of the path toward us (`Stats::received_path`).
     pub(super) arrivals: super::arrival::ArrivalMeter,
-    pub(super) probes_pending: u8,
-    pub(super) ping_pending: bool,
-    pub(super) close_frame: Option<(u64, Vec<u8>)>,
+    /// Frames owed besides stream data.
+    pub(super) owed: Owed,
     pub(super) last_recv: Instant,
     pub(super) last_eliciting_sent: Instant,
     pub(super) started: Instant,
     pub(super) events: VecDeque<Event>,
     pub(super) stats: Stats,
     pub(super) outcome: AckOutcome,
-    pub(super) close_reason: Option<CloseReason>,
+    pub(super) closing: Closing,
+    /// Where the peer's newest authentic packet came from, when the driver
+    /// says ([`Connection::handle_datagram_from`]).
+    pub(super) remote: Option<SocketAddr>,
 }
 
 impl Connection {
@@ -160,19 +108,12 @@ impl Connection {
             .budget
             .map_or(config.recv_window, |b| b.window(config.recv_window));
         Connection {
-            role,
+            auth: Auth::new(role, secret),
             send: SendBuffer::new(config.send_buffer),
             recv: RecvBuffer::with_window(config.recv_window, window),
-            advertised_max_data: window as u64,
             config,
-            secret: Zeroizing::new(*secret),
             state: State::Closed,
-            server_hs: None,
-            confirmed: false,
             vsl: None,
-            peer_params: None,
-            peer_max_data: 0,
-            max_data_pending: false,
             recovery: Recovery::new(),
             cc,
             pacer: Pacer::new(),
@@ -181,16 +122,15 @@ impl Connection {
             mtu,
             ack: AckState::default(),
             arrivals: Default::default(),
-            probes_pending: 0,
-            ping_pending: false,
-            close_frame: None,
+            owed: Owed::default(),
             last_recv: now,
             last_eliciting_sent: now,
             started: now,
             events: VecDeque::new(),
             stats: Stats::default(),
             outcome: AckOutcome::default(),
-            close_reason: None,
+            closing: Closing::default(),
+            remote: None,
         }
     }
 
@@ -262,7 +202,7 @@ impl Connection {
         let response = handshake::encode_response(secret, &req.nonce, &rnd, &c.our_params(), suite);
         c.vsl = Some(vsl::Session::new(&keys, Role::Server, 0));
         c.apply_peer_params(req.params);
-        c.server_hs = Some(ServerHandshake {
+        c.auth.server = Some(ServerHandshake {
             client_nonce: req.nonce,
             response,
             response_pending: true,
@@ -273,7 +213,7 @@ impl Connection {
     }
 
     pub(super) fn apply_peer_params(&mut self, p: TransportParams) {
-        self.peer_max_data = p.initial_max_data;
+        self.send.raise_limit(p.initial_max_data);
         let peer_max = p.max_udp_payload.min(u32::from(u16::MAX)) as u16;
         if peer_max < self.config.max_udp_payload {
             self.config.max_udp_payload = peer_max.max(mtu_floor());
@@ -283,7 +223,6 @@ impl Connection {
             let peer = Duration::from_millis(u64::from(p.idle_timeout_ms));
             self.config.idle_timeout = self.config.idle_timeout.min(peer);
         }
-        self.peer_params = Some(p);
     }
 
     /// Is the handshake complete (keys agreed)?
@@ -298,13 +237,15 @@ impl Connection {
 
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.closing.reason()
     }
 
     /// Has a packet under the session keys arrived from the peer? (The
     /// server's sign that the client holds the secret and got our RESPONSE.)
+    /// For tests: the driver learns it from [`Event::Connected`].
+    #[cfg(test)]
     pub fn is_confirmed(&self) -> bool {
-        self.confirmed
+        self.auth.confirmed
     }
 
     /// The next event for the application.
@@ -357,12 +298,12 @@ impl Connection {
         if n > 0 {
             if let Some(b) = self.config.budget {
                 let w = b.window(self.config.recv_window);
-                self.recv.set_window(w, self.advertised_max_data);
+                self.recv.set_window(w);
                 self.recv.shrink_to_window();
             }
             let window = self.recv.window();
-            if self.recv.max_data() >= self.advertised_max_data + window / 4 {
-                self.max_data_pending = true;
+            if self.recv.max_data() >= self.recv.advertised() + window / 4 {
+                self.owed.max_data = true;
             }
         }
         n
@@ -371,7 +312,7 @@ impl Connection {
     /// Is a window update (MAX_DATA) waiting to be sent? `read` makes one
     /// due once the application has taken a quarter of the window.
     pub fn window_update_due(&self) -> bool {
-        self.max_data_pending
+        self.owed.max_data
     }
 
     /// Bytes ready for `read`.
@@ -394,7 +335,6 @@ impl Connection {
             }
             State::Established => {}
         }
-        self.close_frame = Some((code, reason.as_bytes().to_vec()));
         // Lingering answers a peer that has not seen our CLOSE. After a
         // clean end (the peer has every byte we sent, we have all of its
         // own) it has nothing left to resend but its stream's end, once:
@@ -409,7 +349,23 @@ impl Connection {
             until: now + linger,
             resend: true,
         };
-        self.close_reason = Some(CloseReason::Local { code });
+        self.closing.local(code, reason);
+    }
+
+    /// The authenticated peer broke the transport's rules (`why`): count it
+    /// and close with [`CLOSE_VIOLATION`], so the peer learns why instead
+    /// of stalling on a frame we dropped yet acknowledged.
+    pub(super) fn violation(&mut self, now: Instant, why: String) {
+        self.stats.protocol_errors += 1;
+        if let State::Closing { resend, .. } = &mut self.state {
+            // Already closing, and saying why: keep that CLOSE, and send it
+            // again (the peer has not seen it).
+            *resend = true;
+            return;
+        }
+        tracing::warn!("closing: the peer broke the transport protocol: {why}");
+        self.close(now, CLOSE_VIOLATION, &format!("protocol error: {why}"));
+        self.closing.set_reason(CloseReason::Violation(why));
     }
 
     pub(super) fn finish_close(&mut self, reason: CloseReason) {
@@ -417,10 +373,7 @@ impl Connection {
             return;
         }
         self.state = State::Closed;
-        if self.close_reason.is_none() {
-            self.close_reason = Some(reason.clone());
-        }
-        let r = self.close_reason.clone().unwrap_or(reason);
+        let r = self.closing.finish(reason);
         self.events.push_back(Event::Closed(r));
     }
 
@@ -428,14 +381,6 @@ impl Connection {
     /// progress bar that shows what the receiver has).
     pub fn send_unconfirmed(&self) -> u64 {
         self.send.unconfirmed()
-    }
-
-    /// Authentic, fresh packets received so far: a cheap counter the driver
-    /// compares around [`Connection::handle_datagram`] to learn that a
-    /// datagram from a new address was genuine ([`Connection::stats`]
-    /// builds a whole snapshot, too much per datagram).
-    pub fn packets_received(&self) -> u64 {
-        self.stats.packets_received
     }
 
     /// Statistics so far.
@@ -511,11 +456,7 @@ impl Connection {
             State::Closed => return,
             State::Closing { until, .. } => {
                 if now >= *until {
-                    let reason = self
-                        .close_reason
-                        .clone()
-                        .unwrap_or(CloseReason::Local { code: 0 });
-                    self.finish_close(reason);
+                    self.finish_close(CloseReason::Local { code: 0 });
                 }
                 return;
             }
@@ -542,7 +483,7 @@ impl Connection {
             self.pacing_wait = None;
         }
         if now >= self.last_eliciting_sent + self.config.keepalive {
-            self.ping_pending = true;
+            self.owed.ping = true;
             // Idle: give back the stream rings' memory if they are empty.
             self.send.trim();
             self.recv.trim();
@@ -557,7 +498,7 @@ impl Connection {
             self.on_lost_packets(now, &out);
             self.outcome = out;
             if pto {
-                self.probes_pending = 2;
+                self.owed.probe();
                 if self.recovery.pto_count >= 3 {
                     self.cc.on_persistent_congestion(now);
                     self.mtu.on_black_hole(now);
@@ -595,7 +536,7 @@ impl Connection {
                 self.send.on_lost(0..0, true);
             }
             if p.max_data {
-                self.max_data_pending = true;
+                self.owed.max_data = true;
             }
         }
         if let Some(t) = newest {

@@ -14,8 +14,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
+use super::closing::CloseReason;
 use super::config::{Config, Stats};
-use super::connection::{CloseReason, Connection, Event};
+use super::connection::{Connection, Event};
 use super::handshake::{HandshakeRandom, TYPE_REQUEST};
 use crate::vsl::{Header, KEY_LEN};
 
@@ -505,14 +506,13 @@ impl Driver {
             for (m, slice) in meta.iter().zip(slices.iter_mut()).take(n) {
                 let stride = m.stride.max(1);
                 for d in slice[..m.len].chunks_mut(stride) {
-                    let before = inner.conn.packets_received();
-                    inner.conn.handle_datagram(now, d);
-                    if m.addr != inner.peer && inner.conn.packets_received() > before {
-                        // An authentic, fresh packet from a new address: the
-                        // peer moved (NAT rebinding); follow it.
-                        inner.peer = m.addr;
-                    }
+                    inner.conn.handle_datagram_from(now, m.addr, d);
                 }
+            }
+            // The newest authentic packet's address: follow a peer that
+            // moved (NAT rebinding).
+            if let Some(a) = inner.conn.remote() {
+                inner.peer = a;
             }
         }
     }

@@ -407,12 +407,6 @@ impl<'a> Writer<'a> {
         true
     }
 
-    /// Room for stream data after a STREAM header for `offset` (given at most `max` bytes).
-    pub fn stream_room(&self, offset: u64, max: usize) -> usize {
-        let hdr = 1 + varint_len(offset) + varint_len(max as u64);
-        self.remaining().saturating_sub(hdr).min(max)
-    }
-
     /// A STREAM frame header for `len` bytes at `offset`; returns the slice
     /// to fill with the data, or None if it does not fit.
     pub fn stream(&mut self, offset: u64, len: usize, fin: bool) -> Option<&mut [u8]> {

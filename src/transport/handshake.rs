@@ -78,7 +78,8 @@ impl Offer {
         self.as_bytes()[1..].contains(&suite.id())
     }
 
-    /// The known suites offered, in the client's order (for logs).
+    /// The known suites offered, in the client's order. (For tests.)
+    #[cfg(test)]
     pub fn suites(&self) -> impl Iterator<Item = Suite> + '_ {
         self.as_bytes()[1..]
             .iter()

@@ -6,32 +6,41 @@
 //! driver around it is thin. Wire format: docs/PROTOCOL.md §2-3.
 
 pub mod arrival;
-pub mod busy;
-pub mod cc;
+mod auth;
+pub(crate) mod busy;
+pub(crate) mod cc;
+mod closing;
 mod config;
 mod connection;
 mod driver;
-pub mod frame;
-pub mod handshake;
+pub(crate) mod frame;
+pub(crate) mod handshake;
 mod limits;
-pub mod mtu;
-pub mod pacer;
-pub mod pathcache;
-pub mod ranges;
+pub(crate) mod mtu;
+mod owed;
+pub(crate) mod pacer;
+pub(crate) mod pathcache;
+pub(crate) mod ranges;
 mod receive;
-pub mod recovery;
-pub mod rtt;
+pub(crate) mod recovery;
+pub(crate) mod rtt;
 mod scratch;
 /// Deterministic simulated network in virtual time, for transport tests.
 pub mod sim;
 pub mod socket;
-pub mod stream;
+pub(crate) mod stream;
 mod transmit;
 
+pub use closing::{CloseReason, CLOSE_VIOLATION};
 pub use config::{Config, Stats, MAX_ACK_DELAY};
-pub use connection::{CloseReason, Connection, Event};
+pub use connection::{Connection, Event};
 pub use driver::{Session, SessionError, VferStream};
-pub use handshake::{HandshakeError, HandshakeRandom, Tai64n, TransportParams};
+pub use handshake::{
+    encode_request, HandshakeError, HandshakeRandom, Offer, Tai64n, TransportParams, TYPE_REQUEST,
+};
 pub use limits::LimitedTimes;
+pub use pathcache::PathHint;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod violation_tests;

@@ -40,7 +40,7 @@ impl PathHint {
 
     /// The command-line form (`--path-hint`, how a client hands its hint
     /// to an ssh-started sender): `RATE_BYTES_PER_S,MIN_RTT_US,LOSS`.
-    pub fn to_arg(&self) -> String {
+    pub fn to_arg(self) -> String {
         format!(
             "{},{},{:.5}",
             self.rate,
@@ -165,14 +165,10 @@ impl PathCache {
         self.entries.truncate(MAX_ENTRIES);
     }
 
-    /// Number of entries.
+    /// Number of entries. (For tests.)
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// True when nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 

@@ -114,7 +114,8 @@ impl RangeSet {
         (k > 0).then(|| k - 1)
     }
 
-    /// Does the set contain `v`?
+    /// Does the set contain `v`? (For the model test.)
+    #[cfg(test)]
     pub fn contains(&self, v: u64) -> bool {
         self.find(v).is_some_and(|k| self.v[k].1 > v)
     }
@@ -150,7 +151,8 @@ impl RangeSet {
         self.v.iter().rev().map(|&(s, e)| s..e)
     }
 
-    /// Ranges from lowest to highest.
+    /// Ranges from lowest to highest. (For tests.)
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
         self.v.iter().map(|&(s, e)| s..e)
     }

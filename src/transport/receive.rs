@@ -1,13 +1,14 @@
 //! Incoming datagrams: authenticate, then act on the frames.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cc::AckEvent;
+use super::closing::CloseReason;
 use super::config::MAX_ACK_DELAY;
-use super::connection::{CloseReason, Connection, Event, State};
+use super::connection::{Connection, Event, State};
 use super::frame::{Frame, Frames};
 use super::handshake::{self, TYPE_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::stream::RecvError;
 use crate::vsl::{self, Header, OpenError, Role};
 
 /// How many received-packet ranges we remember for ACK frames.
@@ -27,11 +28,31 @@ impl Connection {
         };
         match header.ptype {
             TYPE_DATA => self.handle_data(now, datagram),
-            TYPE_RESPONSE if self.role == Role::Client => self.handle_response(now, datagram),
-            TYPE_REQUEST if self.role == Role::Server => self.handle_request_again(datagram),
-            super::busy::TYPE_BUSY if self.role == Role::Client => self.handle_busy(now, datagram),
+            TYPE_RESPONSE if self.auth.role == Role::Client => self.handle_response(now, datagram),
+            TYPE_REQUEST if self.auth.role == Role::Server => self.handle_request_again(datagram),
+            super::busy::TYPE_BUSY if self.auth.role == Role::Client => {
+                self.handle_busy(now, datagram)
+            }
             _ => self.stats.dropped_malformed += 1,
         }
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a datagram that came
+    /// from `from`. An authentic packet newer than any before (so neither a
+    /// forgery, a replay nor a late one reordered behind the rest) moves
+    /// [`remote`](Self::remote) there: the peer's NAT rebound, or it moved.
+    pub fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        let newest = self.ack.largest;
+        self.handle_datagram(now, datagram);
+        if self.ack.largest != newest {
+            self.remote = Some(from);
+        }
+    }
+
+    /// Where the peer's newest authentic packet came from (`None` before
+    /// one arrived through [`handle_datagram_from`](Self::handle_datagram_from)).
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
     }
 
     fn count_open_error(&mut self, e: OpenError) {
@@ -60,7 +81,7 @@ impl Connection {
             self.stats.dropped_malformed += 1;
             return;
         };
-        let hint = match super::busy::decode_busy(&self.secret, &rnd.nonce, datagram) {
+        let hint = match super::busy::decode_busy(&self.auth.secret, &rnd.nonce, datagram) {
             Ok(h) => h,
             Err(_) => {
                 self.stats.dropped_auth += 1;
@@ -70,7 +91,7 @@ impl Connection {
         *busy_count += 1;
         let wait = super::busy::backoff(hint, *busy_count, &rnd.nonce);
         super::busy::advance(rnd, first_timestamp, now.saturating_duration_since(started));
-        *request = handshake::encode_request(&self.secret, rnd, &params, &offer);
+        *request = handshake::encode_request(&self.auth.secret, rnd, &params, &offer);
         *next_send = now + wait;
         *interval = Duration::from_millis(500);
         tracing::debug!(
@@ -92,7 +113,8 @@ impl Connection {
             return;
         };
         let offer = self.our_offer();
-        let resp = match handshake::decode_response(&self.secret, &rnd.nonce, &offer, datagram) {
+        let resp = match handshake::decode_response(&self.auth.secret, &rnd.nonce, &offer, datagram)
+        {
             Ok(r) => r,
             Err(e @ handshake::HandshakeError::NotOffered) => {
                 // Authenticated by the secret, yet not a suite we offered.
@@ -106,7 +128,7 @@ impl Connection {
         };
         tracing::info!("VSL suite {} chosen by the server", resp.suite);
         let keys = match handshake::session_keys(
-            &self.secret,
+            &self.auth.secret,
             &rnd.nonce,
             &resp.nonce,
             &rnd.dh_secret,
@@ -130,20 +152,20 @@ impl Connection {
         self.vsl = Some(vsl::Session::new(&keys, Role::Client, 0));
         self.apply_peer_params(resp.params);
         self.state = State::Established;
-        self.confirmed = true;
+        self.auth.confirmed = true;
         self.last_recv = now;
         // Our first packet under the session keys confirms the handshake.
-        self.ping_pending = true;
+        self.owed.ping = true;
         self.events.push_back(Event::Connected);
     }
 
     fn handle_request_again(&mut self, datagram: &mut [u8]) {
-        let Some(hs) = &mut self.server_hs else {
+        let Some(hs) = &mut self.auth.server else {
             self.stats.dropped_malformed += 1;
             return;
         };
-        match handshake::decode_request(&self.secret, datagram) {
-            Ok(req) if req.nonce == hs.client_nonce && !self.confirmed => {
+        match handshake::decode_request(&self.auth.secret, datagram) {
+            Ok(req) if req.nonce == hs.client_nonce && !self.auth.confirmed => {
                 // Our RESPONSE was lost: send it again.
                 hs.response_pending = true;
             }
@@ -170,9 +192,9 @@ impl Connection {
         self.arrivals.on_packet(now, pn, len);
         self.stats.bytes_received += len as u64;
         self.last_recv = now;
-        if !self.confirmed {
-            self.confirmed = true;
-            if let Some(hs) = &mut self.server_hs {
+        if !self.auth.confirmed {
+            self.auth.confirmed = true;
+            if let Some(hs) = &mut self.auth.server {
                 hs.response_pending = false;
                 if let Some(t) = hs.sent_at {
                     self.recovery
@@ -198,30 +220,34 @@ impl Connection {
             match frame {
                 Frame::Padding | Frame::Ping => {}
                 Frame::Ack(ack) => {
+                    let next = session_next_pn(&self.vsl);
+                    if ack.largest >= next {
+                        let why = format!(
+                            "peer acknowledged packet {}, never sent: our next packet number is {next}",
+                            ack.largest
+                        );
+                        self.violation(now, why);
+                        return;
+                    }
                     let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
                     self.on_ack_frame(now, ack.largest, delay, ack.ranges());
                 }
                 Frame::MaxData(max) => {
-                    self.peer_max_data = self.peer_max_data.max(max);
+                    self.send.raise_limit(max);
                 }
-                Frame::Stream { offset, data, fin } => match self.recv.insert(offset, data, fin) {
-                    Ok(_) => {}
-                    Err(e @ RecvError::TooFragmented(_)) => {
-                        // Memory, not a glitch: end the connection.
-                        self.stats.protocol_errors += 1;
-                        self.close(now, 1, &format!("protocol error: {e}"));
+                Frame::Stream { offset, data, fin } => {
+                    if let Err(e) = self.recv.insert(offset, data, fin) {
+                        // Past the window or the end of the stream, or too
+                        // fragmented: end the connection (PROTOCOL §3.3).
+                        self.violation(now, e.to_string());
                         return;
                     }
-                    Err(_) => {
-                        error = true;
-                        break;
-                    }
-                },
+                }
                 Frame::Close { code, reason } => {
                     let reason = String::from_utf8_lossy(reason).into_owned();
-                    self.close_reason = Some(CloseReason::Peer { code, reason });
-                    let r = self.close_reason.clone();
-                    self.finish_close(r.unwrap_or(CloseReason::Local { code: 0 }));
+                    let peer = CloseReason::Peer { code, reason };
+                    self.closing.set_reason(peer.clone());
+                    self.finish_close(peer);
                     return;
                 }
             }
@@ -290,4 +316,10 @@ impl Connection {
         self.on_lost_packets(now, &out);
         self.outcome = out;
     }
+}
+
+/// The packet number our next packet will carry: an ACK at or above it
+/// acknowledges a packet we never sent.
+fn session_next_pn(vsl: &Option<vsl::Session>) -> u64 {
+    vsl.as_ref().map_or(0, |v| v.sealer.next_msgnr())
 }

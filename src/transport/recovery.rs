@@ -14,7 +14,22 @@ pub const PACKET_THRESHOLD: u64 = 3;
 /// The most the reordering threshold grows to.
 pub const MAX_PACKET_THRESHOLD: u64 = 512;
 
-/// What one sent packet carried, remembered until it is acked or lost.
+/// What an ack-eliciting packet carried, as its sender built it: what must
+/// be settled when it is acknowledged, or sent again when it is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// Stream bytes carried, if any.
+    pub stream: Option<Range<u64>>,
+    /// Carried the stream FIN.
+    pub fin: bool,
+    /// Carried a MAX_DATA frame.
+    pub max_data: bool,
+    /// A path-MTU probe (its loss is not congestion).
+    pub mtu_probe: bool,
+}
+
+/// One ack-eliciting packet sent (so counted in flight), remembered until
+/// it is acked or lost.
 #[derive(Debug, Clone)]
 pub struct SentPacket {
     /// Packet number (= VSL msgnr).
@@ -23,8 +38,6 @@ pub struct SentPacket {
     pub time_sent: Instant,
     /// Datagram size in bytes.
     pub size: u32,
-    /// Counts toward bytes in flight (ack-eliciting).
-    pub in_flight: bool,
     /// Stream bytes carried, if any.
     pub stream: Option<Range<u64>>,
     /// Carried the stream FIN.
@@ -88,10 +101,6 @@ pub struct Recovery {
     app_limited_until: u64,
     /// Packets declared lost over the connection.
     pub lost_packets: u64,
-    /// Bytes declared lost over the connection.
-    pub lost_bytes: u64,
-    /// Packets declared lost that were acknowledged later (reordering).
-    pub spurious_losses: u64,
     packet_threshold: u64,
 }
 
@@ -117,8 +126,6 @@ impl Recovery {
             first_sent_time: None,
             app_limited_until: 0,
             lost_packets: 0,
-            lost_bytes: 0,
-            spurious_losses: 0,
             packet_threshold: PACKET_THRESHOLD,
         }
     }
@@ -138,22 +145,16 @@ impl Recovery {
         self.app_limited_until = (self.delivered + self.bytes_in_flight).max(1);
     }
 
-    /// Records a packet just sent. Fills in the delivery-rate fields.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_sent(
-        &mut self,
-        now: Instant,
-        pn: u64,
-        size: u32,
-        in_flight: bool,
-        stream: Option<Range<u64>>,
-        fin: bool,
-        max_data: bool,
-        mtu_probe: bool,
-    ) {
-        if !in_flight {
-            return;
-        }
+    /// Records an ack-eliciting packet just sent (packets that elicit no
+    /// ACK are not in flight and not recorded). Fills in the delivery-rate
+    /// fields.
+    pub fn on_sent(&mut self, now: Instant, pn: u64, size: u32, carried: Carried) {
+        let Carried {
+            stream,
+            fin,
+            max_data,
+            mtu_probe,
+        } = carried;
         if self.bytes_in_flight == 0 {
             self.first_sent_time = Some(now);
             self.delivered_time = Some(now);
@@ -162,7 +163,6 @@ impl Recovery {
             pn,
             time_sent: now,
             size,
-            in_flight,
             stream,
             fin,
             max_data,
@@ -221,7 +221,6 @@ impl Recovery {
                     // Its data counts as delivered, and later packets get
                     // more time before they are declared lost.
                     p.acked = true;
-                    self.spurious_losses += 1;
                     let distance = largest.saturating_sub(p.pn) + 1;
                     self.packet_threshold = self
                         .packet_threshold
@@ -277,7 +276,6 @@ impl Recovery {
                 p.lost = true;
                 self.bytes_in_flight -= u64::from(p.size);
                 self.lost_packets += 1;
-                self.lost_bytes += u64::from(p.size);
                 out.lost.push(p.clone());
             } else {
                 let t = p.time_sent + delay;
@@ -329,24 +327,5 @@ impl Recovery {
         }
         self.pto_count += 1;
         true
-    }
-
-    /// Declares every packet in flight lost (after a long silence: the peer
-    /// is unreachable or the path changed).
-    pub fn declare_all_lost(&mut self, out: &mut AckOutcome) {
-        for p in self.sent.iter_mut() {
-            if !p.acked && !p.lost {
-                p.lost = true;
-                self.bytes_in_flight -= u64::from(p.size);
-                self.lost_packets += 1;
-                self.lost_bytes += u64::from(p.size);
-                out.lost.push(p.clone());
-            }
-        }
-    }
-
-    /// The oldest unacknowledged packet still in flight.
-    pub fn oldest_in_flight(&self) -> Option<&SentPacket> {
-        self.sent.iter().find(|p| !p.acked && !p.lost)
     }
 }

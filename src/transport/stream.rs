@@ -134,6 +134,8 @@ pub struct SendBuffer {
     /// Retransmissions made after the last new byte went out, to be sent
     /// once more while nothing else waits (see [`SendBuffer::next_chunk`]).
     again: RangeSet,
+    /// The peer's flow-control limit: new bytes go only below it.
+    limit: u64,
 }
 
 /// A piece of stream to put in the next packet.
@@ -164,6 +166,7 @@ impl SendBuffer {
             acked: RangeSet::new(),
             lost: RangeSet::new(),
             again: RangeSet::new(),
+            limit: 0,
         }
     }
 
@@ -217,17 +220,27 @@ impl SendBuffer {
         self.written - self.base
     }
 
-    /// Is anything waiting to be (re)sent, within the flow-control `limit`?
-    pub fn has_pending(&self, limit: u64) -> bool {
-        !self.lost.is_empty()
-            || (self.sent < self.written && self.sent < limit)
-            || self.fin_pending()
-            || !self.again.is_empty()
+    /// The peer allows stream bytes up to `limit` (its initial_max_data,
+    /// then each MAX_DATA); a lower value than before changes nothing.
+    pub fn raise_limit(&mut self, limit: u64) {
+        self.limit = self.limit.max(limit);
+    }
+
+    /// Is anything waiting to be (re)sent, within the peer's flow-control limit?
+    pub fn has_pending(&self) -> bool {
+        self.pending_below(self.limit)
     }
 
     /// Whether anything is waiting to be sent, flow control aside.
     pub fn has_unsent(&self) -> bool {
-        self.has_pending(u64::MAX)
+        self.pending_below(u64::MAX)
+    }
+
+    fn pending_below(&self, limit: u64) -> bool {
+        !self.lost.is_empty()
+            || (self.sent < self.written && self.sent < limit)
+            || self.fin_pending()
+            || !self.again.is_empty()
     }
 
     fn fin_pending(&self) -> bool {
@@ -235,14 +248,14 @@ impl SendBuffer {
     }
 
     /// Picks the next piece to send, at most `max` bytes: lost bytes first,
-    /// then new bytes below the flow-control `limit`. Marks it as sent.
+    /// then new bytes below the peer's flow-control limit. Marks it as sent.
     ///
     /// At the tail (every byte and the FIN sent) each retransmission goes
     /// out twice, the second copy once nothing else waits: the path would
     /// otherwise idle, and a lost retransmission there costs the whole
     /// transfer a round trip (at 5 % loss, a last round trip's hundred
     /// retransmissions almost surely lose one; both copies of one, 0.25 %).
-    pub fn next_chunk(&mut self, max: usize, limit: u64) -> Option<Chunk> {
+    pub fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
         let tail = self.finished && self.sent == self.written && self.fin_sent;
         while let Some(r) = self.lost.first() {
             // Skip bytes acknowledged since they were declared lost.
@@ -270,7 +283,7 @@ impl SendBuffer {
                 retransmit: true,
             });
         }
-        let avail = self.written.min(limit).saturating_sub(self.sent);
+        let avail = self.written.min(self.limit).saturating_sub(self.sent);
         let len = (avail as usize).min(max);
         let fin_now = self.finished && self.sent + len as u64 == self.written;
         if len == 0 && !(fin_now && self.fin_pending()) {
@@ -368,6 +381,7 @@ impl SendBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
     }
@@ -379,19 +393,20 @@ impl SendBuffer {
             self.ring.shrink(self.base..self.written, cap);
         }
     }
-
-    /// Bytes sent at least once and not yet acknowledged (upper bound).
-    pub fn unacked(&self) -> u64 {
-        self.sent - self.base
-    }
 }
 
 /// Why incoming stream data was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
-    /// Data beyond the window we advertised.
-    #[error("peer exceeded the flow-control window")]
-    FlowControl,
+    /// Data at or past the limit we advertised (initial_max_data or our
+    /// last MAX_DATA).
+    #[error("peer sent stream bytes up to offset {end}, past the flow-control limit {limit} it was given")]
+    FlowControl {
+        /// End of the offending frame's data.
+        end: u64,
+        /// The limit we had advertised.
+        limit: u64,
+    },
     /// Data past the FIN, or two different FIN offsets.
     #[error("peer sent data beyond the end of the stream")]
     BeyondFin,
@@ -410,13 +425,12 @@ pub struct RecvBuffer {
     /// The window in use now (at most the ring's limit; see
     /// [`RecvBuffer::set_window`]).
     window: u64,
-    /// The peer may send below this whatever the window is now (what was
-    /// advertised before the window shrank).
-    granted: u64,
     /// The application has read everything below.
     read: u64,
     received: RangeSet,
     fin_at: Option<u64>,
+    /// The highest offset we told the peer it may send up to.
+    advertised: u64,
 }
 
 impl RecvBuffer {
@@ -442,16 +456,17 @@ impl RecvBuffer {
         RecvBuffer {
             window: (window.max(1) as u64).min(ring.cap()),
             ring,
-            granted: 0,
             read: 0,
             received: RangeSet::new(),
             fin_at: None,
+            advertised: (window.max(1) as u64).min(cap.max(1) as u64),
         }
     }
 
-    /// The highest offset the peer may send up to (what MAX_DATA advertises).
+    /// The highest offset the peer could be allowed to send up to now
+    /// (what the next MAX_DATA advertises).
     pub fn max_data(&self) -> u64 {
-        (self.read + self.window).max(self.granted)
+        (self.read + self.window).max(self.advertised)
     }
 
     /// The window in use now.
@@ -460,19 +475,31 @@ impl RecvBuffer {
     }
 
     /// Uses a window of `window` bytes (at most the configured size) from
-    /// now on. `advertised` is the highest offset told to the peer: a
-    /// smaller window never takes back what was granted, it only stops
-    /// the advertised offset from moving until the reads catch up.
-    pub fn set_window(&mut self, window: usize, advertised: u64) {
-        self.granted = self.granted.max(advertised);
+    /// now on. A smaller window never takes back what was advertised, it
+    /// only stops the advertised offset from moving until the reads catch up.
+    pub fn set_window(&mut self, window: usize) {
         self.window = (window.max(1) as u64).min(self.ring.cap());
+    }
+
+    /// The highest offset the peer has been allowed to send up to: the
+    /// initial window, or the last [`set_advertised`](Self::set_advertised).
+    pub fn advertised(&self) -> u64 {
+        self.advertised
+    }
+
+    /// A MAX_DATA carrying `limit` was sent: the peer may now send up to it.
+    pub fn set_advertised(&mut self, limit: u64) {
+        self.advertised = self.advertised.max(limit.min(self.max_data()));
     }
 
     /// Stores bytes that arrived; duplicates are harmless. Returns the number of new bytes.
     pub fn insert(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<u64, RecvError> {
         let end = offset + data.len() as u64;
-        if end > self.max_data() {
-            return Err(RecvError::FlowControl);
+        if end > self.advertised {
+            return Err(RecvError::FlowControl {
+                end,
+                limit: self.advertised,
+            });
         }
         if let Some(f) = self.fin_at {
             if end > f || (fin && end != f) {
@@ -525,12 +552,6 @@ impl RecvBuffer {
         self.fin_at == Some(self.read)
     }
 
-    /// Has the FIN and every byte before it arrived (maybe not yet read)?
-    pub fn is_complete(&self) -> bool {
-        self.fin_at
-            .is_some_and(|f| self.read + self.readable() == f)
-    }
-
     /// Frees the ring's memory if nothing received waits in it (call when
     /// the connection idles; the next data allocates again).
     pub fn trim(&mut self) {
@@ -540,6 +561,7 @@ impl RecvBuffer {
     }
 
     /// Bytes of memory the ring holds now.
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.ring.allocated()
     }
@@ -553,11 +575,6 @@ impl RecvBuffer {
             self.ring.shrink(self.read..live_end, window);
         }
     }
-
-    /// Offset the application has read up to.
-    pub fn read_offset(&self) -> u64 {
-        self.read
-    }
 }
 
 #[cfg(test)]
@@ -567,23 +584,24 @@ mod tests {
     #[test]
     fn send_retransmits_lost_bytes_first() {
         let mut s = SendBuffer::new(100);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.write(&[7u8; 150]), 100);
-        let a = s.next_chunk(40, u64::MAX).unwrap();
+        let a = s.next_chunk(40).unwrap();
         assert_eq!((a.offset, a.len, a.fin), (0, 40, false));
-        let b = s.next_chunk(40, u64::MAX).unwrap();
+        let b = s.next_chunk(40).unwrap();
         assert_eq!(b.offset, 40);
         s.on_lost(0..40, false);
         s.on_acked(40..80, false);
-        let c = s.next_chunk(100, u64::MAX).unwrap();
+        let c = s.next_chunk(100).unwrap();
         assert_eq!((c.offset, c.len, c.retransmit), (0, 40, true));
         s.on_acked(0..40, false);
         assert_eq!(s.space(), 80);
         s.finish();
-        let d = s.next_chunk(100, u64::MAX).unwrap();
+        let d = s.next_chunk(100).unwrap();
         assert_eq!((d.offset, d.len, d.fin), (80, 20, true));
-        assert!(s.next_chunk(100, u64::MAX).is_none());
+        assert!(s.next_chunk(100).is_none());
         s.on_lost(80..100, true);
-        let e = s.next_chunk(100, u64::MAX).unwrap();
+        let e = s.next_chunk(100).unwrap();
         assert_eq!((e.offset, e.len, e.fin), (80, 20, true));
         s.on_acked(80..100, true);
         assert!(s.is_fully_acked());
@@ -598,33 +616,37 @@ mod tests {
         let mut out = [0u8; 1000];
         assert_eq!(r.read(&mut out), 1000);
         // The daemon got busier: the window shrinks to 64 KiB.
-        r.set_window(64 << 10, advertised);
+        r.set_window(64 << 10);
         assert_eq!(r.max_data(), advertised, "granted stays granted");
         r.insert(advertised - 100, &[2u8; 100], false).unwrap();
         assert_eq!(
             r.insert(advertised, &[3u8; 1], false),
-            Err(RecvError::FlowControl)
+            Err(RecvError::FlowControl {
+                end: advertised + 1,
+                limit: advertised
+            })
         );
         // Once the reads pass the old grant, the new window applies.
         let mut r = RecvBuffer::with_window(1 << 20, 256 << 10);
-        r.set_window(64 << 10, r.max_data());
+        r.set_window(64 << 10);
         let data = vec![7u8; 256 << 10];
         r.insert(0, &data, false).unwrap();
         let mut out = vec![0u8; 256 << 10];
         assert_eq!(r.read(&mut out), 256 << 10);
         assert_eq!(r.max_data(), (256 << 10) + (64 << 10));
         // And it grows again up to the configured size.
-        r.set_window(4 << 20, r.max_data());
+        r.set_window(4 << 20);
         assert_eq!(r.window(), 1 << 20);
     }
 
     #[test]
     fn rings_shrink_to_a_smaller_share_keeping_live_bytes() {
         let mut s = SendBuffer::new(16 << 20);
+        s.raise_limit(u64::MAX);
         let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
         assert_eq!(s.write(&data), 1 << 20);
         assert_eq!(s.allocated(), 1 << 20);
-        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+        while let Some(c) = s.next_chunk(60_000) {
             if c.offset + (c.len as u64) < (1 << 20) - 10_000 {
                 s.on_acked(c.offset..c.offset + c.len as u64, false);
             }
@@ -640,7 +662,7 @@ mod tests {
         r.insert(0, &data, false).unwrap();
         let mut sink = vec![0u8; (1 << 20) - 5000];
         assert_eq!(r.read(&mut sink), sink.len());
-        r.set_window(64 << 10, r.max_data());
+        r.set_window(64 << 10);
         r.shrink_to_window();
         assert!(r.allocated() <= 64 << 10, "{}", r.allocated());
         let mut rest = vec![0u8; 5000];
@@ -661,30 +683,31 @@ mod tests {
     #[test]
     fn tail_retransmissions_go_twice_unless_acked() {
         let mut s = SendBuffer::new(100);
+        s.raise_limit(u64::MAX);
         s.write(&[7u8; 100]);
         // Before the tail: a retransmission goes once.
-        assert_eq!(s.next_chunk(40, u64::MAX).unwrap().offset, 0);
+        assert_eq!(s.next_chunk(40).unwrap().offset, 0);
         s.on_lost(0..40, false);
-        assert_eq!(s.next_chunk(40, u64::MAX).unwrap().offset, 0);
+        assert_eq!(s.next_chunk(40).unwrap().offset, 0);
         s.finish();
-        let last = s.next_chunk(100, u64::MAX).unwrap();
+        let last = s.next_chunk(100).unwrap();
         assert_eq!((last.offset, last.len, last.fin), (40, 60, true));
-        assert!(s.next_chunk(100, u64::MAX).is_none());
+        assert!(s.next_chunk(100).is_none());
         // At the tail: lost bytes first, then each once more.
         s.on_lost(0..20, false);
         s.on_lost(70..100, true);
         let firsts: Vec<_> = (0..2)
-            .map(|_| s.next_chunk(100, u64::MAX).unwrap())
+            .map(|_| s.next_chunk(100).unwrap())
             .map(|c| (c.offset, c.len, c.fin, c.retransmit))
             .collect();
         assert_eq!(firsts, [(0, 20, false, true), (70, 30, true, true)]);
         // 0..20 is acknowledged meanwhile: only 70..100 goes again.
         s.on_acked(0..20, false);
-        assert!(s.has_pending(u64::MAX));
-        let again = s.next_chunk(100, u64::MAX).unwrap();
+        assert!(s.has_pending());
+        let again = s.next_chunk(100).unwrap();
         assert_eq!((again.offset, again.len, again.fin), (70, 30, true));
-        assert!(s.next_chunk(100, u64::MAX).is_none());
-        assert!(!s.has_pending(u64::MAX));
+        assert!(s.next_chunk(100).is_none());
+        assert!(!s.has_pending());
         s.on_acked(20..100, true);
         assert!(s.is_fully_acked());
     }
@@ -693,8 +716,13 @@ mod tests {
     fn flow_control_limit_respected() {
         let mut s = SendBuffer::new(100);
         s.write(&[1u8; 100]);
-        assert_eq!(s.next_chunk(100, 30).unwrap().len, 30);
-        assert!(s.next_chunk(100, 30).is_none());
+        s.raise_limit(30);
+        assert_eq!(s.next_chunk(100).unwrap().len, 30);
+        assert!(s.next_chunk(100).is_none());
+        s.raise_limit(20);
+        assert!(s.next_chunk(100).is_none(), "limits never go down");
+        s.raise_limit(50);
+        assert_eq!(s.next_chunk(100).unwrap().len, 20);
     }
 
     #[test]
@@ -721,13 +749,14 @@ mod tests {
     #[test]
     fn rings_grow_with_live_bytes_and_are_freed_when_idle() {
         let mut s = SendBuffer::new(16 << 20);
+        s.raise_limit(u64::MAX);
         assert_eq!(s.allocated(), 0);
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         assert_eq!(s.write(&data[..1000]), 1000);
         assert_eq!(s.allocated(), RING_MIN);
         // Acknowledged bytes make room: a steady flow stays small.
         for k in 0..100u64 {
-            let c = s.next_chunk(1000, u64::MAX).unwrap();
+            let c = s.next_chunk(1000).unwrap();
             s.on_acked(c.offset..c.offset + c.len as u64, false);
             s.write(&data[(k as usize % 100) * 1000..][..1000]);
         }
@@ -740,7 +769,7 @@ mod tests {
         assert_eq!(out, data);
         s.trim();
         assert_eq!(s.allocated(), 256 * 1024, "live bytes are kept");
-        while let Some(c) = s.next_chunk(60_000, u64::MAX) {
+        while let Some(c) = s.next_chunk(60_000) {
             s.on_acked(c.offset..c.offset + c.len as u64, false);
         }
         s.trim();
@@ -779,10 +808,13 @@ mod tests {
         assert_eq!(r.insert(4, b"efgh", false), Ok(4));
         assert_eq!(r.readable(), 0);
         assert_eq!(r.insert(0, b"abcd", false), Ok(4));
-        assert_eq!(r.insert(8, b"x", false), Err(RecvError::FlowControl));
+        let past = Err(RecvError::FlowControl { end: 9, limit: 8 });
+        assert_eq!(r.insert(8, b"x", false), past);
         let mut out = [0u8; 6];
         assert_eq!(r.read(&mut out), 6);
         assert_eq!(&out, b"abcdef");
+        assert_eq!(r.insert(8, b"x", false), past, "room, but not advertised");
+        r.set_advertised(r.max_data());
         assert_eq!(r.insert(8, b"ijkl", true), Ok(4));
         assert_eq!(r.insert(8, b"ijklm", false), Err(RecvError::BeyondFin));
         let mut out = [0u8; 8];

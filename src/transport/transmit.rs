@@ -2,10 +2,12 @@
 
 use std::time::Instant;
 
-use super::connection::{CloseReason, Connection, State};
+use super::closing::CloseReason;
+use super::connection::{Connection, State};
 use super::frame::{varint_len, Writer};
 use super::handshake::TYPE_DATA;
 use super::limits::Limit;
+use super::recovery::Carried;
 use crate::vsl::{SealError, HEADER_LEN};
 
 impl Connection {
@@ -48,7 +50,7 @@ impl Connection {
             }
             State::Established => {}
         }
-        if let Some(hs) = &mut self.server_hs {
+        if let Some(hs) = &mut self.auth.server {
             if hs.response_pending && buf.len() >= hs.response.len() {
                 hs.response_pending = false;
                 hs.sent_at.get_or_insert(now);
@@ -67,15 +69,15 @@ impl Connection {
     }
 
     fn build_close(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let (code, reason) = self.close_frame.clone()?;
         let size = (self.mtu.current() as usize).min(buf.len());
+        let (code, reason) = self.closing.frame()?;
         let mut w = Writer::new(&mut buf[HEADER_LEN..size]);
         // Acknowledge everything first, so the peer learns its last data
         // (and FIN) arrived even if this is the last packet we send.
         if !self.ack.received.is_empty() {
             w.ack(self.ack.received.iter_rev(), 0);
         }
-        w.close(code, &reason);
+        w.close(code, reason);
         let len = HEADER_LEN + w.pos;
         self.seal(buf, len).map(|_| len)
     }
@@ -98,7 +100,7 @@ impl Connection {
 
     fn build_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let ack_due = self.ack_due(now) && !self.ack.received.is_empty();
-        let probe = self.probes_pending > 0;
+        let probe = self.owed.probing();
         let mtu_probe = self
             .mtu
             .probe_size(now)
@@ -106,14 +108,14 @@ impl Connection {
                 (s as usize) <= buf.len()
                     && self.recovery.bytes_in_flight() + u64::from(s) <= self.cc.window()
             })
-            .filter(|_| self.confirmed && self.recovery.rtt.has_sample())
+            .filter(|_| self.auth.confirmed && self.recovery.rtt.has_sample())
             // A probe is paced like data and goes before it: at a very low
             // rate (`-l 20K`) a 64 KiB probe would hold the data back for
             // many seconds. Probe only sizes worth at most 100 ms of sending.
             .filter(|&s| u64::from(s) <= self.pacing_rate() / 10);
-        let data_pending = self.send.has_pending(self.peer_max_data);
-        let ping = self.ping_pending || probe;
-        let eliciting_wanted = data_pending || self.max_data_pending || ping || mtu_probe.is_some();
+        let data_pending = self.send.has_pending();
+        let ping = self.owed.ping || probe;
+        let eliciting_wanted = data_pending || self.owed.max_data || ping || mtu_probe.is_some();
         if !data_pending {
             let why = if self.send.has_unsent() {
                 Limit::Flow
@@ -174,17 +176,15 @@ impl Connection {
                 self.ack.eliciting_since_ack = 0;
             }
         }
-        let mut stream = None;
-        let mut fin = false;
-        let mut max_data = false;
+        let mut carried = Carried::default();
         let mut eliciting = false;
         if may_elicit {
-            if self.max_data_pending {
+            if self.owed.max_data {
                 let m = self.recv.max_data();
                 if w.max_data(m) {
-                    self.advertised_max_data = m;
-                    self.max_data_pending = false;
-                    max_data = true;
+                    self.recv.set_advertised(m);
+                    self.owed.max_data = false;
+                    carried.max_data = true;
                     eliciting = true;
                 }
             }
@@ -196,12 +196,12 @@ impl Connection {
             let header = 1 + varint_len(self.send.max_offset()) + varint_len(rem as u64);
             let room = rem.saturating_sub(header);
             if room > 0 || self.send.is_finished() {
-                if let Some(c) = self.send.next_chunk(room, self.peer_max_data) {
+                if let Some(c) = self.send.next_chunk(room) {
                     if let Some(dst) = w.stream(c.offset, c.len, c.fin) {
                         self.send.read(c.offset, dst);
-                        stream = Some(c.offset..c.offset + c.len as u64);
+                        carried.stream = Some(c.offset..c.offset + c.len as u64);
                         self.limits.set(now, Limit::Sending);
-                        fin = c.fin;
+                        carried.fin = c.fin;
                         eliciting = true;
                         if c.retransmit {
                             self.stats.stream_bytes_retransmitted += c.len as u64;
@@ -213,8 +213,7 @@ impl Connection {
                 eliciting = true;
             }
             if eliciting {
-                self.ping_pending = false;
-                self.probes_pending = self.probes_pending.saturating_sub(1);
+                self.owed.on_eliciting_sent();
             }
         }
         let len = HEADER_LEN + w.pos;
@@ -227,9 +226,8 @@ impl Connection {
             self.pacer.on_sent(len as u64);
             self.cc
                 .on_sent(now, len as u64, self.recovery.bytes_in_flight());
+            self.recovery.on_sent(now, pn, len as u32, carried);
         }
-        self.recovery
-            .on_sent(now, pn, len as u32, eliciting, stream, fin, max_data, false);
         Some(len)
     }
 
@@ -241,8 +239,11 @@ impl Connection {
         self.mtu.on_probe_sent(pn, size as u16);
         self.last_eliciting_sent = now;
         self.pacer.on_sent(size as u64);
-        self.recovery
-            .on_sent(now, pn, size as u32, true, None, false, false, true);
+        let probe = Carried {
+            mtu_probe: true,
+            ..Carried::default()
+        };
+        self.recovery.on_sent(now, pn, size as u32, probe);
         Some(size)
     }
 }

@@ -207,21 +207,6 @@ where
     }
 }
 
-/// `--key-file` or `--key-dir` as a daemon's key source; usage error if
-/// neither or both.
-pub fn source(key_file: Option<&Path>, key_dir: Option<&Path>) -> Result<KeySource> {
-    match (key_file, key_dir) {
-        (Some(f), None) => Ok(KeySource::File(f.to_path_buf())),
-        (None, Some(d)) => Ok(KeySource::Dir(d.to_path_buf())),
-        (Some(_), Some(_)) => Err(crate::cli::exit::usage(
-            "give --key-file (one key for all clients) or --key-dir (one per client), not both",
-        )),
-        (None, None) => Err(crate::cli::exit::usage(
-            "--listen needs --key-file FILE, --key-dir DIR or --users FILE",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

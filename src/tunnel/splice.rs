@@ -145,7 +145,7 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 pub async fn close_after(session: Session, result: &std::io::Result<Moved>) {
     match result {
         Ok(_) => {
-            crate::cli::session::close(session, 0).await;
+            crate::tunnel::ending::close(session, 0).await;
         }
         Err(e) => {
             let code = if idle_kill(e).is_some() {

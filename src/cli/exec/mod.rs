@@ -4,7 +4,6 @@
 //! [`crate::service::exec`].
 
 pub mod client;
-mod stdin;
 
 pub use crate::service::exec::{session_env, ProgramEnv, KEPT_ENV, REMOTE_FLAG};
 

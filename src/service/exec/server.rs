@@ -20,8 +20,8 @@ use tokio::sync::watch;
 
 use super::frame::{self, Exit, How, MAX_PAYLOAD, TYPE_STDERR, TYPE_STDOUT};
 use crate::service::admit::Client;
-use crate::service::ending as session;
 use crate::transport::{Session, VferStream};
+use crate::tunnel::ending as session;
 use crate::tunnel::signals;
 
 /// How long a program that lost its session has between SIGTERM and SIGKILL.

@@ -17,10 +17,10 @@ use anyhow::{Context, Result};
 use tokio::sync::{watch, Semaphore};
 
 use crate::bootstrap::{keyfile, Secret};
-use crate::service::ending as session;
 use crate::service::request::{Request, Service, SessionOptions};
 use crate::service::runner::Active;
 use crate::transport::{Config, Session};
+use crate::tunnel::ending as session;
 use crate::tunnel::local::{LocalListener, LocalStream};
 use crate::tunnel::signals;
 

@@ -15,10 +15,10 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use crate::service::admit::{self, Admission};
-use crate::service::ending;
 use crate::service::request::Offer;
 use crate::service::runner::{self, accept_request, refuse, RunnerOptions};
 use crate::transport::Session;
+use crate::tunnel::ending;
 use crate::tunnel::local::Endpoint;
 
 /// Settings of the forwarding daemon.

@@ -23,6 +23,9 @@
 //! PROG), also when PROG closes SSLCTLFD without asking for security; 100
 //! for a usage error, 111 when a system call or the upgrade failed, 99 when
 //! `-K` ended the secure session, 130 on a stop signal.
+//!
+//! The command line of the mode (`--ucspi`, `-Z`, `-z`, `--connect`) is
+//! `crate::cli::ucspi`.
 
 pub mod auth;
 pub mod run;
@@ -32,51 +35,11 @@ pub mod wire;
 pub const EXIT_USAGE: i32 = 100;
 /// Exit status of a failed system call or upgrade (s6's 111).
 pub const EXIT_SYSTEM: i32 = 111;
+/// Exit status when `-K` ended the secure session (no progress).
+pub const EXIT_TIMEOUT: i32 = 99;
+/// Exit status after a stop signal (128 + SIGINT, as shells report).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Variables a helper removes from PROG's environment unless `-Z`:
 /// those that configure vfer itself (s6's `-z` for KEYFILE, TLS_UID...).
 pub const HELPER_ENV: [&str; 4] = ["VFER_PASSWORD", "VFER_UID", "VFER_GID", "VFER_KEY_FILE"];
-
-/// The `--ucspi` options of both programs.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct UcspiArgs {
-    /// Delayed security (s6-ucspitlsd, UCSPI-TLS): run the program after
-    /// `--` with SSLCTLFD/SSLREADFD/SSLWRITEFD; it talks in clear on the
-    /// connection (vfer-recv: stdin/stdout, under tcpserver; vfer-send:
-    /// descriptors 6/7, under tcpclient) until it writes `y` or `Y`, then
-    /// over a vfer session to the connection's peer. Needs --key-file, or a
-    /// login (vfer-recv: --users F; vfer-send: vfer://USER@HOST before --).
-    #[arg(long)]
-    pub ucspi: bool,
-    /// With --ucspi: keep the helper's own variables (VFER_PASSWORD, ...)
-    /// in the program's environment (s6's -Z).
-    #[arg(short = 'Z', requires = "ucspi", conflicts_with = "clean_env")]
-    pub keep_helper_env: bool,
-    /// With --ucspi: remove them (s6's -z; the default).
-    #[arg(short = 'z', requires = "ucspi")]
-    pub clean_env: bool,
-    /// With --ucspi on vfer-send: the server's host or address for the UDP
-    /// session [default: TCPREMOTEIP, as tcpclient sets it].
-    #[arg(long, value_name = "HOST", requires = "ucspi")]
-    pub connect: Option<String>,
-}
-
-/// Does this command line ask for `--ucspi` (so usage errors exit 100)?
-pub fn wanted(argv: &[std::ffi::OsString]) -> bool {
-    argv.iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == "--ucspi")
-}
-
-/// Parses the command line of a `--ucspi` run; a usage error exits 100
-/// (s6-ucspitlsd's code), `--help` and `--version` exit 0.
-pub fn parse_or_exit<P: clap::Parser>(argv: &[std::ffi::OsString]) -> P {
-    match P::try_parse_from(argv) {
-        Ok(p) => p,
-        Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
-            std::process::exit(if usage { EXIT_USAGE } else { 0 });
-        }
-    }
-}

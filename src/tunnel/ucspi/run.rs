@@ -5,7 +5,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -14,12 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::auth::{Authenticator, KeyFile};
+use super::auth::Authenticator;
 use super::wire::{self, Role, Upgrade};
-use super::{UcspiArgs, EXIT_SYSTEM, EXIT_USAGE, HELPER_ENV};
-use crate::bootstrap::keyfile;
-use crate::cli::args::Common;
-use crate::service::ucspi_login::ServerLogin;
+use super::{EXIT_INTERRUPTED, EXIT_SYSTEM, EXIT_TIMEOUT, HELPER_ENV};
 use crate::transport::{Config, Session};
 use crate::tunnel::{idle, signals, splice};
 
@@ -32,114 +28,36 @@ pub fn connection_fds(role: Role) -> (RawFd, RawFd) {
     }
 }
 
-/// Runs a `--ucspi` helper to the end and returns the exit status.
-/// `program` names it in messages ("vfer-recv"); `users` is a server's
-/// `--users` file and `--host-key` (login instead of a key file).
-pub fn main(
-    program: &str,
-    role: Role,
-    c: &Common,
-    args: &UcspiArgs,
-    users: Option<(&Path, Option<&Path>)>,
-    prog: &[String],
-) -> i32 {
-    // A client's login: vfer://USER@HOST before PROG.
-    let (login, prog) = match prog.split_first() {
-        Some((first, rest)) if role == Role::Client => match crate::cli::login::ucspi(first, c) {
-            Some(Ok(l)) => (Some(l), rest),
-            Some(Err(e)) => {
-                eprintln!("{program}: {e:#}");
-                return EXIT_USAGE;
-            }
-            None => (None, prog),
-        },
-        _ => (None, prog),
-    };
-    if prog.is_empty() {
-        eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
-        return EXIT_USAGE;
-    }
-    let (r, w) = connection_fds(role);
-    if !fd_open(r) || !fd_open(w) {
-        eprintln!(
-            "{program}: --ucspi: no connection on descriptors {r} and {w}: run it under {}",
-            match role {
-                Role::Server => "a super-server such as tcpserver",
-                Role::Client => "tcpclient (which opens them)",
-            }
-        );
-        return EXIT_USAGE;
-    }
-    let auth: Box<dyn Authenticator> = match (&c.key_file, users, login) {
-        (Some(key_file), None, None) => match keyfile::load(key_file) {
-            Ok(k) => Box::new(KeyFile(k)),
-            Err(e) => {
-                eprintln!("{program}: {e}");
-                return EXIT_SYSTEM;
-            }
-        },
-        (None, Some((users, host_key)), None) => match ServerLogin::load(users, host_key) {
-            Ok(l) => Box::new(l),
-            Err(e) => {
-                eprintln!("{program}: {e:#}");
-                return EXIT_SYSTEM;
-            }
-        },
-        (None, None, Some(login)) => login,
-        _ => {
-            eprintln!(
-                "{program}: --ucspi needs one way to authenticate the upgraded session: \
-                 --key-file FILE (the key both ends hold), or a login \
-                 (vfer-recv --users FILE; vfer-send vfer://USER@HOST before the program)"
-            );
-            return EXIT_USAGE;
-        }
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{program}: cannot start the async runtime: {e}");
-            return EXIT_SYSTEM;
-        }
-    };
-    let helper = Helper {
-        program: program.to_string(),
-        role,
-        auth,
-        config: c.transport_config(),
-        kill_idle: c.kill_idle(),
-        port_range: c.port_range.clone(),
-        connect: args.connect.clone(),
-        keep_env: args.keep_helper_env,
-        ipv4: c.ipv4,
-        ipv6: c.ipv6,
-    };
-    match rt.block_on(helper.run(prog)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{program}: {}", crate::cli::exit::describe(&e));
-            EXIT_SYSTEM
-        }
-    }
-}
-
-fn fd_open(fd: RawFd) -> bool {
+/// Is descriptor `fd` open?
+pub fn fd_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
-/// Everything a helper needs once started.
-struct Helper {
-    program: String,
-    role: Role,
-    auth: Box<dyn Authenticator>,
-    config: Config,
-    kill_idle: Option<Duration>,
-    port_range: Option<String>,
-    connect: Option<String>,
-    keep_env: bool,
-    ipv4: bool,
-    ipv6: bool,
+/// Everything a helper needs once started (the command line's `--ucspi`
+/// mode builds it).
+pub struct Helper {
+    /// Our name in messages ("vfer-recv").
+    pub program: String,
+    /// Server (under a super-server) or client (under tcpclient).
+    pub role: Role,
+    /// How the upgraded session is authenticated: the key both ends
+    /// hold, or a login ([`super::auth`]).
+    pub auth: Box<dyn Authenticator>,
+    /// The session's transport settings.
+    pub config: Config,
+    /// `-K`: end the secure session after this long without data.
+    pub kill_idle: Option<Duration>,
+    /// Server: the UDP ports to choose from (`--port-range`).
+    pub port_range: Option<String>,
+    /// Client: the server's host for the UDP session (`--connect`).
+    pub connect: Option<String>,
+    /// `-Z`: keep our own variables in PROG's environment.
+    pub keep_env: bool,
+    /// `-4`: IPv4 only.
+    pub ipv4: bool,
+    /// `-6`: IPv6 only.
+    pub ipv6: bool,
 }
 
 /// Our ends of PROG's three UCSPI-TLS descriptors.
@@ -152,7 +70,9 @@ struct Ours {
 }
 
 impl Helper {
-    async fn run(self, prog: &[String]) -> Result<i32> {
+    /// Runs PROG (`prog`: its argv) to the end; returns the exit status
+    /// (module docs of [`super`]).
+    pub async fn run(self, prog: &[String]) -> Result<i32> {
         signals::install();
         let (mut child, mut ours) = spawn(prog, self.keep_env)?;
         // Clear phase: PROG talks on the connection itself; we wait for
@@ -163,7 +83,7 @@ impl Helper {
                 tracing::info!("stopped by {sig} before any upgrade");
                 drop(ours);
                 terminate(&mut child).await;
-                return Ok(crate::cli::exit::INTERRUPTED);
+                return Ok(EXIT_INTERRUPTED);
             }
         };
         let describe = match secure {
@@ -188,7 +108,7 @@ impl Helper {
                 eprintln!(
                     "{}: --ucspi: the upgrade failed: {}",
                     self.program,
-                    crate::cli::exit::describe(&e)
+                    crate::tunnel::ending::describe(&e)
                 );
                 // PROG sees EOF on SSLREADFD and an error on SSLWRITEFD.
                 drop(ours);
@@ -233,12 +153,12 @@ impl Helper {
             eprintln!("{}: stopped by {sig}", self.program);
             session.close(2, &format!("stopped by {sig}")).await;
             terminate(&mut child).await;
-            return Ok(crate::cli::exit::INTERRUPTED);
+            return Ok(EXIT_INTERRUPTED);
         }
         match result {
             Ok(m) => {
                 tracing::info!("secure channel done, {} up, {} down", m.up, m.down);
-                crate::cli::session::close(session, 0).await;
+                crate::tunnel::ending::close(session, 0).await;
             }
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 // PROG stopped reading: its own business, its status says.
@@ -254,7 +174,7 @@ impl Helper {
                 session.close(code, &e.to_string()).await;
                 terminate(&mut child).await;
                 return Ok(if timed_out(&e) {
-                    crate::cli::exit::TIMEOUT
+                    EXIT_TIMEOUT
                 } else {
                     EXIT_SYSTEM
                 });
@@ -440,7 +360,7 @@ async fn wait_command(ctl: &mut tokio::net::UnixStream) -> std::io::Result<Optio
 /// The session as the `Y` answer describes it, s6-tlsd's names beside vfer's.
 fn description(session: &Session) -> Vec<(&'static str, String)> {
     let suite = session.stats().suite;
-    let env = crate::service::exec::session_env(session.peer(), suite);
+    let env = crate::tunnel::session_env::session_env(session.peer(), suite);
     // s6-tlsd's names first, then vfer's.
     let mut vars = env[4..].to_vec();
     vars.extend(env[..4].iter().cloned());
