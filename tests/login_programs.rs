@@ -99,7 +99,19 @@ fn forwarder(t: &Setup, d: &Daemon, name: &str, password: &str) -> (Proc, std::p
 }
 
 fn through(sock: &std::path::Path, data: &[u8]) -> Vec<u8> {
-    let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    // The socket's file appears at bind(), a moment before listen():
+    // a connection in between is refused, so retry briefly.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        match std::os::unix::net::UnixStream::connect(sock) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < end => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("connecting to the forwarder at {}: {e}", sock.display()),
+        }
+    };
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let w = {
         let (mut c, data) = (c.try_clone().unwrap(), data.to_vec());
