@@ -151,34 +151,48 @@ type ReadChunk = (Vec<u8>, io::Result<usize>);
 
 /// Reads and hashes `remaining` bytes of `file` in chunks, each into a buffer
 /// taken from `free` (so at most that many chunks are ever read ahead), and
-/// hands them over in order. Stops after a short read, an error, or when
-/// the sender goes away; returns the hash so far and the free pool.
+/// hands them over in order. Each read is its own blocking task, so a
+/// daemon's thousand sessions do not each hold a blocking thread for a
+/// whole file. Stops after a short read, an error, or when the sender goes
+/// away; returns the hash so far (`None` if a read task died) and the pool.
 fn spawn_reader(
-    mut file: File,
-    mut h: Check,
+    file: File,
+    h: Check,
     mut remaining: u64,
     budget: Option<&'static MemoryBudget>,
     ready: tokio::sync::mpsc::Sender<ReadChunk>,
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
-) -> tokio::task::JoinHandle<(Check, std::sync::mpsc::Receiver<Vec<u8>>)> {
-    tokio::task::spawn_blocking(move || {
+    mut free: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) -> tokio::task::JoinHandle<(Option<Check>, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>)> {
+    tokio::spawn(async move {
+        let mut held = (file, h);
         while remaining > 0 {
-            let Ok(mut buf) = free.recv() else { break };
+            let Some(mut buf) = free.recv().await else {
+                break;
+            };
             let want = remaining.min(piece(budget) as u64) as usize;
             if buf.len() < FRAME_HEADER + want {
                 // A budgeted session's buffers start empty and grow to its pieces.
                 buf.resize(FRAME_HEADER + want, 0);
             }
-            let r = read_chunk(&mut file, &mut h, &mut buf, want);
+            let (mut file, mut h) = held;
+            let read = tokio::task::spawn_blocking(move || {
+                let r = read_chunk(&mut file, &mut h, &mut buf, want);
+                (file, h, buf, r)
+            })
+            .await;
+            let Ok((file, h, buf, r)) = read else {
+                return (None, free);
+            };
+            held = (file, h);
             let go_on = matches!(r, Ok(n) if n > 0);
             if let Ok(n) = r {
                 remaining -= n as u64;
             }
-            if ready.blocking_send((buf, r)).is_err() || !go_on {
+            if ready.send((buf, r)).await.is_err() || !go_on {
                 break;
             }
         }
-        (h, free)
+        (Some(held.1), free)
     })
 }
 
@@ -227,7 +241,7 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
     // session to two.
     let depth = if ctx.budget.is_some() { 2 } else { READ_AHEAD };
     let pieces = remaining.div_ceil(piece(ctx.budget) as u64).max(1) as usize;
-    let (free_tx, free_rx) = std::sync::mpsc::channel();
+    let (free_tx, free_rx) = tokio::sync::mpsc::unbounded_channel();
     for b in bufs.iter_mut() {
         let _ = free_tx.send(std::mem::take(b));
     }
@@ -268,14 +282,23 @@ pub(crate) async fn send_file<W: AsyncWrite + Unpin>(
         let _ = free_tx.send(buf);
     }
     drop(ready);
-    let (hasher, free_rx) = reader
+    let (hasher, mut free_rx) = reader
         .await
         .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
     // Give the caller two buffers back for the next file.
     drop(free_tx);
-    for (b, spare) in bufs.iter_mut().zip(free_rx.try_iter()) {
-        *b = spare;
+    for b in bufs.iter_mut() {
+        if let Ok(spare) = free_rx.try_recv() {
+            *b = spare;
+        }
     }
+    let hasher = match hasher {
+        Some(h) => h,
+        None => {
+            failure.get_or_insert_with(|| "the file reader failed".to_string());
+            Check::new(ctx.check)
+        }
+    };
     if let Some(why) = failure {
         return ctx.abort(fw, why).await;
     }
