@@ -151,10 +151,15 @@ const READ_AHEAD: usize = 16;
 /// What the reader hands over: a DATA frame buffer and how much it read.
 type ReadChunk = (Vec<u8>, io::Result<usize>);
 
+/// Most chunks one blocking task reads: the buffers free at once are read
+/// together, so a reader that fell behind catches up with one hand-off to
+/// a blocking thread and back, not one per chunk.
+const READ_BATCH: usize = 4;
+
 /// Reads and hashes `remaining` bytes of `file` in chunks, each into a buffer
 /// taken from `free` (so at most that many chunks are ever read ahead), and
-/// hands them over in order. Each read is its own blocking task, so a
-/// daemon's thousand sessions do not each hold a blocking thread for a
+/// hands them over in order. Each batch of reads is its own blocking task,
+/// so a daemon's thousand sessions do not each hold a blocking thread for a
 /// whole file. Stops after a short read, an error, or when the sender goes
 /// away; returns the hash so far (`None` if a read task died) and the pool.
 fn spawn_reader(
@@ -168,30 +173,56 @@ fn spawn_reader(
     tokio::spawn(async move {
         let mut held = (file, h);
         while remaining > 0 {
-            let Some(mut buf) = free.recv().await else {
+            let Some(first) = free.recv().await else {
                 break;
             };
-            let want = remaining.min(piece(budget) as u64) as usize;
-            if buf.len() < FRAME_HEADER + want {
-                // A budgeted session's buffers start empty and grow to its pieces.
-                buf.resize(FRAME_HEADER + want, 0);
+            let mut batch = vec![first];
+            while batch.len() < READ_BATCH {
+                match free.try_recv() {
+                    Ok(b) => batch.push(b),
+                    Err(_) => break,
+                }
             }
+            let piece = piece(budget) as u64;
             let (mut file, mut h) = held;
+            let left = remaining;
             let read = tokio::task::spawn_blocking(move || {
-                let r = read_chunk(&mut file, &mut h, &mut buf, want);
-                (file, h, buf, r)
+                let mut left = left;
+                let mut out = Vec::with_capacity(batch.len());
+                for mut buf in batch {
+                    let want = left.min(piece) as usize;
+                    if want == 0 {
+                        break;
+                    }
+                    if buf.len() < FRAME_HEADER + want {
+                        // A budgeted session's buffers start empty and grow to its pieces.
+                        buf.resize(FRAME_HEADER + want, 0);
+                    }
+                    let r = read_chunk(&mut file, &mut h, &mut buf, want);
+                    let go_on = matches!(r, Ok(n) if n == want);
+                    if let Ok(n) = r {
+                        left -= n as u64;
+                    }
+                    out.push((buf, r));
+                    if !go_on {
+                        break;
+                    }
+                }
+                (file, h, out)
             })
             .await;
-            let Ok((file, h, buf, r)) = read else {
+            let Ok((file, h, out)) = read else {
                 return (None, free);
             };
             held = (file, h);
-            let go_on = matches!(r, Ok(n) if n > 0);
-            if let Ok(n) = r {
-                remaining -= n as u64;
-            }
-            if ready.send((buf, r)).await.is_err() || !go_on {
-                break;
+            for (buf, r) in out {
+                let go_on = matches!(r, Ok(n) if n > 0);
+                if let Ok(n) = r {
+                    remaining -= n as u64;
+                }
+                if ready.send((buf, r)).await.is_err() || !go_on {
+                    return (Some(held.1), free);
+                }
             }
         }
         (Some(held.1), free)
