@@ -385,7 +385,9 @@ async fn a_shrinking_or_vanishing_source_fails_only_that_file() {
         src.path().join("c"),
     );
     fs::write(&a, data(300_000, 1)).unwrap();
-    fs::write(&b, data(4 << 20, 2)).unwrap();
+    // Larger than the sender's read-ahead (16 chunks of 256 KiB), so the
+    // truncation lands before the reader has read it all.
+    fs::write(&b, data(24 << 20, 2)).unwrap();
     fs::write(&c, data(1000, 3)).unwrap();
     let (b2, c2) = (b.clone(), c.clone());
     let in_b = Arc::new(AtomicBool::new(false));

@@ -47,10 +47,23 @@ pub(crate) enum Out {
     Discard,
 }
 
-/// A finished disk write: the file, the hash state (updated with the chunk
-/// on the same blocking thread, off the async threads that run the
-/// transport) and the buffer come back with the result.
-type WriteDone = (File, Check, Vec<u8>, io::Result<()>);
+/// A finished batch of disk writes: the file, the hash state (updated with
+/// the chunks on the same blocking thread, off the async threads that run
+/// the transport) and the buffers come back with the result (the first
+/// error stops the batch).
+type WriteDone = (File, Check, Vec<Vec<u8>>, io::Result<()>);
+
+/// A DATA chunk waiting for its disk write: its frame buffer and where the
+/// chunk lies in it.
+type Queued = (Vec<u8>, std::ops::Range<usize>);
+
+/// DATA chunks that may wait for the disk while a write is in flight,
+/// outside a daemon's memory budget (under it: none, as before). The
+/// receiving application keeps reading the stream (and the sender keeps
+/// its window) while the disk is busy, and the writes that waited go to
+/// the disk together: one hand-off to a blocking thread per batch, not one
+/// per chunk.
+const WRITE_QUEUE: usize = 4;
 
 /// The file being received.
 pub(crate) struct Receiving {
@@ -60,7 +73,10 @@ pub(crate) struct Receiving {
     /// `None` while a write (which updates it) is in flight.
     hasher: Option<Check>,
     inflight: Option<JoinHandle<WriteDone>>,
-    spare: Vec<u8>,
+    /// Chunks received while a write was in flight, in order.
+    queued: Vec<Queued>,
+    /// Buffers back from finished writes, for the frame reader.
+    spares: Vec<Vec<u8>>,
     offset: u64,
     size: Option<u64>,
     received: u64,
@@ -281,9 +297,10 @@ impl Sink<'_> {
             out,
             hasher: Some(hasher),
             inflight: None,
+            queued: Vec::new(),
             // Under a budget the reader sizes it to the pieces.
-            spare: match self.opts.budget {
-                None => Vec::with_capacity(CHUNK),
+            spares: match self.opts.budget {
+                None => vec![Vec::with_capacity(CHUNK)],
                 Some(_) => Vec::new(),
             },
             offset,
@@ -311,18 +328,26 @@ impl Sink<'_> {
         Ok((f, parent))
     }
 
-    /// A buffer for the frame reader to read the next frames into: the
-    /// one the last finished disk write gave back (three buffers rotate
-    /// between the reader, the write in flight and this spare).
+    /// A buffer for the frame reader to read the next frames into: one a
+    /// finished disk write gave back (buffers rotate between the reader,
+    /// the queue, the write in flight and these spares).
     pub fn take_spare(&mut self) -> Vec<u8> {
         self.current
             .as_mut()
-            .map(|c| std::mem::take(&mut c.spare))
+            .and_then(|c| c.spares.pop())
             .unwrap_or_default()
     }
 
-    /// DATA (`buf[range]`): hash and write one chunk (the previous chunk's
-    /// disk write overlapped with receiving this one). The buffer itself
+    /// How many chunks may wait for the disk: none under a budget.
+    fn write_queue(&self) -> usize {
+        match self.opts.budget {
+            None => WRITE_QUEUE,
+            Some(_) => 0,
+        }
+    }
+
+    /// DATA (`buf[range]`): hash and write one chunk (the disk writes of
+    /// earlier chunks overlap with receiving this one). The buffer itself
     /// goes to the write, so the chunk is not copied.
     pub async fn on_data(
         &mut self,
@@ -330,6 +355,7 @@ impl Sink<'_> {
         range: std::ops::Range<usize>,
     ) -> Result<(), TransferError> {
         let d = &buf[range.clone()];
+        let depth = self.write_queue();
         let Some(cur) = self.current.as_mut() else {
             return Err(TransferError::protocol("DATA outside a file"));
         };
@@ -359,8 +385,13 @@ impl Sink<'_> {
                     }
                 }
                 Out::File(_) => {
-                    self.settle_write().await?;
-                    self.start_write(buf, range);
+                    cur.queued.push((buf, range));
+                    let full = cur.queued.len() > depth;
+                    let busy = cur.inflight.as_ref().is_some_and(|h| !h.is_finished());
+                    if !busy || full {
+                        self.settle_write().await?;
+                        self.start_write();
+                    }
                     self.report_bytes();
                     return Ok(());
                 }
@@ -368,7 +399,7 @@ impl Sink<'_> {
             }
         }
         if let Some(c) = self.current.as_mut() {
-            c.spare = buf;
+            c.spares.push(buf);
         }
         self.report_bytes();
         Ok(())
@@ -385,10 +416,14 @@ impl Sink<'_> {
         });
     }
 
-    fn start_write(&mut self, buf: Vec<u8>, range: std::ops::Range<usize>) {
+    /// Starts writing every queued chunk (none in flight).
+    fn start_write(&mut self) {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
+        if cur.queued.is_empty() || cur.inflight.is_some() {
+            return;
+        }
         let Out::File(slot) = &mut cur.out else {
             return;
         };
@@ -398,20 +433,42 @@ impl Sink<'_> {
         let Some(mut hasher) = cur.hasher.take() else {
             return;
         };
+        let batch = std::mem::take(&mut cur.queued);
         let end = cur.offset + cur.received;
         let writeback = (end - cur.written_back >= WRITEBACK_STEP).then_some(cur.written_back..end);
         if writeback.is_some() {
             cur.written_back = end;
         }
         cur.inflight = Some(tokio::task::spawn_blocking(move || {
-            let d = &buf[range];
-            hasher.update(d);
-            let r = write_or_skip_zeros(&mut file, d);
+            let mut r = Ok(());
+            let mut bufs = Vec::with_capacity(batch.len());
+            for (buf, range) in batch {
+                if r.is_ok() {
+                    let d = &buf[range];
+                    hasher.update(d);
+                    r = write_or_skip_zeros(&mut file, d);
+                }
+                bufs.push(buf);
+            }
             if let (Ok(()), Some(w)) = (&r, writeback) {
                 start_writeback(&file, w);
             }
-            (file, hasher, buf, r)
+            (file, hasher, bufs, r)
         }));
+    }
+
+    /// Writes everything queued and waits for it: the part then holds
+    /// every byte received.
+    async fn drain_writes(&mut self) -> Result<(), TransferError> {
+        loop {
+            self.settle_write().await?;
+            match &self.current {
+                Some(c) if !c.queued.is_empty() && matches!(c.out, Out::File(Some(_))) => {
+                    self.start_write()
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Waits for the write in flight; a full disk is fatal (the part stays
@@ -424,11 +481,11 @@ impl Sink<'_> {
         let Some(h) = cur.inflight.take() else {
             return Ok(());
         };
-        let (file, hasher, buf, r) = h
+        let (file, hasher, bufs, r) = h
             .await
             .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
         cur.hasher = Some(hasher);
-        cur.spare = buf;
+        cur.spares.extend(bufs);
         match r {
             Ok(()) => {
                 cur.out = Out::File(Some(file));
@@ -450,14 +507,16 @@ impl Sink<'_> {
             Err(e) => {
                 cur.failed = Some(format!("writing: {e}"));
                 cur.out = Out::Discard;
+                cur.spares.extend(cur.queued.drain(..).map(|(b, _)| b));
                 Ok(())
             }
         }
     }
 
-    /// The session failed: let the write in flight land, so the part holds
-    /// exactly the bytes received (and resume sees them).
+    /// The session failed: let the writes in flight and queued land, so
+    /// the part holds exactly the bytes received (and resume sees them).
     pub async fn abandon(&mut self) {
+        let _ = self.drain_writes().await;
         if let Some(cur) = self.current.as_mut() {
             if let Some(h) = cur.inflight.take() {
                 let _ = h.await;
@@ -481,7 +540,7 @@ impl Sink<'_> {
                 )))
             }
         }
-        self.settle_write().await?;
+        self.drain_writes().await?;
         let Some(cur) = self.current.take() else {
             return Err(TransferError::protocol("no current file"));
         };
@@ -602,7 +661,7 @@ impl Sink<'_> {
     ) -> Result<(), TransferError> {
         let rel = match &self.current {
             Some(c) if c.p.index == index => {
-                self.settle_write().await?;
+                self.drain_writes().await?;
                 let c = self.current.take();
                 c.map(|c| c.p.rel)
             }
