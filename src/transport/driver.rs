@@ -292,6 +292,12 @@ fn closed_error(reason: &Option<CloseReason>) -> io::Error {
     }
 }
 
+/// Most bytes one read or write copies while it holds the connection's
+/// lock: a 256 KiB chunk copied in one go kept the driver (which seals,
+/// sends, receives and opens under the same lock) waiting for tens of
+/// microseconds; in pieces the driver gets the lock between them.
+const COPY_UNDER_LOCK: usize = 64 * 1024;
+
 impl AsyncRead for VferStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -300,7 +306,8 @@ impl AsyncRead for VferStream {
     ) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         let due_before = inner.conn.window_update_due();
-        let n = inner.conn.read(buf.initialize_unfilled());
+        let want = buf.remaining().min(COPY_UNDER_LOCK);
+        let n = inner.conn.read(&mut buf.initialize_unfilled()[..want]);
         if n > 0 {
             buf.advance(n);
             // Wake the driver only when this read made a window update
@@ -334,7 +341,7 @@ impl AsyncWrite for VferStream {
         if inner.closed.is_some() {
             return Poll::Ready(Err(closed_error(&inner.closed)));
         }
-        let n = inner.conn.write(data);
+        let n = inner.conn.write(&data[..data.len().min(COPY_UNDER_LOCK)]);
         if n > 0 || data.is_empty() {
             drop(inner);
             self.shared.wake_driver.notify_one();
