@@ -197,6 +197,8 @@ struct Route {
 
 /// A connection, as the endpoint knows it.
 struct Entry {
+    /// Where its REQUEST came from.
+    origin: SocketAddr,
     /// The host of its REQUEST (its per-host count stays there).
     host: IpAddr,
     /// Addresses routed to it, oldest first.
@@ -285,7 +287,15 @@ impl<G: Gate> Endpoint<G> {
                 let m = u64::from_be_bytes(m.try_into().unwrap_or_default());
                 r.msgnr = r.msgnr.max(m);
             }
-            return DatagramEvent::Known(r.id);
+            let id = r.id;
+            // A REQUEST goes to a connection only from the address its own
+            // REQUEST came from (a retransmission): an address a session
+            // learned later can still open a new one.
+            if d.get(28) != Some(&TYPE_REQUEST)
+                || self.conns.get(&id).is_some_and(|e| e.origin == from)
+            {
+                return DatagramEvent::Known(id);
+            }
         }
         let Some(header) = Header::parse(d) else {
             return DatagramEvent::Drop;
@@ -536,11 +546,17 @@ impl<G: Gate> Endpoint<G> {
         self.conns.insert(
             id,
             Entry {
+                origin: from,
                 host,
                 addrs: vec![from],
             },
         );
-        self.routes.insert(from, Route { id, msgnr: 0 });
+        if let Some(old) = self.routes.insert(from, Route { id, msgnr: 0 }) {
+            // Another session had learned this address; it is this one's.
+            if let Some(e) = self.conns.get_mut(&old.id) {
+                e.addrs.retain(|a| *a != from);
+            }
+        }
         self.per_host.entry(host).or_default().push(id);
         self.accepted += 1;
         let ctx = self.gate.admitted_as(from, index);

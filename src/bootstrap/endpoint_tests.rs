@@ -201,3 +201,26 @@ fn guesses_are_rate_limited() {
         DatagramEvent::Rebinding(_)
     ));
 }
+
+/// A session that learned an address (its peer was seen there) does not
+/// keep a new client at that address from connecting.
+#[test]
+fn a_learned_address_can_still_open_a_connection() {
+    let mut e = endpoint(10);
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let a = open(&mut e, 30, addr("192.0.2.1:1000"));
+    e.learned(a, addr("192.0.2.1:2000"));
+    let b = open(&mut e, 31, addr("192.0.2.1:2000"));
+    assert_ne!(a, b);
+    assert!(matches!(
+        e.handle(now, wall, addr("192.0.2.1:2000"), &data(1)),
+        DatagramEvent::Known(i) if i == b
+    ));
+    // A's own REQUEST retransmitted still reaches A.
+    let wall2 = SystemTime::now();
+    let retry = request(30, wall2);
+    assert!(matches!(
+        e.handle(now, wall2, addr("192.0.2.1:1000"), &retry),
+        DatagramEvent::Known(i) if i == a
+    ));
+}

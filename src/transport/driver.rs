@@ -15,10 +15,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
 use super::closing::CloseReason;
-use super::config::{Config, Stats};
+use super::config::Stats;
 use super::connection::{Connection, Event};
-use super::handshake::{HandshakeRandom, TYPE_REQUEST};
-use crate::vsl::{Header, KEY_LEN};
 
 /// Largest GSO batch in bytes (the kernel limit is 64 KiB per send).
 pub(super) const GSO_BATCH_BYTES: usize = 65_000;
@@ -66,109 +64,11 @@ impl Shared {
 pub struct Session {
     shared: Arc<Shared>,
     driver: tokio::task::JoinHandle<()>,
-    warning: Option<String>,
+    pub(super) warning: Option<String>,
 }
 
 impl Session {
-    /// Connects to a server at `peer` that holds `secret`.
-    pub async fn connect(
-        peer: SocketAddr,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-    ) -> Result<Session, SessionError> {
-        let bind: SocketAddr = if peer.is_ipv4() {
-            "0.0.0.0:0".parse().expect("valid literal")
-        } else {
-            "[::]:0".parse().expect("valid literal")
-        };
-        let (socket, warning) = super::socket::bind(bind)?;
-        let rnd = HandshakeRandom::from_os()?;
-        let conn = Connection::client(config, secret, rnd, Instant::now());
-        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        s.warning = warning;
-        s.wait_connected().await?;
-        Ok(s)
-    }
-
-    /// Like [`Session::connect`] on a socket the caller already bound (and
-    /// maybe used: challenge-response mode's pre-handshake must come from
-    /// the same address as the REQUEST). `warning` is what
-    /// [`Session::socket_warning`] will report.
-    pub async fn connect_on(
-        socket: UdpSocket,
-        warning: Option<String>,
-        peer: SocketAddr,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-    ) -> Result<Session, SessionError> {
-        let rnd = HandshakeRandom::from_os()?;
-        let conn = Connection::client(config, secret, rnd, Instant::now());
-        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        s.warning = warning;
-        s.wait_connected().await?;
-        Ok(s)
-    }
-
-    /// Waits on `socket` for a client whose REQUEST verifies under `secret`,
-    /// then until its first packet under the session keys (which proves it
-    /// received our RESPONSE). Gives up after `wait`.
-    pub async fn accept(
-        socket: UdpSocket,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-        wait: Duration,
-    ) -> Result<Session, SessionError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 65_536];
-        let (conn, peer) = loop {
-            let (n, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
-                .await
-                .map_err(|_| SessionError::AcceptTimeout(wait))??;
-            let d = &mut buf[..n];
-            if Header::parse(d).is_none_or(|h| h.ptype != TYPE_REQUEST) {
-                continue;
-            }
-            let rnd = HandshakeRandom::from_os()?;
-            match Connection::server(config.clone(), secret, rnd, Instant::now(), d) {
-                Ok(c) => break (c, from),
-                Err(e) => tracing::debug!("dropped handshake from {from}: {e}"),
-            }
-        };
-        let s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        tokio::time::timeout_at(deadline, s.wait_connected())
-            .await
-            .map_err(|_| SessionError::AcceptTimeout(wait))??;
-        Ok(s)
-    }
-
-    /// The server side of one client on a socket shared with other
-    /// sessions (a standing server). A demultiplexer owns the socket's
-    /// receive side and feeds this session the datagrams meant for it,
-    /// each with its source address, through `rx`; sends go straight out
-    /// on `socket` (batched with `state`). `conn` is the server connection
-    /// built from the client's verified REQUEST from `peer`. `on_address`
-    /// hears of every new address an authentic packet came from (the
-    /// demultiplexer then routes that address here; PROTOCOL §3.9).
-    /// Returns once the client's first packet under the session keys
-    /// arrived; gives up after `wait`.
-    pub async fn accept_demuxed(
-        socket: Arc<UdpSocket>,
-        state: Arc<UdpSocketState>,
-        conn: Connection,
-        peer: SocketAddr,
-        rx: mpsc::Receiver<Demuxed>,
-        on_address: OnAddress,
-        wait: Duration,
-    ) -> Result<Session, SessionError> {
-        let demux = Demux { rx, on_address };
-        let s = Session::spawn(socket, Some(state), conn, peer, Some(demux))?;
-        tokio::time::timeout(wait, s.wait_connected())
-            .await
-            .map_err(|_| SessionError::AcceptTimeout(wait))??;
-        Ok(s)
-    }
-
-    fn spawn(
+    pub(super) fn spawn(
         socket: Arc<UdpSocket>,
         state: Option<Arc<UdpSocketState>>,
         mut conn: Connection,
@@ -211,7 +111,7 @@ impl Session {
         self.warning.as_deref()
     }
 
-    async fn wait_connected(&self) -> Result<(), SessionError> {
+    pub(super) async fn wait_connected(&self) -> Result<(), SessionError> {
         loop {
             let notified = self.shared.state_changed.notified();
             {
@@ -377,9 +277,9 @@ pub type OnAddress = Box<dyn Fn(SocketAddr) + Send + Sync>;
 
 /// A session's side of a demultiplexer: its datagrams, and who to tell
 /// of the peer's new addresses.
-struct Demux {
-    rx: mpsc::Receiver<Demuxed>,
-    on_address: OnAddress,
+pub(super) struct Demux {
+    pub(super) rx: mpsc::Receiver<Demuxed>,
+    pub(super) on_address: OnAddress,
 }
 
 struct Driver {

@@ -17,6 +17,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 mod limits;
 pub(crate) mod mtu;
+mod open;
 mod owed;
 pub(crate) mod pacer;
 mod path;
