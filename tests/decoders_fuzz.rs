@@ -76,6 +76,9 @@ proptest! {
     fn transport_frames(d in inputs()) { fuzzing::transport_frames(&d); }
 
     #[test]
+    fn endpoint(d in inputs()) { fuzzing::endpoint(&d); }
+
+    #[test]
     fn stream_reassembly(d in inputs()) { fuzzing::stream_reassembly(&d); }
 
     #[test]
