@@ -18,9 +18,10 @@
 //! gate (`bootstrap::login::server`) has one pending secret per address.
 //! Each session's driver sends directly on the shared socket.
 //!
-//! Replays: a REQUEST carries the client's TAI64N timestamp under its MAC.
-//! Where the secret is reused (key-file mode, [`Gate::reusable_secret`]) a
-//! [`ReplayGuard`] refuses a REQUEST whose timestamp is outside
+//! Replays (kept by the endpoint): a REQUEST carries the client's TAI64N
+//! timestamp under its MAC. Where the secret is reused (key-file mode,
+//! [`Gate::reusable_secret`]) a
+//! [`ReplayGuard`](super::replay::ReplayGuard) refuses a REQUEST whose timestamp is outside
 //! [`TIMESTAMP_WINDOW`] of this host's clock or was accepted before, so a
 //! recorded REQUEST opens nothing, from any address, ever. Where every
 //! secret is used once (the login gate) a replay cannot verify anyway, and
