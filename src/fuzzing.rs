@@ -128,6 +128,71 @@ pub fn exec_frames(data: &[u8]) {
     }
 }
 
+/// The standing server's endpoint (§4.3, §3.9): `data` as a datagram from
+/// a known client's address, from a new port of its host and from
+/// another host, raw and sealed as a DATA or REQUEST packet.
+pub fn endpoint(data: &[u8]) {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Instant, SystemTime};
+
+    use crate::bootstrap::admission::Load;
+    use crate::bootstrap::endpoint::{DatagramEvent, Endpoint, ListenOptions, StaticKey};
+    use crate::bootstrap::Secret;
+    use crate::transport::handshake::TYPE_DATA;
+    use crate::transport::{Config, HandshakeRandom, Offer, Tai64n, TransportParams};
+
+    struct Idle;
+    impl Load for Idle {
+        fn short_of_resources(&mut self, _: Instant) -> bool {
+            false
+        }
+    }
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let slots = Arc::new(tokio::sync::Semaphore::new(4));
+    let opts = ListenOptions {
+        max_connections: 4,
+        ..ListenOptions::default()
+    };
+    let mut e = Endpoint::new(
+        StaticKey(Secret::from_bytes(SECRET)),
+        opts,
+        slots,
+        Box::new(Idle),
+        now,
+    );
+    let client: SocketAddr = ([192, 0, 2, 1], 1000).into();
+    let mut rnd = HandshakeRandom::from_seed(1);
+    rnd.timestamp = Tai64n::from_system(wall);
+    let params = TransportParams {
+        max_udp_payload: 1500,
+        initial_max_data: 1 << 20,
+        idle_timeout_ms: 30_000,
+    };
+    let offer = Offer::new(Config::default().cipher.suites());
+    let request = crate::transport::encode_request(&SECRET, &rnd, &params, &offer);
+    let id = match e.handle(now, wall, client, &request) {
+        DatagramEvent::New(id, ..) => Some(id),
+        _ => None,
+    };
+    let moved: SocketAddr = ([192, 0, 2, 1], 2000).into();
+    let other: SocketAddr = ([198, 51, 100, 1], 1000).into();
+    for d in [
+        data.to_vec(),
+        sealed(TYPE_DATA, data, true),
+        sealed(TYPE_REQUEST, data, true),
+    ] {
+        for from in [client, moved, other] {
+            let _ = e.handle(now, wall, from, &d);
+        }
+    }
+    if let Some(id) = id {
+        e.learned(id, moved);
+        let _ = e.handle(now, wall, moved, data);
+        e.forget(id, now);
+    }
+}
+
 /// Every decoder above on the same bytes.
 pub fn all(data: &[u8]) {
     handshake(data);
@@ -137,4 +202,5 @@ pub fn all(data: &[u8]) {
     login(data);
     daemon_request(data);
     exec_frames(data);
+    endpoint(data);
 }

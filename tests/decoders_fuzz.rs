@@ -26,6 +26,8 @@ fn inputs() -> impl Strategy<Value = Vec<u8>> {
         b"VFLV\x00\x00\x00\x00\x00".to_vec(),
         // Transport frames: PING, ACK, MAX_DATA, STREAM, CLOSE.
         b"\x01\x02\x0a\x00\x01\x02\x01\x01\x04\x40\x00\x08\x00\x03abc\x05\x01\x02hi".to_vec(),
+        // PATH_CHALLENGE and PATH_RESPONSE (§3.9), then PING.
+        b"\x06chalenge\x07response\x01".to_vec(),
         // A login HELLO-sized datagram.
         {
             let mut v = vec![0u8; 1200];
@@ -72,6 +74,9 @@ proptest! {
 
     #[test]
     fn transport_frames(d in inputs()) { fuzzing::transport_frames(&d); }
+
+    #[test]
+    fn endpoint(d in inputs()) { fuzzing::endpoint(&d); }
 
     #[test]
     fn stream_reassembly(d in inputs()) { fuzzing::stream_reassembly(&d); }

@@ -40,10 +40,19 @@ const TRIM_AFTER_LAST: Duration = Duration::from_secs(1);
 /// How often the memory figure is read.
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
 
-/// The standing server's admission state (owned by the listener).
+/// What the endpoint asks of the machine it runs on (`super::endpoint`
+/// stays sans-IO; [`Admission`] is the real one, tests pass a stub).
+pub trait Load: Send {
+    /// Is the daemon short of CPU or memory (new clients get BUSY)?
+    fn short_of_resources(&mut self, now: Instant) -> bool;
+    /// A session ended and `live` remain.
+    fn session_ended(&mut self, live: usize, now: Instant) {
+        let _ = (live, now);
+    }
+}
+
+/// The standing server's view of its CPU and memory (owned by its endpoint).
 pub struct Admission {
-    tokens: f64,
-    refilled: Instant,
     lag_us: Arc<AtomicU64>,
     memory_low: bool,
     memory_read: Option<Instant>,
@@ -71,8 +80,6 @@ impl Admission {
             }
         });
         Admission {
-            tokens: BUSY_PER_SECOND,
-            refilled: Instant::now(),
             lag_us,
             memory_low: false,
             memory_read: None,
@@ -90,46 +97,6 @@ impl Admission {
             self.memory_low = memory_low();
         }
         self.memory_low || Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > CPU_LAG_BUSY
-    }
-
-    /// The BUSY answer to `request` (a REQUEST datagram from an address
-    /// without a session) under `key`, if it authenticates, its timestamp is
-    /// inside the window (when `check_time`: a reusable key; a login's
-    /// pending secret is younger than any replay) and the reply budget
-    /// allows one. Records nothing: the client's retry is a new REQUEST.
-    pub fn busy_reply(
-        &mut self,
-        key: &Secret,
-        request: &[u8],
-        now: Instant,
-        check_time: bool,
-    ) -> Option<Vec<u8>> {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * BUSY_PER_SECOND).min(BUSY_PER_SECOND);
-        if self.tokens < 1.0 {
-            return None;
-        }
-        let mut copy = request.to_vec();
-        let req = decode_request(key.bytes(), &mut copy).ok()?;
-        if check_time {
-            let sent = req.timestamp.to_unix()?;
-            let here = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()?;
-            if sent.abs_diff(here) > TIMESTAMP_WINDOW {
-                return None;
-            }
-        }
-        self.tokens -= 1.0;
-        let mut m = [0u8; 8];
-        getrandom::fill(&mut m).ok()?;
-        Some(encode_busy(
-            key.bytes(),
-            &req.nonce,
-            RETRY_AFTER,
-            u64::from_le_bytes(m),
-        ))
     }
 
     /// Logs a BUSY sent to `from` (debug level: under overload there are many).
@@ -157,6 +124,70 @@ impl Admission {
                 let _ = tokio::task::spawn_blocking(give_back_memory).await;
             });
         }
+    }
+}
+
+/// The BUSY replies' budget: a token bucket of [`BUSY_PER_SECOND`], so a
+/// flood of (replayed) REQUESTs costs bounded CPU and never amplifies.
+pub struct BusyReplies {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl BusyReplies {
+    /// A full bucket.
+    pub fn new(now: Instant) -> Self {
+        BusyReplies {
+            tokens: BUSY_PER_SECOND,
+            refilled: now,
+        }
+    }
+
+    /// The BUSY answer to `request` (a REQUEST datagram from an address
+    /// without a session) under `key`, if it authenticates, its timestamp is
+    /// inside the window around `wall` (when given: a reusable key; a login's
+    /// pending secret is younger than any replay) and the reply budget
+    /// allows one. Records nothing: the client's retry is a new REQUEST.
+    pub fn reply(
+        &mut self,
+        key: &Secret,
+        request: &[u8],
+        now: Instant,
+        wall: Option<SystemTime>,
+    ) -> Option<Vec<u8>> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * BUSY_PER_SECOND).min(BUSY_PER_SECOND);
+        if self.tokens < 1.0 {
+            return None;
+        }
+        let mut copy = request.to_vec();
+        let req = decode_request(key.bytes(), &mut copy).ok()?;
+        if let Some(wall) = wall {
+            let sent = req.timestamp.to_unix()?;
+            let here = wall.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+            if sent.abs_diff(here) > TIMESTAMP_WINDOW {
+                return None;
+            }
+        }
+        self.tokens -= 1.0;
+        let mut m = [0u8; 8];
+        getrandom::fill(&mut m).ok()?;
+        Some(encode_busy(
+            key.bytes(),
+            &req.nonce,
+            RETRY_AFTER,
+            u64::from_le_bytes(m),
+        ))
+    }
+}
+
+impl Load for Admission {
+    fn short_of_resources(&mut self, now: Instant) -> bool {
+        Admission::short_of_resources(self, now)
+    }
+    fn session_ended(&mut self, live: usize, now: Instant) {
+        Admission::session_ended(self, live, now)
     }
 }
 
@@ -225,24 +256,25 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn busy_answers_only_authentic_fresh_requests_and_is_rate_limited() {
+    #[test]
+    fn busy_answers_only_authentic_fresh_requests_and_is_rate_limited() {
         let key = Secret::from_bytes([3; 32]);
-        let mut a = Admission::start();
         let now = Instant::now();
+        let wall = Some(SystemTime::now());
+        let mut a = BusyReplies::new(now);
         let (req, nonce) = request(&key, Duration::ZERO);
-        let mut busy = a.busy_reply(&key, &req, now, true).expect("an answer");
+        let mut busy = a.reply(&key, &req, now, wall).expect("an answer");
         assert!(busy.len() < req.len(), "never amplifies");
         assert_eq!(decode_busy(key.bytes(), &nonce, &mut busy), Ok(RETRY_AFTER));
         // Wrong key, stale timestamp: no answer.
         assert!(a
-            .busy_reply(&Secret::from_bytes([4; 32]), &req, now, true)
+            .reply(&Secret::from_bytes([4; 32]), &req, now, wall)
             .is_none());
         let (old, _) = request(&key, Duration::from_secs(600));
-        assert!(a.busy_reply(&key, &old, now, true).is_none());
+        assert!(a.reply(&key, &old, now, wall).is_none());
         // The budget: a burst beyond it goes unanswered.
         let answered = (0..(BUSY_PER_SECOND as usize + 100))
-            .filter(|_| a.busy_reply(&key, &req, now, true).is_some())
+            .filter(|_| a.reply(&key, &req, now, wall).is_some())
             .count();
         assert!(answered < BUSY_PER_SECOND as usize, "{answered}");
     }

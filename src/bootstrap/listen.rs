@@ -2,21 +2,26 @@
 //! mode through a [`Gate`]): many clients over time and at once,
 //! demultiplexed by source address.
 //!
-//! The listener task owns the socket's receive side. A datagram from a
-//! known peer goes to that session's channel (dropped if the channel is
+//! The listener task owns the socket's receive side and is a thin driver
+//! around the sans-IO [`Endpoint`](super::endpoint::Endpoint), which says
+//! what each datagram is. A datagram from a known peer goes to that
+//! session's channel with its source address (dropped if the channel is
 //! full, as a full socket buffer would). A datagram from an unknown
 //! address creates state only if it is a REQUEST that verifies under the
-//! key and the connection limit allows it; anything else is dropped without
-//! an answer, so spoofed or wrong-key traffic costs one HMAC and no memory.
+//! key and the connection limit allows it; a DATA datagram may be a known
+//! peer's from a new address (a NAT rebinding: the endpoint offers it to
+//! the sessions it may belong to); anything else is dropped without an
+//! answer, so spoofed or wrong-key traffic costs one HMAC and no memory.
 //! Which secret a REQUEST must verify under, and what other datagrams from
 //! unknown addresses get back, is the [`Gate`]'s decision: key-file mode's
 //! [`StaticKey`] has one secret for everyone and answers nothing; the login
 //! gate (`bootstrap::login::server`) has one pending secret per address.
 //! Each session's driver sends directly on the shared socket.
 //!
-//! Replays: a REQUEST carries the client's TAI64N timestamp under its MAC.
-//! Where the secret is reused (key-file mode, [`Gate::reusable_secret`]) a
-//! [`ReplayGuard`] refuses a REQUEST whose timestamp is outside
+//! Replays (kept by the endpoint): a REQUEST carries the client's TAI64N
+//! timestamp under its MAC. Where the secret is reused (key-file mode,
+//! [`Gate::reusable_secret`]) a
+//! [`ReplayGuard`](super::replay::ReplayGuard) refuses a REQUEST whose timestamp is outside
 //! [`TIMESTAMP_WINDOW`] of this host's clock or was accepted before, so a
 //! recorded REQUEST opens nothing, from any address, ever. Where every
 //! secret is used once (the login gate) a replay cannot verify anyway, and
@@ -34,9 +39,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
 use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
@@ -45,13 +50,14 @@ use tokio::sync::mpsc;
 use tokio::sync::Semaphore;
 
 use super::admission::Admission;
-use super::replay::{ReplayGuard, Stale};
+use super::endpoint::{ConnId, DatagramEvent, Endpoint};
 use super::wire::Secret;
 use crate::budget;
-use crate::transport::handshake::{decode_request, TYPE_REQUEST};
-use crate::transport::{socket, Config, Connection, HandshakeRandom, Session, SessionError};
-use crate::vsl::Header;
+use crate::transport::{socket, Connection, Demuxed, Session, SessionError};
 
+pub use super::endpoint::{
+    host_of, max_handshakes, session_config, Gate, ListenOptions, StaticKey,
+};
 pub use super::replay::TIMESTAMP_WINDOW;
 
 /// Receive buffer per batch slot: one datagram or a GRO train.
@@ -76,20 +82,6 @@ pub const QUEUE_BYTES_MIN: usize = 256 << 10;
 /// queued datagram held 56 MiB).
 const POOL: usize = 256 << 10;
 
-/// The transport settings of a daemon's session: its receive window and
-/// send buffer are its fair share of the daemon's memory budget
-/// ([`crate::budget`]) as long as it runs, shrinking as sessions arrive and
-/// growing as they leave, so bytes pushed by a thousand clients faster than
-/// the daemon writes them wait at the clients, and bytes pulled wait in the
-/// daemon's files, not in its memory. One client alone keeps the whole
-/// configured window.
-pub fn session_config(base: &Config) -> Config {
-    Config {
-        budget: Some(budget::daemon()),
-        ..base.clone()
-    }
-}
-
 /// One session's queue bound in bytes when `sessions` share the listener.
 pub fn queue_bytes(sessions: usize) -> usize {
     (QUEUE_BYTES_ALL / sessions.max(1)).clamp(QUEUE_BYTES_MIN, QUEUE_BYTES)
@@ -98,59 +90,6 @@ pub fn queue_bytes(sessions: usize) -> usize {
 /// slot was taken.
 pub const BUSY_REASON: &str =
     "the daemon is serving its maximum number of sessions (-n); try again later";
-/// At most one clock warning per this long in the log.
-const CLOCK_WARNING_EVERY: Duration = Duration::from_secs(60);
-
-/// Settings of the standing server.
-#[derive(Debug, Clone)]
-pub struct ListenOptions {
-    /// Most established sessions at once (a slot is taken when the first
-    /// packet under the session keys arrives); also the most handshakes in
-    /// progress. REQUESTs beyond either are dropped, the client retries
-    /// until its handshake timeout.
-    pub max_connections: usize,
-    /// Stop accepting after this many sessions and return once they ended
-    /// (`None`: serve forever).
-    pub max_sessions: Option<u64>,
-    /// Most sessions (handshaking or established) from one host: one IPv4
-    /// address, or one IPv6 /64 (what one subscriber usually gets).
-    /// REQUESTs beyond it are dropped. `usize::MAX`: no per-host limit.
-    pub max_per_host: usize,
-    /// Drop a client that does not complete its handshake within this.
-    pub handshake_timeout: Duration,
-    /// Transport settings of each session.
-    pub config: Config,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions {
-            max_connections: 100,
-            max_sessions: None,
-            max_per_host: usize::MAX,
-            // The client's own handshake timeout (`Config`, 10 s): a client
-            // on a loaded host that was answered but is slow to send its
-            // first packet under the session keys is not dropped before it
-            // would give up itself (issue 19's "session dropped").
-            handshake_timeout: Duration::from_secs(10),
-            config: Config::default(),
-        }
-    }
-}
-
-/// The host an address belongs to, for per-host limits: the IPv4 address
-/// itself (also when IPv4-mapped), or the /64 of an IPv6 address (one
-/// subscriber usually holds a whole /64, so limits keyed by full IPv6
-/// addresses would not limit anyone).
-pub fn host_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-    }
-}
 
 /// Binds `addr` and serves clients holding `key`, each in its own task
 /// running `on_session`. Returns only on a socket error, or after
@@ -188,59 +127,6 @@ where
     serve_gated(sock, gate, opts, move |s, ()| on_session(s)).await
 }
 
-/// Decides which REQUESTs from addresses without a session may open one,
-/// and answers other datagrams from such addresses (a pre-handshake, as in
-/// challenge-response mode). Key-file mode is [`StaticKey`].
-pub trait Gate: Send + 'static {
-    /// What the session callback receives besides the session.
-    type Context: Send + 'static;
-    /// The secret a REQUEST from `from` must verify under (`None`: drop it).
-    fn secret_for(&mut self, from: SocketAddr, now: Instant) -> Option<Secret>;
-    /// A REQUEST from `from` verified and opened a connection.
-    fn admitted(&mut self, from: SocketAddr) -> Self::Context;
-    /// Every secret a REQUEST from `from` may verify under, tried in turn
-    /// (a daemon with one key per client); default: [`Gate::secret_for`]'s.
-    fn secrets_for(&mut self, from: SocketAddr, now: Instant) -> Vec<Secret> {
-        self.secret_for(from, now).into_iter().collect()
-    }
-    /// A REQUEST verified under the `index`th secret of
-    /// [`Gate::secrets_for`]; default: [`Gate::admitted`].
-    fn admitted_as(&mut self, from: SocketAddr, index: usize) -> Self::Context {
-        let _ = index;
-        self.admitted(from)
-    }
-    /// True if the secrets this gate hands out verify more than one
-    /// REQUEST (key-file mode): the listener then refuses replayed and
-    /// stale REQUESTs by their timestamps. False if each secret opens one
-    /// session only (a replay cannot verify).
-    fn reusable_secret(&self) -> bool;
-    /// A REQUEST from `from` verified under [`Gate::secret_for`]'s secret
-    /// but was answered BUSY: a gate whose secrets are used once keeps
-    /// that one for the client's retry. Default: nothing.
-    fn busy(&mut self, from: SocketAddr, now: Instant) {
-        let _ = (from, now);
-    }
-    /// Any other datagram from an address without a session; may write a
-    /// reply into `reply` (sent to `from` at once, never larger than the
-    /// datagram unless `from` has proven its address).
-    fn other(&mut self, from: SocketAddr, datagram: &[u8], now: Instant, reply: &mut Vec<u8>);
-}
-
-/// Key-file mode's gate: every client holds the same secret.
-pub struct StaticKey(pub Secret);
-
-impl Gate for StaticKey {
-    type Context = ();
-    fn secret_for(&mut self, _: SocketAddr, _: Instant) -> Option<Secret> {
-        Some(self.0.clone())
-    }
-    fn admitted(&mut self, _: SocketAddr) {}
-    fn reusable_secret(&self) -> bool {
-        true
-    }
-    fn other(&mut self, _: SocketAddr, _: &[u8], _: Instant, _: &mut Vec<u8>) {}
-}
-
 /// Like [`serve`] with another [`Gate`]: `on_session` receives each
 /// session with what the gate knew about its client.
 pub async fn serve_gated<G, F, Fut>(
@@ -258,38 +144,38 @@ where
     let on_session = Arc::new(on_session);
     opts.max_connections = opts.max_connections.min(Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let wait = opts.handshake_timeout;
+    let load = Box::new(Admission::start());
     let mut l = Listener {
         sock,
         state,
-        gate,
-        opts,
-        peers: HashMap::new(),
-        per_host: HashMap::new(),
-        replay: ReplayGuard::new(),
-        clock_warned: None,
-        slots: slots.clone(),
-        admission: Admission::start(),
-        accepted: 0,
+        endpoint: Endpoint::new(gate, opts, slots.clone(), load, Instant::now()),
+        queues: HashMap::new(),
         pool: BytesMut::with_capacity(POOL),
-        reply: Vec::with_capacity(2048),
     };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ConnId>();
+    let (moved_tx, mut moved_rx) = mpsc::unbounded_channel::<(ConnId, SocketAddr)>();
     let mut buf = vec![0u8; SLOT * BATCH_SIZE];
     let mut meta = vec![RecvMeta::default(); BATCH_SIZE];
     loop {
-        if l.finished() {
+        if l.endpoint.finished() {
             return Ok(());
         }
         tokio::select! {
             r = l.sock.readable() => {
                 r?;
-                for (peer, conn, rx, ctx, member) in l.receive(&mut buf, &mut meta) {
+                for (id, peer, conn, rx, ctx, member) in l.receive(&mut buf, &mut meta) {
                     let (sock, state) = (l.sock.clone(), l.state.clone());
-                    let wait = l.opts.handshake_timeout;
                     let (f, done) = (on_session.clone(), done_tx.clone());
+                    let moved = moved_tx.clone();
+                    let on_address = Box::new(move |a| {
+                        let _ = moved.send((id, a));
+                    });
                     let slots = slots.clone();
                     tokio::spawn(async move {
-                        match Session::accept_demuxed(sock, state, conn, peer, rx, wait).await {
+                        let accepted =
+                            Session::accept_demuxed(sock, state, conn, peer, rx, on_address, wait);
+                        match accepted.await {
                             // The client holds the session keys: now it
                             // takes a slot, for as long as it is served.
                             Ok(s) => match slots.try_acquire_owned() {
@@ -302,13 +188,14 @@ where
                             Err(e) => tracing::debug!("{peer}: handshake not completed: {e}"),
                         }
                         drop(member);
-                        let _ = done.send(peer);
+                        let _ = done.send(id);
                     });
                 }
             }
-            Some(peer) = done_rx.recv() => {
-                l.forget(peer);
-                if l.peers.is_empty() {
+            Some((id, addr)) = moved_rx.recv() => l.endpoint.learned(id, addr),
+            Some(id) = done_rx.recv() => {
+                l.forget(id);
+                if l.endpoint.is_empty() {
                     // Idle: a fresh batch buffer, whose pages are not
                     // resident until used (the old one, every page
                     // touched by GRO trains, goes back to the OS).
@@ -319,16 +206,9 @@ where
     }
 }
 
-/// Most handshakes in progress at once (they hold no slot yet): twice the
-/// slots, plus a few so that `-n 1` still lets a client in beside an
-/// unfinished handshake.
-pub fn max_handshakes(max_connections: usize) -> usize {
-    max_connections.saturating_mul(2).saturating_add(16)
-}
-
 /// A session's queue, as the listener sees it.
 struct Peer {
-    tx: mpsc::Sender<BytesMut>,
+    tx: mpsc::Sender<Demuxed>,
     /// Sizes of the datagrams sent into the queue that may still be in it,
     /// oldest first, and their sum.
     sizes: VecDeque<u32>,
@@ -336,7 +216,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(tx: mpsc::Sender<BytesMut>) -> Self {
+    fn new(tx: mpsc::Sender<Demuxed>) -> Self {
         Peer {
             tx,
             sizes: VecDeque::new(),
@@ -364,124 +244,32 @@ impl Peer {
 }
 
 type NewSession<C> = (
+    ConnId,
     SocketAddr,
     Connection,
-    mpsc::Receiver<BytesMut>,
+    mpsc::Receiver<Demuxed>,
     C,
     budget::Member<'static>,
 );
 
-struct Listener<G> {
+struct Listener<G: Gate> {
     sock: Arc<UdpSocket>,
     state: Arc<UdpSocketState>,
-    gate: G,
-    /// The gate's answer to the datagram being dispatched.
-    reply: Vec<u8>,
-    opts: ListenOptions,
-    peers: HashMap<SocketAddr, Peer>,
-    /// Sessions in `peers` per host ([`host_of`]).
-    per_host: HashMap<IpAddr, usize>,
-    /// Timestamps of accepted REQUESTs (used if the gate's secret is reusable).
-    replay: ReplayGuard,
-    /// When a REQUEST outside the timestamp window was last logged.
-    clock_warned: Option<Instant>,
-    /// One permit per established session.
-    slots: Arc<Semaphore>,
-    /// BUSY replies, resource checks, memory given back.
-    admission: Admission,
-    accepted: u64,
+    endpoint: Endpoint<G>,
+    /// Each session's queue.
+    queues: HashMap<ConnId, Peer>,
     pool: BytesMut,
 }
 
 impl<G: Gate> Listener<G> {
-    fn finished(&self) -> bool {
-        self.opts.max_sessions.is_some_and(|m| self.accepted >= m) && self.peers.is_empty()
-    }
-
-    fn forget(&mut self, peer: SocketAddr) {
-        if self.peers.remove(&peer).is_some() {
-            self.admission
-                .session_ended(self.peers.len(), Instant::now());
-            if self.peers.is_empty() {
-                // Idle: the datagram pool and the tables' room for a
-                // thousand sessions go too.
-                self.pool = BytesMut::new();
-                self.peers.shrink_to_fit();
-                self.per_host.shrink_to_fit();
-            }
-            let host = host_of(peer.ip());
-            if let Some(n) = self.per_host.get_mut(&host) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_host.remove(&host);
-                }
-            }
-        }
-    }
-
-    fn host_full(&self, from: SocketAddr) -> bool {
-        self.per_host
-            .get(&host_of(from.ip()))
-            .is_some_and(|&n| n >= self.opts.max_per_host)
-    }
-
-    /// Room for another handshake: every session in `peers` (established
-    /// or handshaking) holds or reserves a slot.
-    fn accepting(&self) -> bool {
-        let established = self.opts.max_connections - self.slots.available_permits();
-        let handshaking = self.peers.len().saturating_sub(established);
-        self.peers.len() < self.opts.max_connections
-            && self.slots.available_permits() > 0
-            && handshaking < max_handshakes(self.opts.max_connections)
-    }
-
-    /// Answers a REQUEST that may not start a handshake now with BUSY,
-    /// under the secret it verifies with: the key in key-file mode, the
-    /// address's pending secret in challenge-response mode (which the gate
-    /// then keeps for the retry, [`Gate::busy`]).
-    fn refuse(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
-        let reusable = self.gate.reusable_secret();
-        let Some(key) = self.gate.secret_for(from, now) else {
-            return;
-        };
-        if let Some(reply) = self.admission.busy_reply(&key, d, now, reusable) {
-            if !reusable {
-                self.gate.busy(from, now);
-            }
-            self.admission
-                .refused(from, "no free slot or short of resources");
-            // Best effort, as UDP.
-            let _ = self.sock.try_send_to(&reply, from);
-        }
-    }
-
-    /// Refuses a replayed or stale REQUEST where the secret is reusable
-    /// (`request` is a copy of the datagram, decrypted here).
-    fn fresh(&mut self, key: &Secret, request: &mut [u8], from: SocketAddr, now: Instant) -> bool {
-        if !self.gate.reusable_secret() {
-            return true;
-        }
-        let Ok(req) = decode_request(key.bytes(), request) else {
-            return false;
-        };
-        match self
-            .replay
-            .check(req.timestamp, std::time::SystemTime::now())
-        {
-            Ok(()) => true,
-            Err(e @ (Stale::TooOld(_) | Stale::TooNew(_)))
-                if self
-                    .clock_warned
-                    .is_none_or(|t| now.saturating_duration_since(t) >= CLOCK_WARNING_EVERY) =>
-            {
-                self.clock_warned = Some(now);
-                tracing::warn!("dropped handshake from {from}: {e}");
-                false
-            }
-            Err(e) => {
-                tracing::debug!("dropped handshake from {from}: {e}");
-                false
-            }
+    fn forget(&mut self, id: ConnId) {
+        self.queues.remove(&id);
+        self.endpoint.forget(id, Instant::now());
+        if self.queues.is_empty() {
+            // Idle: the datagram pool and the table's room for a thousand
+            // sessions go too.
+            self.pool = BytesMut::new();
+            self.queues.shrink_to_fit();
         }
     }
 
@@ -502,10 +290,11 @@ impl<G: Gate> Listener<G> {
                     return new;
                 }
             };
+            let (now, wall) = (Instant::now(), SystemTime::now());
             for (m, slice) in meta.iter().zip(slices.iter()).take(n) {
                 let stride = m.stride.max(1);
                 for d in slice[..m.len].chunks(stride) {
-                    if let Some(s) = self.dispatch(m.addr, d) {
+                    if let Some(s) = self.dispatch(now, wall, m.addr, d) {
                         new.push(s);
                     }
                 }
@@ -513,86 +302,66 @@ impl<G: Gate> Listener<G> {
         }
     }
 
-    fn dispatch(&mut self, from: SocketAddr, d: &[u8]) -> Option<NewSession<G::Context>> {
-        let bound = queue_bytes(self.peers.len());
-        if let Some(peer) = self.peers.get_mut(&from) {
-            if !peer.room_for(d.len(), bound) {
-                // Full, as a full socket buffer would be.
-                return None;
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        from: SocketAddr,
+        d: &[u8],
+    ) -> Option<NewSession<G::Context>> {
+        match self.endpoint.handle(now, wall, from, d) {
+            DatagramEvent::Known(id) => self.enqueue(id, from, d),
+            DatagramEvent::Rebinding(ids) => {
+                for id in ids {
+                    self.enqueue(id, from, d);
+                }
             }
-            if self.pool.capacity() < d.len() {
-                self.pool.reserve(POOL);
-            }
-            self.pool.extend_from_slice(d);
-            let datagram = self.pool.split();
-            match peer.tx.try_send(datagram) {
-                Ok(()) => peer.sent(d.len()),
-                Err(mpsc::error::TrySendError::Closed(_)) => self.forget(from),
-                Err(mpsc::error::TrySendError::Full(_)) => {}
-            }
-            return None;
-        }
-        let now = Instant::now();
-        let header = Header::parse(d)?;
-        if header.ptype != TYPE_REQUEST {
-            self.reply.clear();
-            self.gate.other(from, d, now, &mut self.reply);
-            if !self.reply.is_empty() {
+            DatagramEvent::Reply(reply) => {
                 // Best effort, as UDP: a full socket buffer drops the reply.
-                let _ = self.sock.try_send_to(&self.reply, from);
+                let _ = self.sock.try_send_to(&reply, from);
             }
-            return None;
-        }
-        if self.opts.max_sessions.is_some_and(|m| self.accepted >= m) {
-            return None;
-        }
-        if !self.accepting() || self.host_full(from) || self.admission.short_of_resources(now) {
-            self.refuse(from, d, now);
-            return None;
-        }
-        let keys = self.gate.secrets_for(from, now);
-        let mut request = d.to_vec();
-        // Authenticates (one HMAC per candidate key) and checks the
-        // timestamp before any state exists.
-        let mut index = None;
-        for (i, key) in keys.iter().enumerate() {
-            request.copy_from_slice(d);
-            if self.fresh(key, &mut request, from, now) {
-                index = Some(i);
-                break;
+            DatagramEvent::Drop => {}
+            DatagramEvent::New(id, conn, ctx) => {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                self.queues.insert(id, Peer::new(tx));
+                // Counted in the budget from its handshake to its end.
+                let member = budget::daemon().join();
+                return Some((id, from, *conn, rx, ctx, member));
             }
         }
-        let index = index?;
-        let key = &keys[index];
-        request.copy_from_slice(d);
-        let rnd = HandshakeRandom::from_os().ok()?;
-        let conn = match Connection::server(
-            session_config(&self.opts.config),
-            key.bytes(),
-            rnd,
-            now,
-            &mut request,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!("dropped handshake from {from}: {e}");
-                return None;
-            }
+        None
+    }
+
+    /// Queues `d` from `from` for session `id`, unless its queue is full.
+    fn enqueue(&mut self, id: ConnId, from: SocketAddr, d: &[u8]) {
+        let bound = queue_bytes(self.queues.len());
+        let Some(peer) = self.queues.get_mut(&id) else {
+            return;
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
-        self.peers.insert(from, Peer::new(tx));
-        *self.per_host.entry(host_of(from.ip())).or_default() += 1;
-        self.accepted += 1;
-        let ctx = self.gate.admitted_as(from, index);
-        // Counted in the budget from its handshake to its end.
-        let member = budget::daemon().join();
-        Some((from, conn, rx, ctx, member))
+        if !peer.room_for(d.len(), bound) {
+            // Full, as a full socket buffer would be.
+            return;
+        }
+        if self.pool.capacity() < d.len() {
+            self.pool.reserve(POOL);
+        }
+        self.pool.extend_from_slice(d);
+        let datagram = self.pool.split();
+        match peer.tx.try_send((from, datagram)) {
+            Ok(()) => peer.sent(d.len()),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.forget(id),
+            Err(mpsc::error::TrySendError::Full(_)) => {}
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addr() -> SocketAddr {
+        "192.0.2.1:9".parse().unwrap()
+    }
 
     #[test]
     fn a_session_queue_is_bounded_in_bytes() {
@@ -601,7 +370,7 @@ mod tests {
         let big = 65_000;
         let mut queued = 0;
         while p.room_for(big, QUEUE_BYTES) {
-            p.tx.try_send(BytesMut::zeroed(big)).unwrap();
+            p.tx.try_send((addr(), BytesMut::zeroed(big))).unwrap();
             p.sent(big);
             queued += 1;
         }
@@ -620,10 +389,10 @@ mod tests {
         let mut p = Peer::new(tx);
         for _ in 0..QUEUE {
             assert!(p.room_for(1200, QUEUE_BYTES));
-            p.tx.try_send(BytesMut::zeroed(1200)).unwrap();
+            p.tx.try_send((addr(), BytesMut::zeroed(1200))).unwrap();
             p.sent(1200);
         }
-        assert!(p.tx.try_send(BytesMut::zeroed(1200)).is_err());
+        assert!(p.tx.try_send((addr(), BytesMut::zeroed(1200))).is_err());
     }
 
     #[test]

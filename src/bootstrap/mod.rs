@@ -20,6 +20,7 @@ pub mod admission;
 mod child;
 pub mod coredump;
 mod daemon;
+pub mod endpoint;
 pub mod keyfile;
 pub mod listen;
 pub mod local;

@@ -144,6 +144,9 @@ pub struct Stats {
     /// rate, base RTT, loss of the peer's packet numbers; see
     /// [`super::arrival`]): what a client that pulled remembers.
     pub received_path: Option<PathHint>,
+    /// Times the peer's validated address changed (a NAT rebinding, or the
+    /// peer moved; PROTOCOL §3.9).
+    pub path_changes: u64,
     /// A path hint was given and the controller used it: `Some(true)` it
     /// held, `Some(false)` the path had changed and it was abandoned.
     pub path_hint_held: Option<bool>,

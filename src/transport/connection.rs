@@ -32,6 +32,9 @@ pub enum Event {
     Connected,
     /// The connection is over.
     Closed(CloseReason),
+    /// An authentic packet came from this new address, now being validated
+    /// (PROTOCOL §3.9): a standing server routes its datagrams here.
+    NewAddress(SocketAddr),
 }
 
 pub(super) enum State {
@@ -94,9 +97,8 @@ pub struct Connection {
     pub(super) stats: Stats,
     pub(super) outcome: AckOutcome,
     pub(super) closing: Closing,
-    /// Where the peer's newest authentic packet came from, when the driver
-    /// says ([`Connection::handle_datagram_from`]).
-    pub(super) remote: Option<SocketAddr>,
+    /// The peer's validated address, and the one being validated.
+    pub(super) path: super::path::Path,
 }
 
 impl Connection {
@@ -130,7 +132,7 @@ impl Connection {
             stats: Stats::default(),
             outcome: AckOutcome::default(),
             closing: Closing::default(),
-            remote: None,
+            path: Default::default(),
         }
     }
 
@@ -402,6 +404,7 @@ impl Connection {
         });
         s.packets_lost = self.recovery.lost_packets;
         s.limited = self.limits.times(Instant::now());
+        s.path_changes = self.path.changes;
         s
     }
 
@@ -447,6 +450,7 @@ impl Connection {
         add(self.pacing_wait);
         add(Some(self.last_recv + self.config.idle_timeout));
         add(Some(self.last_eliciting_sent + self.config.keepalive));
+        add(self.path.timeout());
         t
     }
 
@@ -507,6 +511,7 @@ impl Connection {
             }
         }
         self.mtu.poll(now);
+        self.path.on_timeout(now, super::path::PATH_PACKET);
     }
 
     /// How long a client tries to connect: the handshake timeout, or once

@@ -15,10 +15,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
 use super::closing::CloseReason;
-use super::config::{Config, Stats};
+use super::config::Stats;
 use super::connection::{Connection, Event};
-use super::handshake::{HandshakeRandom, TYPE_REQUEST};
-use crate::vsl::{Header, KEY_LEN};
 
 /// Largest GSO batch in bytes (the kernel limit is 64 KiB per send).
 pub(super) const GSO_BATCH_BYTES: usize = 65_000;
@@ -66,110 +64,18 @@ impl Shared {
 pub struct Session {
     shared: Arc<Shared>,
     driver: tokio::task::JoinHandle<()>,
-    warning: Option<String>,
+    pub(super) warning: Option<String>,
 }
 
 impl Session {
-    /// Connects to a server at `peer` that holds `secret`.
-    pub async fn connect(
-        peer: SocketAddr,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-    ) -> Result<Session, SessionError> {
-        let bind: SocketAddr = if peer.is_ipv4() {
-            "0.0.0.0:0".parse().expect("valid literal")
-        } else {
-            "[::]:0".parse().expect("valid literal")
-        };
-        let (socket, warning) = super::socket::bind(bind)?;
-        let rnd = HandshakeRandom::from_os()?;
-        let conn = Connection::client(config, secret, rnd, Instant::now());
-        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        s.warning = warning;
-        s.wait_connected().await?;
-        Ok(s)
-    }
-
-    /// Like [`Session::connect`] on a socket the caller already bound (and
-    /// maybe used: challenge-response mode's pre-handshake must come from
-    /// the same address as the REQUEST). `warning` is what
-    /// [`Session::socket_warning`] will report.
-    pub async fn connect_on(
-        socket: UdpSocket,
-        warning: Option<String>,
-        peer: SocketAddr,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-    ) -> Result<Session, SessionError> {
-        let rnd = HandshakeRandom::from_os()?;
-        let conn = Connection::client(config, secret, rnd, Instant::now());
-        let mut s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        s.warning = warning;
-        s.wait_connected().await?;
-        Ok(s)
-    }
-
-    /// Waits on `socket` for a client whose REQUEST verifies under `secret`,
-    /// then until its first packet under the session keys (which proves it
-    /// received our RESPONSE). Gives up after `wait`.
-    pub async fn accept(
-        socket: UdpSocket,
-        secret: &[u8; KEY_LEN],
-        config: Config,
-        wait: Duration,
-    ) -> Result<Session, SessionError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 65_536];
-        let (conn, peer) = loop {
-            let (n, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
-                .await
-                .map_err(|_| SessionError::AcceptTimeout(wait))??;
-            let d = &mut buf[..n];
-            if Header::parse(d).is_none_or(|h| h.ptype != TYPE_REQUEST) {
-                continue;
-            }
-            let rnd = HandshakeRandom::from_os()?;
-            match Connection::server(config.clone(), secret, rnd, Instant::now(), d) {
-                Ok(c) => break (c, from),
-                Err(e) => tracing::debug!("dropped handshake from {from}: {e}"),
-            }
-        };
-        let s = Session::spawn(Arc::new(socket), None, conn, peer, None)?;
-        tokio::time::timeout_at(deadline, s.wait_connected())
-            .await
-            .map_err(|_| SessionError::AcceptTimeout(wait))??;
-        Ok(s)
-    }
-
-    /// The server side of one client on a socket shared with other
-    /// sessions (a standing server). A demultiplexer owns the socket's
-    /// receive side and feeds this session the datagrams from `peer`
-    /// through `rx`; sends go straight out on `socket` (batched with
-    /// `state`). `conn` is the server connection built from the client's
-    /// verified REQUEST. Returns once the client's first packet under the
-    /// session keys arrived; gives up after `wait`.
-    pub async fn accept_demuxed(
-        socket: Arc<UdpSocket>,
-        state: Arc<UdpSocketState>,
-        conn: Connection,
-        peer: SocketAddr,
-        rx: mpsc::Receiver<bytes::BytesMut>,
-        wait: Duration,
-    ) -> Result<Session, SessionError> {
-        let s = Session::spawn(socket, Some(state), conn, peer, Some(rx))?;
-        tokio::time::timeout(wait, s.wait_connected())
-            .await
-            .map_err(|_| SessionError::AcceptTimeout(wait))??;
-        Ok(s)
-    }
-
-    fn spawn(
+    pub(super) fn spawn(
         socket: Arc<UdpSocket>,
         state: Option<Arc<UdpSocketState>>,
-        conn: Connection,
+        mut conn: Connection,
         peer: SocketAddr,
-        demux: Option<mpsc::Receiver<bytes::BytesMut>>,
+        demux: Option<Demux>,
     ) -> io::Result<Session> {
+        conn.set_remote(peer);
         let state = match state {
             Some(s) => s,
             None => Arc::new(UdpSocketState::new((&*socket).into())?),
@@ -205,7 +111,7 @@ impl Session {
         self.warning.as_deref()
     }
 
-    async fn wait_connected(&self) -> Result<(), SessionError> {
+    pub(super) async fn wait_connected(&self) -> Result<(), SessionError> {
         loop {
             let notified = self.shared.state_changed.notified();
             {
@@ -371,17 +277,29 @@ impl AsyncWrite for VferStream {
     }
 }
 
+/// A datagram from a demultiplexer, with its source address.
+pub type Demuxed = (SocketAddr, bytes::BytesMut);
+/// Told each new address the peer's authentic packets came from.
+pub type OnAddress = Box<dyn Fn(SocketAddr) + Send + Sync>;
+
+/// A session's side of a demultiplexer: its datagrams, and who to tell
+/// of the peer's new addresses.
+pub(super) struct Demux {
+    pub(super) rx: mpsc::Receiver<Demuxed>,
+    pub(super) on_address: OnAddress,
+}
+
 struct Driver {
     socket: Arc<UdpSocket>,
     state: Arc<UdpSocketState>,
     shared: Arc<Shared>,
     /// Datagrams from a demultiplexer, when the socket is shared.
-    demux: Option<mpsc::Receiver<bytes::BytesMut>>,
+    demux: Option<Demux>,
 }
 
 /// The next demultiplexed datagram; never resolves without a demultiplexer
 /// or after it went away (the idle timeout then ends the connection).
-async fn next_demuxed(rx: &mut Option<mpsc::Receiver<bytes::BytesMut>>) -> bytes::BytesMut {
+async fn next_demuxed(rx: &mut Option<mpsc::Receiver<Demuxed>>) -> Demuxed {
     match rx {
         Some(r) => match r.recv().await {
             Some(d) => d,
@@ -393,7 +311,10 @@ async fn next_demuxed(rx: &mut Option<mpsc::Receiver<bytes::BytesMut>>) -> bytes
 
 impl Driver {
     async fn run(mut self) {
-        let mut demux = self.demux.take();
+        let (mut demux, on_address) = match self.demux.take() {
+            Some(d) => (Some(d.rx), Some(d.on_address)),
+            None => (None, None),
+        };
         let own_socket = demux.is_none();
         // A session on a shared socket (a standing server's) gets its
         // datagrams from the demultiplexer: no receive batch (3 MiB) of its
@@ -413,7 +334,7 @@ impl Driver {
             super::scratch::give(send_buf);
             let deadline = {
                 let mut inner = self.shared.lock();
-                self.publish(&mut inner);
+                self.publish(&mut inner, on_address.as_ref());
                 if inner.conn.is_closed() {
                     return;
                 }
@@ -446,14 +367,20 @@ impl Driver {
     }
 
     /// Wakes the application when its stream can make progress.
-    fn publish(&self, inner: &mut Inner) {
+    fn publish(&self, inner: &mut Inner, on_address: Option<&OnAddress>) {
         let mut changed = false;
         while let Some(ev) = inner.conn.poll_event() {
-            changed = true;
             match ev {
                 Event::Connected => inner.connected = true,
                 Event::Closed(r) => inner.closed = Some(r),
+                Event::NewAddress(a) => {
+                    if let Some(f) = on_address {
+                        f(a);
+                    }
+                    continue;
+                }
             }
+            changed = true;
         }
         let closed = inner.closed.is_some();
         if closed || inner.conn.readable() > 0 || inner.conn.is_read_finished() {
@@ -472,21 +399,21 @@ impl Driver {
     }
 
     /// Handles `first` and whatever else the demultiplexer has queued.
-    fn receive_demuxed(
-        &self,
-        mut first: bytes::BytesMut,
-        rx: &mut Option<mpsc::Receiver<bytes::BytesMut>>,
-    ) {
+    fn receive_demuxed(&self, first: Demuxed, rx: &mut Option<mpsc::Receiver<Demuxed>>) {
         let now = Instant::now();
         let mut inner = self.shared.lock();
-        inner.conn.handle_datagram(now, &mut first);
+        let (from, mut d) = first;
+        inner.conn.handle_datagram_from(now, from, &mut d);
         if let Some(rx) = rx {
             for _ in 0..BATCH_SIZE * 4 {
                 match rx.try_recv() {
-                    Ok(mut d) => inner.conn.handle_datagram(now, &mut d),
+                    Ok((from, mut d)) => inner.conn.handle_datagram_from(now, from, &mut d),
                     Err(_) => break,
                 }
             }
+        }
+        if let Some(a) = inner.conn.remote() {
+            inner.peer = a;
         }
     }
 
@@ -516,8 +443,8 @@ impl Driver {
                     inner.conn.handle_datagram_from(now, m.addr, d);
                 }
             }
-            // The newest authentic packet's address: follow a peer that
-            // moved (NAT rebinding).
+            // The validated address: follow a peer that moved (NAT
+            // rebinding) once it answered there (PROTOCOL §3.9).
             if let Some(a) = inner.conn.remote() {
                 inner.peer = a;
             }
@@ -525,6 +452,15 @@ impl Driver {
     }
 
     async fn transmit(&self, buf: &mut [u8]) -> io::Result<()> {
+        let challenge = self
+            .shared
+            .lock()
+            .conn
+            .poll_path_transmit(Instant::now(), buf);
+        if let Some((n, to)) = challenge {
+            // Best effort, as UDP: a lost challenge is sent again.
+            let _ = self.socket.try_send_to(&buf[..n], to);
+        }
         let max_segments = self.state.max_gso_segments().max(1);
         loop {
             let (len, segment, dest) = {

@@ -20,6 +20,10 @@ pub mod kind {
     pub const MAX_DATA: u8 = 0x04;
     /// Ends the connection.
     pub const CLOSE: u8 = 0x05;
+    /// Asks the peer to echo 8 bytes (path validation, PROTOCOL §3.9).
+    pub const PATH_CHALLENGE: u8 = 0x06;
+    /// Echoes a PATH_CHALLENGE's 8 bytes.
+    pub const PATH_RESPONSE: u8 = 0x07;
     /// Stream data without FIN.
     pub const STREAM: u8 = 0x08;
     /// Stream data that ends the stream (FIN).
@@ -91,6 +95,13 @@ impl<'a> Reader<'a> {
         let s = self.buf.get(self.pos..end).ok_or(FrameError)?;
         self.pos = end;
         Ok(s)
+    }
+
+    /// Reads 8 bytes.
+    pub fn array8(&mut self) -> Result<[u8; 8], FrameError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.bytes(8)?);
+        Ok(a)
     }
 
     /// Reads a varint.
@@ -179,6 +190,10 @@ pub enum Frame<'a> {
         /// Human-readable reason (UTF-8, may be empty).
         reason: &'a [u8],
     },
+    /// Echo these bytes in a PATH_RESPONSE (PROTOCOL §3.9).
+    PathChallenge([u8; 8]),
+    /// The echo of a PATH_CHALLENGE.
+    PathResponse([u8; 8]),
     /// Stream bytes at `offset`.
     Stream {
         /// Byte offset in the stream.
@@ -193,7 +208,14 @@ pub enum Frame<'a> {
 impl Frame<'_> {
     /// Does receiving this frame oblige the receiver to acknowledge the packet?
     pub fn is_ack_eliciting(&self) -> bool {
-        !matches!(self, Frame::Padding | Frame::Ack(_) | Frame::Close { .. })
+        !matches!(
+            self,
+            Frame::Padding
+                | Frame::Ack(_)
+                | Frame::Close { .. }
+                | Frame::PathChallenge(_)
+                | Frame::PathResponse(_)
+        )
     }
 }
 
@@ -261,6 +283,8 @@ impl<'a> Iterator for Frames<'a> {
             kind::PING => Ok(Frame::Ping),
             kind::ACK => self.parse_ack(),
             kind::MAX_DATA => self.r.varint().map(Frame::MaxData),
+            kind::PATH_CHALLENGE => self.r.array8().map(Frame::PathChallenge),
+            kind::PATH_RESPONSE => self.r.array8().map(Frame::PathResponse),
             kind::CLOSE => (|| {
                 let code = self.r.varint()?;
                 let len = self.r.varint()?;
@@ -334,6 +358,21 @@ impl<'a> Writer<'a> {
             self.buf[self.pos..len].fill(0);
             self.pos = len;
         }
+    }
+
+    /// A PATH_CHALLENGE (`response` false) or PATH_RESPONSE frame.
+    pub fn path(&mut self, response: bool, data: [u8; 8]) -> bool {
+        if self.remaining() < 9 {
+            return false;
+        }
+        self.byte(if response {
+            kind::PATH_RESPONSE
+        } else {
+            kind::PATH_CHALLENGE
+        });
+        self.buf[self.pos..self.pos + 8].copy_from_slice(&data);
+        self.pos += 8;
+        true
     }
 
     /// A MAX_DATA frame.
@@ -451,6 +490,8 @@ mod tests {
         assert!(w.max_data(1 << 40));
         w.stream(5, 3, true).unwrap().copy_from_slice(b"abc");
         assert!(w.close(0, b"bye"));
+        assert!(w.path(false, *b"chalenge"));
+        assert!(w.path(true, *b"response"));
         w.pad_to(120);
         let n = w.pos;
         let frames: Vec<_> = Frames::new(&buf[..n]).collect::<Result<_, _>>().unwrap();
@@ -475,8 +516,11 @@ mod tests {
                 reason: b"bye"
             }
         );
-        assert_eq!(frames[5], Frame::Padding);
-        assert_eq!(frames.len(), 6);
+        assert_eq!(frames[5], Frame::PathChallenge(*b"chalenge"));
+        assert_eq!(frames[6], Frame::PathResponse(*b"response"));
+        assert!(!frames[5].is_ack_eliciting() && !frames[6].is_ack_eliciting());
+        assert_eq!(frames[7], Frame::Padding);
+        assert_eq!(frames.len(), 8);
     }
 
     proptest! {

@@ -17,8 +17,10 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 mod limits;
 pub(crate) mod mtu;
+mod open;
 mod owed;
 pub(crate) mod pacer;
+mod path;
 pub(crate) mod pathcache;
 pub(crate) mod ranges;
 mod receive;
@@ -34,12 +36,14 @@ mod transmit;
 pub use closing::{CloseReason, CLOSE_VIOLATION};
 pub use config::{Config, Stats, MAX_ACK_DELAY};
 pub use connection::{Connection, Event};
-pub use driver::{Session, SessionError, VferStream};
+pub use driver::{Demuxed, OnAddress, Session, SessionError, VferStream};
 pub use handshake::{
     encode_request, HandshakeError, HandshakeRandom, Offer, Tai64n, TransportParams, TYPE_REQUEST,
 };
 pub use limits::LimitedTimes;
 pub use pathcache::PathHint;
+#[cfg(test)]
+mod path_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -19,6 +19,11 @@ impl Connection {
     /// Anything that is not an authentic packet of this connection is
     /// dropped and counted; nothing a forger sends can close or stall it.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &mut [u8]) {
+        self.path.from = None;
+        self.handle(now, datagram);
+    }
+
+    fn handle(&mut self, now: Instant, datagram: &mut [u8]) {
         if matches!(self.state, State::Closed) {
             return;
         }
@@ -38,21 +43,20 @@ impl Connection {
     }
 
     /// [`handle_datagram`](Self::handle_datagram) for a datagram that came
-    /// from `from`. An authentic packet newer than any before (so neither a
-    /// forgery, a replay nor a late one reordered behind the rest) moves
-    /// [`remote`](Self::remote) there: the peer's NAT rebound, or it moved.
+    /// from `from`. An authentic packet newer than any before from an
+    /// address other than [`remote`](Self::remote) (the peer's NAT
+    /// rebound, or it moved) starts validating that address; the
+    /// connection follows once the peer answers there (PROTOCOL §3.9).
     pub fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let newest = self.ack.largest;
-        self.handle_datagram(now, datagram);
-        if self.ack.largest != newest {
-            self.remote = Some(from);
+        let received = self.stats.packets_received;
+        let len = datagram.len();
+        self.path.from = Some(from);
+        self.handle(now, datagram);
+        self.path.from = None;
+        if self.stats.packets_received != received && self.path.current != Some(from) {
+            self.on_authentic_from(now, from, len, self.ack.largest != newest);
         }
-    }
-
-    /// Where the peer's newest authentic packet came from (`None` before
-    /// one arrived through [`handle_datagram_from`](Self::handle_datagram_from)).
-    pub fn remote(&self) -> Option<SocketAddr> {
-        self.remote
     }
 
     fn count_open_error(&mut self, e: OpenError) {
@@ -235,6 +239,8 @@ impl Connection {
                 Frame::MaxData(max) => {
                     self.send.raise_limit(max);
                 }
+                Frame::PathChallenge(data) => self.path.respond = Some(data),
+                Frame::PathResponse(data) => self.on_path_response(now, data),
                 Frame::Stream { offset, data, fin } => {
                     if let Err(e) = self.recv.insert(offset, data, fin) {
                         // Past the window or the end of the stream, or too

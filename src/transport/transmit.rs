@@ -61,6 +61,11 @@ impl Connection {
                 return Some(n);
             }
         }
+        if self.path.respond.is_some() {
+            if let Some(n) = self.build_path_response(buf) {
+                return Some(n);
+            }
+        }
         self.build_packet(now, buf)
     }
 
@@ -82,7 +87,7 @@ impl Connection {
         self.seal(buf, len).map(|_| len)
     }
 
-    fn seal(&mut self, buf: &mut [u8], len: usize) -> Option<u64> {
+    pub(super) fn seal(&mut self, buf: &mut [u8], len: usize) -> Option<u64> {
         let session = self.vsl.as_mut()?;
         match session.sealer.seal_in_place(TYPE_DATA, &mut buf[..len]) {
             Ok(pn) => {
