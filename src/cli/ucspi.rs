@@ -72,6 +72,10 @@ pub fn run(
         },
         _ => (None, prog),
     };
+    if let Err(e) = c.refuse_pad("--ucspi") {
+        eprintln!("{program}: {e:#}");
+        return EXIT_USAGE;
+    }
     if prog.is_empty() {
         eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
         return EXIT_USAGE;

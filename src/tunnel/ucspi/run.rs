@@ -137,7 +137,14 @@ impl Helper {
             tokio::net::unix::pipe::Sender::from_owned_fd(to_prog).context("SSLREADFD's pipe")?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let result = {
-            let spliced = splice::splice(reader, writer, &session, stop_rx, self.kill_idle);
+            let spliced = splice::splice(
+                reader,
+                writer,
+                &session,
+                crate::tunnel::pad::Framing::Plain,
+                stop_rx,
+                self.kill_idle,
+            );
             tokio::pin!(spliced);
             tokio::select! {
                 r = &mut spliced => (r, None),
