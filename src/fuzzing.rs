@@ -128,6 +128,14 @@ pub fn exec_frames(data: &[u8]) {
     }
 }
 
+/// `--pad`'s records (§8.6): a stream read to its end through them.
+pub fn padded_records(data: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let mut r = crate::tunnel::pad::Padded::new(data);
+    let mut out = Vec::new();
+    let _ = ready(r.read_to_end(&mut out));
+}
+
 /// Every decoder above on the same bytes.
 pub fn all(data: &[u8]) {
     handshake(data);
@@ -137,4 +145,5 @@ pub fn all(data: &[u8]) {
     login(data);
     daemon_request(data);
     exec_frames(data);
+    padded_records(data);
 }
