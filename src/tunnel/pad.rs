@@ -24,8 +24,9 @@ pub const RECORD: usize = 1024;
 pub const HEADER: usize = 2;
 /// Most data bytes in one record.
 pub const MAX_DATA: usize = RECORD - HEADER;
-/// Records decoded from, or encoded for, one call on the inner stream.
-const BATCH: usize = 32;
+/// Records decoded from, or encoded for, one call on the inner stream:
+/// enough for a 64 KiB write (the splice's chunk) in one call.
+const BATCH: usize = 65;
 
 /// A record the receiver refuses (the session then ends with an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
