@@ -83,11 +83,11 @@ pub struct Common {
         default_value_t = 0
     )]
     pub kill_idle: u64,
-    /// Program modes (--exec, --forward, --forward-from; not over ssh or
-    /// --ucspi): carry the stream in fixed 1,024-byte records both ways, so
-    /// the lengths of what is written do not show (spiped's padding; costs
-    /// CPU and bandwidth, see README). A daemon with --pad refuses clients
-    /// without it.
+    /// Program modes (--exec, also over ssh; --forward, --forward-from;
+    /// give it to both ends): carry the stream in fixed 1,024-byte records
+    /// both ways, so the lengths of what is written do not show (spiped's
+    /// padding; costs bandwidth and CPU, see README). A daemon with --pad
+    /// refuses clients without it. Not for file transfers or --ucspi.
     #[arg(long)]
     pub pad: bool,
     /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
