@@ -411,13 +411,6 @@ fn refusals_say_what_to_do() {
     assert!(e.contains("--pad is for program modes"), "{e}");
     let out = common::run(RECV, &["--pad", "--local", "x:/etc/hostname", "."]);
     assert_eq!(out.status.code(), Some(2));
-    let out = common::run(
-        SEND,
-        &["--ucspi", "--pad", "--key-file", s(&k), "--", "true"],
-    );
-    assert_eq!(out.status.code(), Some(100), "s6's usage code");
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("not --ucspi"), "{e}");
 }
 
 /// Opens a key-file session to `daemon` and sends a version 3 request

@@ -72,10 +72,6 @@ pub fn run(
         },
         _ => (None, prog),
     };
-    if let Err(e) = c.refuse_pad("--ucspi") {
-        eprintln!("{program}: {e:#}");
-        return EXIT_USAGE;
-    }
     if prog.is_empty() {
         eprintln!("{program}: --ucspi needs the program after --, e.g. -- smtpd");
         return EXIT_USAGE;
@@ -134,6 +130,7 @@ pub fn run(
         keep_env: args.keep_helper_env,
         ipv4: c.ipv4,
         ipv6: c.ipv6,
+        pad: c.pad,
     };
     match rt.block_on(helper.run(prog)) {
         Ok(code) => code,
