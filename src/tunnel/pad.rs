@@ -83,7 +83,8 @@ pub struct Padded<S> {
     out: Vec<u8>,
     out_pos: usize,
     /// Bytes read from `inner`: `raw[start..end]` not yet decoded; the
-    /// current record's data still to hand out is `raw[p0..p1]`.
+    /// current record's data still to hand out is `raw[p0..p1]`. Allocated
+    /// at the first read (a daemon's idle sessions hold none).
     raw: Box<[u8]>,
     start: usize,
     end: usize,
@@ -100,7 +101,7 @@ impl<S> Padded<S> {
             inner,
             out: Vec::new(),
             out_pos: 0,
-            raw: vec![0u8; BATCH * RECORD].into_boxed_slice(),
+            raw: Box::default(),
             start: 0,
             end: 0,
             p0: 0,
@@ -171,6 +172,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Padded<S> {
             }
             // Less than a record left, none of it handed out: keep it at
             // the front and read more behind it.
+            if me.raw.is_empty() {
+                me.raw = vec![0u8; BATCH * RECORD].into_boxed_slice();
+            }
             me.raw.copy_within(me.start..me.end, 0);
             me.end -= me.start;
             me.start = 0;
