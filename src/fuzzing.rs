@@ -117,6 +117,14 @@ pub fn daemon_request(data: &[u8]) {
     let _ = ready(crate::service::request::Request::read(&mut &data[..]));
 }
 
+/// `--pad`'s records (§8.6): a stream read to its end through them.
+pub fn padded_records(data: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let mut r = crate::tunnel::pad::Padded::new(data);
+    let mut out = Vec::new();
+    let _ = ready(r.read_to_end(&mut out));
+}
+
 /// The `--exec` stream framing (§8.2).
 pub fn exec_frames(data: &[u8]) {
     let mut rest = data;
@@ -201,6 +209,7 @@ pub fn all(data: &[u8]) {
     transfer_messages(data);
     login(data);
     daemon_request(data);
+    padded_records(data);
     exec_frames(data);
     endpoint(data);
 }

@@ -15,6 +15,14 @@ fn inputs() -> impl Strategy<Value = Vec<u8>> {
         b"VFRQ\x01\x02\x03\x00\x02\x00\x01a\x00\x01b".to_vec(),
         // Version 2: pull "in/f" -r with a rate cap (§5's example).
         b"VFRQ\x02\x02\x01\x0a\x01\x08\0\0\0\0\0\x07\xa1\x20\x00\x01\x00\x04in/f".to_vec(),
+        // Version 3: forward with --pad (§5's example).
+        b"VFRQ\x03\x04\x00\x02\x80\x00\x00\x00".to_vec(),
+        // A padded record: "hi" (§8.6's example).
+        {
+            let mut v = b"\x00\x02hi".to_vec();
+            v.resize(1024, 0);
+            v
+        },
         // Login message.
         {
             let mut v = b"VFLG\x01".to_vec();
@@ -92,6 +100,9 @@ proptest! {
 
     #[test]
     fn exec_frames(d in inputs()) { fuzzing::exec_frames(&d); }
+
+    #[test]
+    fn padded_records(d in inputs()) { fuzzing::padded_records(&d); }
 }
 
 #[test]

@@ -55,6 +55,7 @@ async fn pull_from_an_in_process_daemon_then_stop_it() {
         SessionOptions {
             rate_cap: Some(10_000_000),
             fixed_rate: None,
+            pad: false,
         },
     );
     req.paths = vec!["f".into()];

@@ -375,3 +375,52 @@ fn a_refused_login_or_mismatched_modes_fail_the_upgrade() {
     assert_eq!(code, Some(111), "{err}");
     assert!(err.contains("by a key file"), "{err}");
 }
+
+/// `--pad` on both helpers (docs/PROTOCOL.md §8.5, §8.6): the upgraded
+/// channel carries the bytes intact in records; a helper with `--pad`
+/// against one without fails the upgrade (111) and says why, and nothing
+/// goes through.
+#[test]
+fn padded_upgrades_and_a_pad_mismatch() {
+    let Some(tcpserver) = ucspi_tcp() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let k = key(d.path(), "key", 1);
+    let input = d.path().join("in");
+    let data = common::pattern(1_000_003, 4);
+    std::fs::write(&input, &data).unwrap();
+    let port = common::free_tcp_port();
+    let _server = super_server(
+        &tcpserver,
+        port,
+        &["--key-file", s(&k), "--pad"],
+        SERVER_PROG,
+    );
+    let mut c = client(
+        port,
+        &["--key-file", s(&k), "--pad"],
+        CLIENT_PROG,
+        &[("IN", &input), ("OUT", d.path())],
+    );
+    let (_out, err) = common::collect(&mut c);
+    let code = common::wait_code(&mut c, Duration::from_secs(120));
+    let err = text(&err.finish());
+    assert_eq!(code, Some(0), "{err}");
+    let back = std::fs::read(d.path().join("back")).unwrap();
+    assert!(back == data, "{} bytes came back: {err}", back.len());
+    // The client without --pad: both helpers refuse the upgrade.
+    let mut c = client(
+        port,
+        &["--key-file", s(&k)],
+        CLIENT_PROG,
+        &[("IN", &input), ("OUT", d.path())],
+    );
+    let (_out, err) = common::collect(&mut c);
+    let code = common::wait_code(&mut c, Duration::from_secs(60));
+    let err = text(&err.finish());
+    assert_eq!(code, Some(111), "{err}");
+    assert!(
+        err.contains("the peer's helper pads its channel (--pad) and this one does not"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.path().join("back")).unwrap(), b"");
+}

@@ -129,8 +129,13 @@ fn main() {
         let exec = parsed.as_ref().is_ok_and(|c| c.exec_remote);
         let operands = parsed.map(|c| c.operands).unwrap_or_default();
         if exec {
-            std::process::exit(server::run("vfer-recv", common, move |session, _| {
-                vfer::service::exec::server::serve(session, operands)
+            std::process::exit(server::run("vfer-recv", common, move |session, c| {
+                let how = vfer::service::exec::server::Serving {
+                    framing: vfer::tunnel::pad::Framing::from_pad(c.pad),
+                    ..Default::default()
+                };
+                let env = vfer::service::exec::ProgramEnv::Inherit;
+                vfer::service::exec::server::serve_with(session, operands, env, how, None)
             }));
         }
         std::process::exit(server::run("vfer-recv", common, move |session, common| {
@@ -208,6 +213,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 target: target.clone(),
                 connect_timeout,
                 kill_idle: c.kill_idle(),
+                pad: c.pad,
             };
             vfer::service::forward::server::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
@@ -220,12 +226,14 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 keep_env: cli.exec.keep_env,
                 connect_timeout,
                 kill_idle: c.kill_idle(),
+                pad: c.pad,
             };
             vfer::service::exec::daemon::run(opts, signals::stop_requested()).await?;
             return Ok(exit::SUCCESS);
         }
         // Files (issue 4's contract: --root is optional, the current
         // directory by default).
+        c.refuse_pad("a file daemon")?;
         match admission {
             vfer::service::admit::Admission::Keys(keys) => {
                 let opts = daemons::FileDaemonOptions {
@@ -247,6 +255,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         }
         return Ok(exit::SUCCESS);
     }
+    c.refuse_pad("file transfers")?;
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(
             "give at least one source and a destination (see --help)",

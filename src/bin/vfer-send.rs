@@ -103,6 +103,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     if cli.forward.forward_from.is_some() {
         return vfer::cli::forward::from_cli(&cli.forward, &cli.operands, c).await;
     }
+    c.refuse_pad("file transfers")?;
     let Some((dest, sources)) = cli.operands.split_last() else {
         return Err(exit::usage(
             "give at least one source and a destination (see --help)",

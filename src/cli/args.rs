@@ -83,6 +83,13 @@ pub struct Common {
         default_value_t = 0
     )]
     pub kill_idle: u64,
+    /// Program modes (--exec, also over ssh; --forward, --forward-from,
+    /// --ucspi; give it to both ends): carry the stream in fixed 1,024-byte
+    /// records both ways, so the lengths of what is written do not show
+    /// (spiped's padding; costs bandwidth and CPU, see README). A daemon
+    /// with --pad refuses clients without it. Not for file transfers.
+    #[arg(long)]
+    pub pad: bool,
     /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL")]
     pub completions: Option<String>,
@@ -146,7 +153,19 @@ impl Common {
         SessionOptions {
             rate_cap: self.limit,
             fixed_rate: self.rate,
+            pad: self.pad,
         }
+    }
+
+    /// A usage error if `--pad` was given to `mode`, which does not pad
+    /// (file transfers).
+    pub fn refuse_pad(&self, mode: &str) -> anyhow::Result<()> {
+        if self.pad {
+            return Err(super::exit::usage(format!(
+                "--pad is for program modes (--exec, --forward, --forward-from), not {mode}"
+            )));
+        }
+        Ok(())
     }
 
     /// How this command line reaches its far side (`-e`, `--remote-path`,

@@ -130,6 +130,7 @@ pub fn run(
         keep_env: args.keep_helper_env,
         ipv4: c.ipv4,
         ipv6: c.ipv6,
+        pad: c.pad,
     };
     match rt.block_on(helper.run(prog)) {
         Ok(code) => code,

@@ -11,7 +11,8 @@
 //! - [`runner`]: the one daemon loop (accept, limits, pidfile, hardening,
 //!   graceful stop); [`daemons`]: the file daemons built on it.
 //! - [`exec`]: a far program joined to the stream (§8.1-8.3);
-//!   [`forward`]: TCP or UNIX-socket forwarding (§8.4).
+//!   [`forward`]: TCP or UNIX-socket forwarding (§8.4); [`pad`]:
+//!   negotiating their fixed-size records (`--pad`, §8.6).
 //! - [`connect`]: reaching the far side (ssh, local child, key-file daemon).
 //!
 //! Closing a session so both sides know how it went is
@@ -29,6 +30,7 @@ pub mod files;
 pub mod forward;
 pub mod login_check;
 pub mod login_client;
+pub mod pad;
 pub mod request;
 pub mod runner;
 pub mod ucspi_login;

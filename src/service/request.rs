@@ -14,8 +14,13 @@ use crate::transfer::path::RelPath;
 
 /// Magic of the request message.
 pub const MAGIC: &[u8; 4] = b"VFRQ";
-/// The version this build writes.
+/// The version this build writes when no option is critical.
 pub const VERSION: u8 = 2;
+/// The version this build writes when an option is critical (`--pad`):
+/// the layout of version 2, and a daemon refuses a critical option (a tag
+/// of [`CRITICAL`] or more) it does not know. A daemon older than it refuses the
+/// whole request ("unsupported version") instead of skipping the option.
+pub const VERSION_3: u8 = 3;
 /// The version of earlier releases (files only, no options), still read.
 pub const VERSION_1: u8 = 1;
 /// Most paths in one request.
@@ -27,6 +32,12 @@ pub const OPT_RATE_CAP: u8 = 1;
 /// Option tag: the client's fixed rate, be64 bytes per second (`--rate`),
 /// which a daemon honours as a cap.
 pub const OPT_FIXED_RATE: u8 = 2;
+/// Options with this tag or above change what the stream carries: a daemon
+/// must know them (version 3 only).
+pub const CRITICAL: u8 = 128;
+/// Option tag (critical, empty value): the program or forwarded bytes
+/// travel in fixed 1,024-byte records both ways (`--pad`, §8.6).
+pub const OPT_PAD: u8 = 128;
 
 /// What a client asks a daemon for (the `service` byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +130,21 @@ pub struct SessionOptions {
     /// (it keeps probing: a client cannot switch a daemon's congestion
     /// control off).
     pub fixed_rate: Option<u64>,
+    /// `--pad`: the stream after the request is in fixed-size records both
+    /// ways (programs and forwarding only).
+    pub pad: bool,
 }
 
 impl SessionOptions {
+    /// The request version these options need: 3 when one is critical.
+    pub fn version(&self) -> u8 {
+        if self.pad {
+            VERSION_3
+        } else {
+            VERSION
+        }
+    }
+
     /// The cap a daemon applies to its sending side: the lower of the
     /// client's cap and fixed rate (`None`: the client asked for none).
     pub fn send_cap(&self) -> Option<u64> {
@@ -142,22 +165,30 @@ impl SessionOptions {
                 out.put_u64(v);
             }
         }
+        if self.pad {
+            out.put_u8(OPT_PAD);
+            out.put_u8(0);
+        }
     }
 
-    fn decode(bytes: &[u8]) -> Result<SessionOptions, RequestError> {
+    fn decode(bytes: &[u8], version: u8) -> Result<SessionOptions, RequestError> {
         let bad = RequestError::Malformed;
         let mut o = SessionOptions::default();
         let mut r = Reader::new(bytes);
-        let mut seen = 0u64;
+        let mut seen = [0u64; 4];
         while r.remaining() > 0 {
             let tag = r.u8().map_err(|_| bad("truncated option"))?;
             let len = r.u8().map_err(|_| bad("truncated option"))?;
             let value = r.bytes(len.into()).map_err(|_| bad("truncated option"))?;
-            if tag < 64 {
-                if seen & (1 << tag) != 0 {
-                    return Err(bad("an option given twice"));
-                }
-                seen |= 1 << tag;
+            let (word, bit) = (usize::from(tag / 64), tag % 64);
+            if seen[word] & (1 << bit) != 0 {
+                return Err(bad("an option given twice"));
+            }
+            seen[word] |= 1 << bit;
+            if tag >= CRITICAL && version < VERSION_3 {
+                return Err(bad(
+                    "a critical option (tag 128 or more) in a version 2 request",
+                ));
             }
             let rate = || -> Result<Option<u64>, RequestError> {
                 let v = Reader::new(value)
@@ -170,6 +201,9 @@ impl SessionOptions {
             match tag {
                 OPT_RATE_CAP => o.rate_cap = rate()?,
                 OPT_FIXED_RATE => o.fixed_rate = rate()?,
+                OPT_PAD if value.is_empty() => o.pad = true,
+                OPT_PAD => return Err(bad("the pad option has a value")),
+                t if t >= CRITICAL => return Err(RequestError::UnknownCritical(t)),
                 _ => {} // unknown: skipped (a later option a daemon may ignore)
             }
         }
@@ -210,6 +244,14 @@ pub enum RequestError {
     /// not hold a slot).
     #[error("malformed daemon request: no daemon request within {} s", .0.as_secs())]
     NoRequest(std::time::Duration),
+    /// A critical option (version 3) this daemon does not know.
+    #[error(
+        "unsupported option {0}: this daemon is older than the client (upgrade it, or leave the option out)"
+    )]
+    UnknownCritical(u8),
+    /// A client without `--pad` at a daemon that pads.
+    #[error("this daemon pads its traffic (--pad); run the client with --pad too")]
+    PadRequired,
     /// A path that would leave the daemon's root.
     #[error("path {0:?} is outside the daemon's root (no absolute paths, no '..')")]
     Outside(String),
@@ -230,14 +272,14 @@ impl Request {
         }
     }
 
-    /// The message: `"VFRQ" | u8 2 | u8 service | u8 flags | u8 opt_len |
+    /// The message: `"VFRQ" | u8 version (2, or 3 with --pad) | u8 service | u8 flags | u8 opt_len |
     /// options | u16 count | count x (u16 len | path bytes)`.
     pub fn encode(&self) -> Vec<u8> {
         let mut opts = Vec::new();
         self.options.encode(&mut opts);
         let mut b = Vec::with_capacity(64);
         b.put_bytes(MAGIC);
-        b.put_u8(VERSION);
+        b.put_u8(self.options.version());
         b.put_u8(self.service.code());
         b.put_u8(u8::from(self.recursive) | (u8::from(self.preserve) << 1));
         b.put_u8(opts.len() as u8);
@@ -276,15 +318,20 @@ impl Request {
             .ok_or(bad("unknown service"))?;
         let flags = h.u8().map_err(|_| bad("truncated"))?;
         let options = match version {
-            VERSION => {
+            VERSION | VERSION_3 => {
                 let n = read_u8(r).await?;
                 let mut o = vec![0u8; n.into()];
                 r.read_exact(&mut o).await?;
-                SessionOptions::decode(&o)?
+                SessionOptions::decode(&o, version)?
             }
             VERSION_1 if service.offer() == Offer::Files => SessionOptions::default(),
             _ => return Err(bad("unsupported version")),
         };
+        if options.pad && service.offer() == Offer::Files {
+            return Err(bad(
+                "padding (--pad) is for programs and forwarding, not files",
+            ));
+        }
         let mut c = [0u8; 2];
         r.read_exact(&mut c).await?;
         let count = usize::from(u16::from_be_bytes(c));
@@ -369,6 +416,7 @@ mod tests {
             options: SessionOptions {
                 rate_cap: Some(500_000),
                 fixed_rate: None,
+                pad: false,
             },
             paths: vec!["in/f".into()],
         };
@@ -391,6 +439,7 @@ mod tests {
             options: SessionOptions {
                 rate_cap: Some(1),
                 fixed_rate: Some(9),
+                pad: false,
             },
             paths: vec!["a/b".into(), "c d".into()],
         };
@@ -426,6 +475,67 @@ mod tests {
         assert!(read(&twice).is_err());
         let zero = b"VFRQ\x02\x03\x00\x0a\x01\x08\0\0\0\0\0\0\0\0\0\0";
         assert!(read(zero).is_err());
+    }
+
+    /// docs/PROTOCOL.md §5's `--pad` example: version 3, the critical
+    /// option 128 with no value.
+    #[test]
+    fn pad_is_a_critical_option_in_version_3() {
+        let pad = SessionOptions {
+            pad: true,
+            ..SessionOptions::default()
+        };
+        let fw = Request::new(Service::Forward, pad).encode();
+        assert_eq!(fw, hex("56465251 03 04 00 02 8000 0000"));
+        let r = read(&fw).unwrap();
+        assert!(r.options.pad);
+        let prog = Request::new(
+            Service::Program,
+            SessionOptions {
+                rate_cap: Some(500_000),
+                ..pad
+            },
+        );
+        let b = prog.encode();
+        assert_eq!(
+            b,
+            hex("56465251 03 03 00 0c 0108000000000007a120 8000 0000")
+        );
+        assert_eq!(read(&b).unwrap(), prog);
+        // Without a critical option the version stays 2 (older daemons
+        // still serve it).
+        let plain = Request::new(Service::Forward, SessionOptions::default());
+        assert_eq!(plain.encode()[4], 2);
+        // The pad option in a version 2 request: malformed (an older
+        // daemon would have skipped it and read records as data).
+        let mut v2 = fw.clone();
+        v2[4] = 2;
+        assert!(read(&v2).unwrap_err().to_string().contains("critical"));
+        // A value on it, or twice: malformed.
+        let bad = hex("56465251 03 04 00 03 800101 0000");
+        assert!(read(&bad).is_err());
+        let twice = hex("56465251 03 04 00 04 8000 8000 0000");
+        assert!(read(&twice).is_err());
+        // An unknown critical option: refused by number.
+        let unknown = hex("56465251 03 04 00 02 c800 0000");
+        let e = read(&unknown).unwrap_err();
+        assert!(matches!(e, RequestError::UnknownCritical(200)), "{e}");
+        assert!(e.to_string().contains("unsupported option 200"), "{e}");
+        // An unknown option below 128 is still skipped in version 3.
+        let skip = hex("56465251 03 04 00 03 050100 0000");
+        assert!(!read(&skip).unwrap().options.pad);
+        // Files are never padded.
+        let mut push = Request::new(Service::Push, pad);
+        push.paths = vec!["x".into()];
+        let e = read(&push.encode()).unwrap_err().to_string();
+        assert!(e.contains("not files"), "{e}");
+        // A version this build does not know.
+        let mut v4 = fw;
+        v4[4] = 4;
+        assert!(read(&v4)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported version"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::pad::Framing;
 use super::splice::{splice, Moved};
 use crate::transport::Session;
 
@@ -28,10 +29,11 @@ pub enum LocalStream {
 }
 
 impl LocalStream {
-    /// Joins it to the session's stream ([`splice`]).
+    /// Joins it to the session's stream in `framing` ([`splice`]).
     pub async fn splice(
         self,
         session: &Session,
+        framing: Framing,
         stop: watch::Receiver<bool>,
         kill_idle: Option<Duration>,
     ) -> std::io::Result<Moved> {
@@ -39,11 +41,11 @@ impl LocalStream {
             LocalStream::Tcp(t) => {
                 let _ = t.set_nodelay(true);
                 let (r, w) = t.into_split();
-                splice(r, w, session, stop, kill_idle).await
+                splice(r, w, session, framing, stop, kill_idle).await
             }
             LocalStream::Unix(u) => {
                 let (r, w) = u.into_split();
-                splice(r, w, session, stop, kill_idle).await
+                splice(r, w, session, framing, stop, kill_idle).await
             }
         }
     }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::idle::Activity;
+use super::pad::Framing;
 use crate::transport::Session;
 
 /// How long a connection may take to wind down after a stop signal: the
@@ -40,7 +41,7 @@ pub fn idle_kill(e: &std::io::Error) -> Option<Duration> {
 }
 
 /// Copies `local_r` -> the stream and the stream -> `local_w` until both
-/// directions ended. When `stop` turns true we stop reading `local_r`,
+/// directions ended, the stream in `framing` (plain, or `--pad`'s records). When `stop` turns true we stop reading `local_r`,
 /// send what we have and the FIN, and give the peer [`STOP_GRACE`] to
 /// finish. `kill_idle` (`-K`) ends it with [`IdleKill`] when no data moved
 /// either way for that long. Fails when the session or the local side fails.
@@ -48,6 +49,7 @@ pub async fn splice<R, W>(
     mut local_r: R,
     mut local_w: W,
     session: &Session,
+    framing: Framing,
     mut stop: watch::Receiver<bool>,
     kill_idle: Option<Duration>,
 ) -> std::io::Result<Moved>
@@ -55,7 +57,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (mut sr, mut sw) = tokio::io::split(session.stream());
+    let (mut sr, mut sw) = tokio::io::split(framing.stream(session));
     let mut stop2 = stop.clone();
     let activity = Activity::default();
     let (a_up, a_down) = (activity.clone(), activity.clone());
@@ -74,6 +76,9 @@ where
             }
             a_up.touch();
             sw.write_all(&buf[..n]).await?;
+            // Records are buffered until the stream takes them (free
+            // when plain).
+            sw.flush().await?;
             total += n as u64;
         }
         sw.shutdown().await?;

@@ -19,6 +19,7 @@ use crate::service::exec::client::{self as program, Outcome};
 use crate::service::exec::frame::{Exit, How};
 use crate::service::request::{Request, Service};
 use crate::transport::{CloseReason, Session};
+use crate::tunnel::pad::Framing;
 
 /// What `vfer-send --exec` was asked to do.
 #[derive(Debug, Clone)]
@@ -34,7 +35,8 @@ pub struct ExecRequest {
 /// Runs the request; returns the exit status (see the module docs).
 pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
     let session = open(&req.far, &req.remote, c).await?;
-    let done = program::run(&session, req.local.as_deref(), c.kill_idle()).await?;
+    let framing = Framing::from_pad(c.pad);
+    let done = program::run(&session, framing, req.local.as_deref(), c.kill_idle()).await?;
     match &done.outcome {
         Outcome::Idle(limit) => eprintln!("{program}: {}", crate::tunnel::idle::reason(*limit)),
         Outcome::Stopped(sig) => eprintln!("{program}: stopped by {sig}"),
@@ -45,7 +47,7 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
         Outcome::Exited(e) => e,
         Outcome::Idle(_) => return Ok(exit::TIMEOUT),
         Outcome::Stopped(_) => return Ok(exit::INTERRUPTED),
-        Outcome::EndedEarly { reason, why } => return Ok(ended_early(program, reason, why)),
+        Outcome::EndedEarly { reason, why } => return Ok(ended_early(program, reason, why, c.pad)),
     };
     if remote.how != How::Exited && !remote.message.is_empty() {
         eprintln!("{program}: remote: {}", remote.message);
@@ -78,7 +80,12 @@ pub async fn run(program: &str, req: ExecRequest, c: &Common) -> Result<i32> {
 
 /// Reports a session that ended without the far program's status; 99 if
 /// the peer fell silent (no progress), 111 otherwise.
-fn ended_early(program: &str, reason: Option<CloseReason>, why: Option<anyhow::Error>) -> i32 {
+fn ended_early(
+    program: &str,
+    reason: Option<CloseReason>,
+    why: Option<anyhow::Error>,
+    pad: bool,
+) -> i32 {
     let timeout = matches!(
         reason,
         Some(
@@ -95,7 +102,8 @@ fn ended_early(program: &str, reason: Option<CloseReason>, why: Option<anyhow::E
         (None, Some(e)) => format!("{e:#}"),
         (None, None) => "the stream ended".to_string(),
     };
-    eprintln!("{program}: the session ended before the remote program did: {what}");
+    let hint = crate::service::pad::hint(pad, &what);
+    eprintln!("{program}: the session ended before the remote program did: {what}{hint}");
     if timeout {
         exit::TIMEOUT
     } else {
@@ -108,6 +116,10 @@ async fn open(far: &Far, remote: &[String], c: &Common) -> Result<Session> {
     let session = match far {
         Far::Ssh(_) | Far::Local => {
             let mut args = c.remote_flags();
+            if c.pad {
+                // A far side older than --pad refuses the flag (exit 21).
+                args.push("--pad".to_string());
+            }
             args.push(super::REMOTE_FLAG.to_string());
             args.push("--".to_string());
             args.extend(remote.iter().cloned());

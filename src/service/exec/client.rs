@@ -19,8 +19,9 @@ use tokio::sync::watch;
 
 use super::frame::{self, Exit, Frame, HEADER_LEN, MAX_PAYLOAD};
 use super::stdin::ThreadStdin;
-use crate::transport::{CloseReason, Session, VferStream};
+use crate::transport::{CloseReason, Session};
 use crate::tunnel::idle::{self, Activity};
+use crate::tunnel::pad::{Framing, SessionIo};
 use crate::tunnel::{ending, signals};
 
 /// How long the far program may take to finish after we were signalled.
@@ -61,16 +62,18 @@ pub struct Finished {
 }
 
 /// Joins the local end (`sh -c local`, or our stdin/stdout for `None`) to
-/// the program session on `session` until the far program's EXIT, `-K`
-/// (`kill_idle`), a stop signal or the end of the stream. The session stays
-/// open: [`end`] closes it as the outcome says.
+/// the program session on `session` (its stream in `framing`: plain, or
+/// `--pad`'s records) until the far program's EXIT, `-K` (`kill_idle`), a
+/// stop signal or the end of the stream. The session stays open: [`end`]
+/// closes it as the outcome says.
 pub async fn run(
     session: &Session,
+    framing: Framing,
     local: Option<&str>,
     kill_idle: Option<Duration>,
 ) -> Result<Finished> {
     let peer = session.peer();
-    let (rd, wr) = tokio::io::split(session.stream());
+    let (rd, wr) = tokio::io::split(framing.stream(session));
     let suite = session.stats().suite;
     let (input, output, mut child) = local_end(local, peer, suite)?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -167,7 +170,7 @@ fn local_end(
 /// FIN and waits until the far side has everything.
 async fn upload(
     mut input: Input,
-    mut wr: WriteHalf<VferStream>,
+    mut wr: WriteHalf<SessionIo>,
     mut stop: watch::Receiver<bool>,
     activity: Activity,
 ) -> std::io::Result<()> {
@@ -188,6 +191,7 @@ async fn upload(
         }
         activity.touch();
         wr.write_all(&buf[..n]).await?;
+        wr.flush().await?; // records wait in the padded writer until then
     }
     drop(input); // the local command sees EPIPE if it writes on
     wr.shutdown().await
@@ -196,7 +200,7 @@ async fn upload(
 /// The stream -> our output and stderr, until the far side's EOF. Returns
 /// the EXIT frame's content, `None` if the stream ended without one.
 async fn download(
-    mut rd: ReadHalf<VferStream>,
+    mut rd: ReadHalf<SessionIo>,
     output: &mut Option<Output>,
     activity: &Activity,
 ) -> Result<Option<Exit>> {
@@ -240,7 +244,7 @@ async fn download(
 }
 
 /// Reads a whole header; `false` at a clean EOF before its first byte.
-async fn read_header(rd: &mut ReadHalf<VferStream>, h: &mut [u8; HEADER_LEN]) -> Result<bool> {
+async fn read_header(rd: &mut ReadHalf<SessionIo>, h: &mut [u8; HEADER_LEN]) -> Result<bool> {
     let mut got = 0;
     while got < HEADER_LEN {
         let n = rd.read(&mut h[got..]).await?;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::server::Serving;
 use crate::service::admit::{self, Admission};
 use crate::service::request::Offer;
 use crate::service::runner::{self, accept_request, refuse, RunnerOptions};
@@ -34,6 +35,9 @@ pub struct DaemonOptions {
     pub keep_env: bool,
     /// `-K`: end a session that carried no data for this long.
     pub kill_idle: Option<Duration>,
+    /// `--pad`: refuse clients that do not pad (a client's `--pad` is
+    /// honoured either way).
+    pub pad: bool,
 }
 
 /// Runs until `stop` resolves (or a socket error), then winds down.
@@ -52,15 +56,19 @@ pub async fn run(opts: DaemonOptions, stop: impl std::future::Future) -> Result<
         super::ProgramEnv::Clean
     };
     let (command, wait, kill_idle) = (opts.command, opts.connect_timeout, opts.kill_idle);
+    let pad = opts.pad;
     admit::run(r, opts.admission, stop, move |s, client, _stop| {
         let command = command.clone();
         async move {
-            match accept_request(&s, Offer::Program, wait).await {
-                Ok(_) => {
-                    super::server::serve_with(s, vec![command], env, kill_idle, Some(client)).await
-                }
-                Err(e) => refuse(s, &e.into()).await,
-            }
+            let framing = match accept_request(&s, Offer::Program, wait)
+                .await
+                .and_then(|req| crate::service::pad::framing(&req, pad))
+            {
+                Ok(f) => f,
+                Err(e) => return refuse(s, &e.into()).await,
+            };
+            let how = Serving { kill_idle, framing };
+            super::server::serve_with(s, vec![command], env, how, Some(client)).await
         }
     })
     .await

@@ -18,10 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::frame::{self, Exit, How, MAX_PAYLOAD, TYPE_STDERR, TYPE_STDOUT};
+use super::frame::{self, Exit, How, HEADER_LEN, MAX_PAYLOAD, TYPE_STDERR, TYPE_STDOUT};
 use crate::service::admit::Client;
-use crate::transport::{Session, VferStream};
+use crate::transport::Session;
 use crate::tunnel::ending as session;
+use crate::tunnel::pad::{Framing, SessionIo};
 use crate::tunnel::signals;
 
 /// How long a program that lost its session has between SIGTERM and SIGKILL.
@@ -32,27 +33,39 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `argv` (one word: through `sh -c`; several: as is) over `session`.
 pub async fn serve(session: Session, argv: Vec<String>) {
-    serve_with(session, argv, super::ProgramEnv::Inherit, None, None).await
+    let how = Serving::default();
+    serve_with(session, argv, super::ProgramEnv::Inherit, how, None).await
+}
+
+/// How a program's session runs, besides the program and its environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serving {
+    /// `-K`: end the session (CLOSE code 3) and stop the program when no
+    /// data moved either way for this long.
+    pub kill_idle: Option<Duration>,
+    /// The stream after the request: plain, or `--pad`'s records.
+    pub framing: Framing,
 }
 
 /// Like [`serve`], the program getting the environment `env` says (and
-/// the `client`'s variables, [`Client::env`]: `VFER_CLIENT`, `VFER_USER`);
-/// `kill_idle` (`-K`) ends the session (CLOSE code 3) and stops the
-/// program when no data moved either way for that long.
+/// the `client`'s variables, [`Client::env`]: `VFER_CLIENT`, `VFER_USER`),
+/// the session run as `how` says.
 pub async fn serve_with(
     session: Session,
     argv: Vec<String>,
     env: super::ProgramEnv,
-    kill_idle: Option<Duration>,
+    how: Serving,
     client: Option<Client>,
 ) {
+    let kill_idle = how.kill_idle;
     let activity = crate::tunnel::idle::Activity::default();
     let peer = session.peer();
-    let (mut rd, mut wr) = tokio::io::split(session.stream());
+    let (mut rd, mut wr) = tokio::io::split(how.framing.stream(&session));
     let mut child = match spawn(&argv, peer, env, session.stats().suite, client.as_ref()) {
         Ok(c) => c,
         Err(exit) => {
             let _ = wr.write_all(&frame::encode_exit(&exit)).await;
+            flush(&mut wr).await;
             session::close_with(session, 0, &exit.message).await;
             return;
         }
@@ -63,8 +76,12 @@ pub async fn serve_with(
     else {
         return;
     };
-    // The stream -> program direction; `dead` turns true if the session fails.
+    // The stream -> program direction; `dead` turns true if the session
+    // fails, `bad` says why if the client's bytes were at fault (a bad
+    // `--pad` record).
     let (dead_tx, mut dead) = watch::channel(false);
+    let bad = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let bad_in = bad.clone();
     let touch = activity.clone();
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -78,7 +95,10 @@ pub async fn serve_with(
                     open = stdin.write_all(&buf[..n]).await.is_ok();
                 }
                 Ok(_) => touch.touch(),
-                Err(_) => {
+                Err(e) => {
+                    if crate::tunnel::pad::pad_error(&e).is_some() {
+                        *bad_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    }
                     let _ = dead_tx.send(true);
                     return;
                 }
@@ -86,8 +106,10 @@ pub async fn serve_with(
         }
         drop(stdin); // EOF for the program: the client half-closed.
     });
-    let mut obuf = vec![0u8; MAX_PAYLOAD];
-    let mut ebuf = vec![0u8; MAX_PAYLOAD];
+    // Each buffer is a whole frame: the header, then the payload read
+    // behind it, sent in one write.
+    let mut obuf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+    let mut ebuf = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
     let (mut out_open, mut err_open) = (true, true);
     let mut status = None;
     let mut stop = std::pin::pin!(signals::stop_requested());
@@ -108,23 +130,24 @@ pub async fn serve_with(
             }
         };
         tokio::select! {
-            r = out.read(&mut obuf), if out_open => {
+            r = out.read(&mut obuf[HEADER_LEN..]), if out_open => {
                 ok = match r {
                     Ok(n) if n > 0 => {
                         activity.touch();
-                        send(&mut wr, TYPE_STDOUT, &obuf[..n]).await
+                        send(&mut wr, TYPE_STDOUT, &mut obuf[..HEADER_LEN + n]).await
                     }
                     _ => {
                         out_open = false;
                         wr.write_all(&frame::encode_stdout_eof()).await.is_ok()
+                            && wr.flush().await.is_ok()
                     }
                 };
             }
-            r = err.read(&mut ebuf), if err_open => {
+            r = err.read(&mut ebuf[HEADER_LEN..]), if err_open => {
                 ok = match r {
                     Ok(n) if n > 0 => {
                         activity.touch();
-                        send(&mut wr, TYPE_STDERR, &ebuf[..n]).await
+                        send(&mut wr, TYPE_STDERR, &mut ebuf[..HEADER_LEN + n]).await
                     }
                     _ => {
                         err_open = false;
@@ -172,6 +195,11 @@ pub async fn serve_with(
         if status.is_none() {
             terminate(&mut child, pgid).await;
         }
+        let why = bad.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(why) = why {
+            tracing::warn!("{}: {why}", session.peer());
+            session.close(1, &why).await;
+        }
         return;
     }
     input.abort();
@@ -184,15 +212,24 @@ pub async fn serve_with(
         let _ = wr.write_all(&frame::encode_stdout_eof()).await;
     }
     let _ = wr.write_all(&frame::encode_exit(&exit)).await;
+    flush(&mut wr).await;
     let reason = format!("program exited with status {}", exit.status);
     session::close_with(session, 0, &reason).await;
 }
 
-async fn send(wr: &mut WriteHalf<VferStream>, kind: u8, data: &[u8]) -> bool {
-    wr.write_all(&frame::encode_header(kind, data.len()))
-        .await
-        .is_ok()
-        && wr.write_all(data).await.is_ok()
+/// Sends the frame `f` (its payload after [`HEADER_LEN`] bytes left for
+/// the header) in one write: with `--pad`, one run of records, not one
+/// record for the header and more for the data.
+async fn send(wr: &mut WriteHalf<SessionIo>, kind: u8, f: &mut [u8]) -> bool {
+    let header = frame::encode_header(kind, f.len() - HEADER_LEN);
+    f[..HEADER_LEN].copy_from_slice(&header);
+    wr.write_all(f).await.is_ok() && wr.flush().await.is_ok()
+}
+
+/// Hands buffered records to the stream before the session is closed
+/// (bounded: a dead peer must not hold us).
+async fn flush(wr: &mut WriteHalf<SessionIo>) {
+    let _ = tokio::time::timeout(Duration::from_secs(10), wr.flush()).await;
 }
 
 /// Starts the program, or says why not (status 127: not found, 126: not

@@ -22,6 +22,7 @@ use crate::service::runner::Active;
 use crate::transport::{Config, Session};
 use crate::tunnel::ending as session;
 use crate::tunnel::local::{LocalListener, LocalStream};
+use crate::tunnel::pad::Framing;
 use crate::tunnel::signals;
 
 /// Settings of the forwarding client.
@@ -195,8 +196,11 @@ async fn one(
     kill_idle: Option<Duration>,
 ) -> Result<()> {
     let daemon = to.daemon;
+    let pad = to.request.options.pad;
     let session = to.opener.open(to.request, config).await?;
-    let result = tcp.splice(&session, stop, kill_idle).await;
+    let result = tcp
+        .splice(&session, Framing::from_pad(pad), stop, kill_idle)
+        .await;
     match result {
         Ok(m) => {
             tracing::info!("{daemon}: connection done, {} up, {} down", m.up, m.down);
@@ -210,7 +214,10 @@ async fn one(
             };
             session.close(code, &e.to_string()).await;
             match peer {
-                Some(why) => Err(anyhow::anyhow!("the daemon says: {why}")),
+                Some(why) => Err(anyhow::anyhow!(
+                    "the daemon says: {why}{}",
+                    crate::service::pad::hint(pad, &why)
+                )),
                 None => Err(e.into()),
             }
         }

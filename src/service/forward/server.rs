@@ -34,6 +34,9 @@ pub struct ServerOptions {
     pub connect_timeout: Duration,
     /// `-K`: end a session that carried no data for this long.
     pub kill_idle: Option<Duration>,
+    /// `--pad`: refuse clients that do not pad (a client's `--pad` is
+    /// honoured either way).
+    pub pad: bool,
 }
 
 /// Runs until `stop` resolves (or a socket error), then winds down.
@@ -52,11 +55,11 @@ pub async fn run(opts: ServerOptions, stop: impl std::future::Future) -> Result<
         "vfer-recv: forwarding udp {} to {target}",
         r.listen
     ));
-    let (wait, kill_idle) = (opts.connect_timeout, opts.kill_idle);
+    let (wait, kill_idle, pad) = (opts.connect_timeout, opts.kill_idle, opts.pad);
     admit::run(r, opts.admission, stop, move |s, _client, stop| {
         let target = target.clone();
         async move {
-            match one(&s, &target, wait, stop, kill_idle).await {
+            match one(&s, &target, (wait, pad), stop, kill_idle).await {
                 Ok(()) => {
                     ending::close(s, 0).await;
                 }
@@ -78,20 +81,22 @@ pub async fn run(opts: ServerOptions, stop: impl std::future::Future) -> Result<
     .await
 }
 
-/// Checks the request, connects to the target, carries the bytes.
+/// Checks the request (within `wait`; padded if it or `pad` says so),
+/// connects to the target, carries the bytes.
 async fn one(
     session: &Session,
     target: &Endpoint,
-    wait: Duration,
+    (wait, pad): (Duration, bool),
     stop: watch::Receiver<bool>,
     kill_idle: Option<Duration>,
 ) -> Result<()> {
-    accept_request(session, Offer::Forward, wait).await?;
+    let req = accept_request(session, Offer::Forward, wait).await?;
+    let framing = crate::service::pad::framing(&req, pad)?;
     let local = tokio::time::timeout(wait, target.connect())
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to {target}: timed out after {wait:?}"))?
         .with_context(|| format!("cannot connect to {target}"))?;
-    let m = local.splice(session, stop, kill_idle).await?;
+    let m = local.splice(session, framing, stop, kill_idle).await?;
     tracing::info!(
         "{}: done, {} to {target}, {} back",
         session.peer(),

@@ -58,6 +58,9 @@ pub struct Helper {
     pub ipv4: bool,
     /// `-6`: IPv6 only.
     pub ipv6: bool,
+    /// `--pad`: the secure channel in fixed-size records (both ends must
+    /// have it).
+    pub pad: bool,
 }
 
 /// Our ends of PROG's three UCSPI-TLS descriptors.
@@ -137,7 +140,14 @@ impl Helper {
             tokio::net::unix::pipe::Sender::from_owned_fd(to_prog).context("SSLREADFD's pipe")?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let result = {
-            let spliced = splice::splice(reader, writer, &session, stop_rx, self.kill_idle);
+            let spliced = splice::splice(
+                reader,
+                writer,
+                &session,
+                crate::tunnel::pad::Framing::from_pad(self.pad),
+                stop_rx,
+                self.kill_idle,
+            );
             tokio::pin!(spliced);
             tokio::select! {
                 r = &mut spliced => (r, None),
@@ -207,8 +217,9 @@ impl Helper {
                     .map_err(|e| anyhow::anyhow!("{}", e.stderr_text("").trim()))?;
                 let port = socket.local_addr()?.port();
                 let mode = self.auth.mode();
-                let ours = Upgrade::new(mode, Role::Server, port)?;
+                let ours = Upgrade::new(mode, Role::Server, port)?.padded(self.pad);
                 let theirs = exchange(r, w, ours.encode(), Role::Server, mode, wait).await?;
+                theirs.check_pad(self.pad)?;
                 let config = self.config.clone();
                 self.auth.accept(socket, ours, theirs, config, wait).await
             }
@@ -223,8 +234,9 @@ impl Helper {
                     ),
                 };
                 let mode = self.auth.mode();
-                let ours = Upgrade::new(mode, Role::Client, 0)?;
+                let ours = Upgrade::new(mode, Role::Client, 0)?.padded(self.pad);
                 let theirs = exchange(r, w, ours.encode(), Role::Client, mode, wait).await?;
+                theirs.check_pad(self.pad)?;
                 let addr = resolve(&host, theirs.port, self.ipv4, self.ipv6).await?;
                 let config = self.config.clone();
                 self.auth.connect(addr, ours, theirs, config).await

@@ -7,9 +7,11 @@
 //! S = HMAC-SHA256(K, "vfer ucspi v1" || client nonce || server nonce)   (version 1)
 //! ```
 //!
-//! The version says how the session is authenticated ([`Mode`]): 1 by a
-//! key file (the secret `S` above), 2 by a login (challenge-response mode,
-//! §7: the server's host key and the user's password; `S` is not used).
+//! The version's low 7 bits say how the session is authenticated
+//! ([`Mode`]): 1 by a key file (the secret `S` above), 2 by a login
+//! (challenge-response mode, §7: the server's host key and the user's
+//! password; `S` is not used); its top bit ([`PAD`]) that the sender pads
+//! the channel (`--pad`, §8.6), which both ends must agree on.
 //! Nothing here is trusted: the port only says where to send the
 //! handshake, and the nonces only make `S` fresh. The transport handshake
 //! (§2) under `S`, or the login's, authenticates both ends; whoever
@@ -24,6 +26,9 @@ use crate::bootstrap::Secret;
 pub const MAGIC: &[u8; 4] = b"VFUC";
 /// Its version for key-file upgrades ([`Mode::KeyFile`]).
 pub const VERSION: u8 = 1;
+/// The version's bit for `--pad`: the channel travels in fixed-size
+/// records (docs/PROTOCOL.md §8.6).
+pub const PAD: u8 = 0x80;
 /// Its length in bytes.
 pub const LEN: usize = 40;
 /// Label of the secret derivation.
@@ -69,6 +74,8 @@ pub struct Upgrade {
     pub nonce: [u8; 32],
     /// The server's UDP port; 0 from a client.
     pub port: u16,
+    /// The sender pads the channel (`--pad`).
+    pub pad: bool,
 }
 
 /// Why a peer's UPGRADE was refused.
@@ -76,7 +83,7 @@ pub struct Upgrade {
 pub enum UpgradeError {
     /// Not "VFUC", or an unknown version: the peer is not a vfer --ucspi
     /// helper (or its program sent clear bytes after asking for security).
-    #[error("the peer's upgrade message is not VFUC version 1 or 2 (is the other end a vfer --ucspi helper, and did its program stop writing before asking?)")]
+    #[error("the peer's upgrade message is not VFUC version 1 or 2, with or without --pad's bit (is the other end a vfer --ucspi helper, and did its program stop writing before asking?)")]
     NotUpgrade,
     /// The two ends authenticate differently.
     #[error("the peer's helper authenticates by {} and this one by {}: give both ends the same", .theirs.flags(), .ours.flags())]
@@ -92,6 +99,12 @@ pub enum UpgradeError {
     /// A server that gave port 0.
     #[error("the server's upgrade message gives UDP port 0")]
     NoPort,
+    /// One end pads (`--pad`) and the other does not.
+    #[error("{}: give both ends --pad, or neither", if *.ours { "this helper pads its channel (--pad) and the peer's does not" } else { "the peer's helper pads its channel (--pad) and this one does not" })]
+    Pad {
+        /// Whether we pad.
+        ours: bool,
+    },
 }
 
 impl Upgrade {
@@ -104,14 +117,29 @@ impl Upgrade {
             role,
             nonce,
             port,
+            pad: false,
         })
+    }
+
+    /// The same message, saying whether the sender pads (`--pad`).
+    pub fn padded(self, pad: bool) -> Upgrade {
+        Upgrade { pad, ..self }
+    }
+
+    /// Refuses a peer's message that does not agree with us on `--pad`.
+    pub fn check_pad(&self, ours: bool) -> Result<(), UpgradeError> {
+        if self.pad == ours {
+            Ok(())
+        } else {
+            Err(UpgradeError::Pad { ours })
+        }
     }
 
     /// The 40 bytes on the wire.
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
         b[..4].copy_from_slice(MAGIC);
-        b[4] = self.mode as u8;
+        b[4] = self.mode as u8 | if self.pad { PAD } else { 0 };
         b[5] = self.role as u8;
         b[6..38].copy_from_slice(&self.nonce);
         b[38..].copy_from_slice(&self.port.to_be_bytes());
@@ -124,7 +152,8 @@ impl Upgrade {
         if &b[..4] != MAGIC {
             return Err(UpgradeError::NotUpgrade);
         }
-        let theirs = match b[4] {
+        let pad = b[4] & PAD != 0;
+        let theirs = match b[4] & !PAD {
             VERSION => Mode::KeyFile,
             2 => Mode::Login,
             _ => return Err(UpgradeError::NotUpgrade),
@@ -151,6 +180,7 @@ impl Upgrade {
             role,
             nonce,
             port,
+            pad,
         })
     }
 }
@@ -198,6 +228,7 @@ mod tests {
             role: Role::Server,
             nonce: [7; 32],
             port: 4242,
+            pad: false,
         };
         let b = s.encode();
         assert_eq!(&b[..6], b"VFUC\x01\x01");
@@ -247,6 +278,29 @@ mod tests {
         assert!(e.to_string().contains("by a login"), "{e}");
     }
 
+    /// docs/PROTOCOL.md §8.5: `--pad` sets the version's top bit; both ends
+    /// must agree, and an older helper refuses 0x81 and 0x82 as unknown
+    /// versions.
+    #[test]
+    fn pad_is_the_version_top_bit_and_must_match() {
+        for (mode, v) in [(Mode::KeyFile, 0x81), (Mode::Login, 0x82)] {
+            let s = Upgrade::new(mode, Role::Server, 4242).unwrap().padded(true);
+            let b = s.encode();
+            assert_eq!(b[4], v);
+            let got = Upgrade::decode(&b, Role::Client, mode).unwrap();
+            assert!(got.pad);
+            assert_eq!(got.check_pad(true), Ok(()));
+            let e = got.check_pad(false).unwrap_err();
+            assert!(e.to_string().contains("the peer's helper pads"), "{e}");
+            let plain = Upgrade::new(mode, Role::Client, 0).unwrap();
+            let got = Upgrade::decode(&plain.encode(), Role::Server, mode).unwrap();
+            let e = got.check_pad(true).unwrap_err();
+            assert!(e.to_string().contains("this helper pads"), "{e}");
+            // What an older helper checks: the whole byte is 1 or 2.
+            assert!(![VERSION, 2].contains(&b[4]));
+        }
+    }
+
     #[test]
     fn secret_depends_on_key_and_both_nonces() {
         let k1 = Secret::from_slice(&[1; 32]);
@@ -256,12 +310,14 @@ mod tests {
             role: Role::Client,
             nonce: [3; 32],
             port: 0,
+            pad: false,
         };
         let s = Upgrade {
             mode: Mode::KeyFile,
             role: Role::Server,
             nonce: [4; 32],
             port: 9,
+            pad: false,
         };
         let a = session_secret(&k1, &c, &s);
         assert_eq!(a.bytes(), session_secret(&k1, &c, &s).bytes());
