@@ -8,6 +8,7 @@ pub use crate::bootstrap::coredump;
 pub mod daemon;
 pub mod exec;
 pub mod exit;
+pub mod farlog;
 pub mod forward;
 pub mod generate;
 pub mod login;

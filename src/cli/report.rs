@@ -136,6 +136,41 @@ pub fn json_error(code: i32, error: &str) {
     }
 }
 
+/// The `--json` object of a run that ended with `summary` and `stats`,
+/// exit status `code` and `error` (also what the ssh-started far side
+/// writes to its diagnostic log, `cli::farlog`).
+pub fn json_text(
+    code: i32,
+    error: Option<String>,
+    summary: &Summary,
+    stats: &Stats,
+) -> serde_json::Result<String> {
+    let secs = summary.seconds.max(1e-9);
+    let j = Json {
+        exit_status: code,
+        error,
+        files: summary.files,
+        dirs: summary.dirs,
+        symlinks: summary.symlinks,
+        bytes: summary.bytes,
+        bytes_skipped: summary.bytes_skipped,
+        seconds: summary.seconds,
+        goodput_mbit_s: summary.bytes as f64 * 8.0 / secs / 1e6,
+        retransmitted_bytes: stats.stream_bytes_retransmitted,
+        packets_sent: stats.packets_sent,
+        packets_lost: stats.packets_lost,
+        loss_rate: stats.packets_lost as f64 / stats.packets_sent.max(1) as f64,
+        srtt_ms: stats.srtt.as_secs_f64() * 1e3,
+        path_mtu: stats.path_mtu,
+        congestion_control: stats.cc,
+        cipher: stats.suite.map_or("", crate::vsl::Suite::cipher_name),
+        competing_seconds: stats.cc_time_competing.as_secs_f64(),
+        limited_seconds: Limited::from(&stats.limited),
+        failures: &summary.failures,
+    };
+    serde_json::to_string(&j)
+}
+
 /// Prints the summary (JSON on stdout if asked, failures on stderr, each
 /// with the `program:` prefix) and returns the exit code.
 pub fn finish(program: &str, summary: &Summary, stats: &Stats, json: bool, quiet: bool) -> i32 {
@@ -155,30 +190,7 @@ pub fn finish(program: &str, summary: &Summary, stats: &Stats, json: bool, quiet
         )
     });
     if json {
-        let secs = summary.seconds.max(1e-9);
-        let j = Json {
-            exit_status: code,
-            error: error.clone(),
-            files: summary.files,
-            dirs: summary.dirs,
-            symlinks: summary.symlinks,
-            bytes: summary.bytes,
-            bytes_skipped: summary.bytes_skipped,
-            seconds: summary.seconds,
-            goodput_mbit_s: summary.bytes as f64 * 8.0 / secs / 1e6,
-            retransmitted_bytes: stats.stream_bytes_retransmitted,
-            packets_sent: stats.packets_sent,
-            packets_lost: stats.packets_lost,
-            loss_rate: stats.packets_lost as f64 / stats.packets_sent.max(1) as f64,
-            srtt_ms: stats.srtt.as_secs_f64() * 1e3,
-            path_mtu: stats.path_mtu,
-            congestion_control: stats.cc,
-            cipher: stats.suite.map_or("", crate::vsl::Suite::cipher_name),
-            competing_seconds: stats.cc_time_competing.as_secs_f64(),
-            limited_seconds: Limited::from(&stats.limited),
-            failures: &summary.failures,
-        };
-        match serde_json::to_string(&j) {
+        match json_text(code, error.clone(), summary, stats) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("{program}: cannot write the JSON summary: {e}"),
         }

@@ -45,12 +45,22 @@ fn server_options(c: &Common) -> Result<ServerOptions, String> {
     })
 }
 
-/// The pull direction's far side ([`files::serve_ssh_send`]).
+/// The pull direction's far side ([`files::serve_ssh_send`]), logging to
+/// `VFER_SERVER_LOG` if set ([`super::farlog`]).
 pub async fn serve_send(session: Session, c: Common, operands: Vec<String>) {
-    files::serve_ssh_send(session, c.recursive, c.preserve, &operands).await
+    let log = super::farlog::FarLog::start("vfer-send");
+    let (summary, stats) = files::serve_ssh_send(session, c.recursive, c.preserve, &operands).await;
+    if let Some(log) = log {
+        log.finish(summary.as_ref(), &stats);
+    }
 }
 
-/// The push direction's far side ([`files::serve_ssh_recv`]).
+/// The push direction's far side ([`files::serve_ssh_recv`]), logging as
+/// [`serve_send`] does.
 pub async fn serve_recv(session: Session, c: Common, operands: Vec<String>) {
-    files::serve_ssh_recv(session, c.preserve, &operands).await
+    let log = super::farlog::FarLog::start("vfer-recv");
+    let (summary, stats) = files::serve_ssh_recv(session, c.preserve, &operands).await;
+    if let Some(log) = log {
+        log.finish(summary.as_ref(), &stats);
+    }
 }

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::request::{confine, Offer, Request, Service};
-use crate::transfer::{self, Dest, ReceiveOptions, RootDir, SendOptions, Source};
-use crate::transport::Session;
+use crate::transfer::{self, Dest, ReceiveOptions, RootDir, SendOptions, Source, Summary};
+use crate::transport::{Session, Stats};
 
 /// What a file daemon serves: its root and its umask, both taken once at
 /// start.
@@ -90,13 +90,15 @@ pub async fn serve(session: &Session, root: &Root, req: &Request) -> anyhow::Res
 
 /// The ssh-started far side of a pull: sends `operands`, each with `~`
 /// and glob characters expanded here (as scp does on the remote side),
-/// then closes the session (code 0, or 1 if the transfer failed).
+/// then closes the session (code 0, or 1 if the transfer failed). Returns
+/// the transfer's summary (`None` if it failed) and the session's final
+/// counters, for the far side's diagnostics (`cli::farlog`).
 pub async fn serve_ssh_send(
     session: Session,
     recursive: bool,
     preserve: bool,
     operands: &[String],
-) {
+) -> (Option<Summary>, Stats) {
     let opts = SendOptions {
         recursive,
         preserve,
@@ -107,29 +109,31 @@ pub async fn serve_ssh_send(
         .flat_map(|o| super::expand::source(o))
         .map(Source::from_arg)
         .collect();
-    let ok = transfer::send(session.stream(), sources, &opts)
-        .await
-        .is_ok();
-    crate::tunnel::ending::close(session, if ok { 0 } else { 1 }).await;
+    let summary = transfer::send(session.stream(), sources, &opts).await.ok();
+    let code = if summary.is_some() { 0 } else { 1 };
+    (summary, crate::tunnel::ending::close(session, code).await)
 }
 
 /// The ssh-started far side of a push: receives into the one operand
-/// (`~` expanded), then closes the session.
-pub async fn serve_ssh_recv(session: Session, preserve: bool, operands: &[String]) {
+/// (`~` expanded), then closes the session. Returns what
+/// [`serve_ssh_send`] returns.
+pub async fn serve_ssh_recv(
+    session: Session,
+    preserve: bool,
+    operands: &[String],
+) -> (Option<Summary>, Stats) {
     let dest = match operands {
         [d] => Dest::Path(std::path::PathBuf::from(super::expand::tilde(d))),
         _ => {
             // The client always sends exactly one destination.
-            crate::tunnel::ending::close(session, 21).await;
-            return;
+            return (None, crate::tunnel::ending::close(session, 21).await);
         }
     };
     let opts = ReceiveOptions {
         preserve,
         ..ReceiveOptions::default()
     };
-    let ok = transfer::receive(session.stream(), dest, &opts)
-        .await
-        .is_ok();
-    crate::tunnel::ending::close(session, if ok { 0 } else { 1 }).await;
+    let summary = transfer::receive(session.stream(), dest, &opts).await.ok();
+    let code = if summary.is_some() { 0 } else { 1 };
+    (summary, crate::tunnel::ending::close(session, code).await)
 }

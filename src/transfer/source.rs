@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::TransferError;
 use super::frame::{Kind, Msg, Role, Want, WireEntry, FLAG_CHECK_XXH3, FLAG_PRESERVE};
@@ -91,29 +91,6 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let check = match fr.expect().await? {
-        Msg::Hello {
-            role: Role::Sink,
-            flags,
-        } => {
-            if !opts.blake3_only && flags & FLAG_CHECK_XXH3 != 0 {
-                CheckKind::Xxh3
-            } else {
-                CheckKind::Blake3
-            }
-        }
-        Msg::Hello { .. } => {
-            return Err(TransferError::protocol(
-                "both ends are sources: the far side must run vfer-recv (check --remote-path)",
-            ))
-        }
-        Msg::Error { message } => return Err(TransferError::Peer(message.to_owned())),
-        m => {
-            return Err(TransferError::protocol(format!(
-                "expected HELLO, got {m:?}"
-            )))
-        }
-    };
     let (entries, mut readers, mut failures) = collect(sources, opts.recursive).await;
     if let Some(root) = &opts.shown_root {
         for f in &mut failures {
@@ -131,7 +108,16 @@ where
     });
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let reader = collect_results(fr, &entries, tx, &opts.progress);
+    // The manifest goes out without waiting for the sink's HELLO (§6.4:
+    // both HELLOs cross, and nothing in the manifest depends on the
+    // sink's flags): on a push that saves a round trip before the data.
+    // The check agreed in the HELLOs is needed only at the first file,
+    // whose WANT comes after the sink's HELLO on the stream.
+    let (check_tx, check) = oneshot::channel();
+    let reader = async {
+        let _ = check_tx.send(read_hello(fr, opts).await?);
+        collect_results(fr, &entries, tx, &opts.progress).await
+    };
     let writer = async {
         let r = write_all(
             fw,
@@ -161,6 +147,30 @@ where
     summary.bytes = sent.bytes;
     summary.bytes_skipped = sent.skipped;
     Ok(summary)
+}
+
+/// Reads the sink's HELLO: the FILE_END check both ends agreed on.
+async fn read_hello<R: AsyncRead + Unpin + Send>(
+    fr: &mut FrameReader<R>,
+    opts: &SendOptions,
+) -> Result<CheckKind, TransferError> {
+    match fr.expect().await? {
+        Msg::Hello {
+            role: Role::Sink,
+            flags,
+        } => Ok(if !opts.blake3_only && flags & FLAG_CHECK_XXH3 != 0 {
+            CheckKind::Xxh3
+        } else {
+            CheckKind::Blake3
+        }),
+        Msg::Hello { .. } => Err(TransferError::protocol(
+            "both ends are sources: the far side must run vfer-recv (check --remote-path)",
+        )),
+        Msg::Error { message } => Err(TransferError::Peer(message.to_owned())),
+        m => Err(TransferError::protocol(format!(
+            "expected HELLO, got {m:?}"
+        ))),
+    }
 }
 
 /// Walks every source, in order, and gives streams their entries.
@@ -348,8 +358,8 @@ struct Plan<'a> {
     /// Bytes of all files, for MANIFEST_BEGIN.
     total: u64,
     progress: &'a Option<ProgressFn>,
-    /// The FILE_END check agreed in the HELLOs.
-    check: CheckKind,
+    /// The FILE_END check agreed in the HELLOs, once the sink's arrived.
+    check: oneshot::Receiver<CheckKind>,
     budget: Option<&'static crate::budget::MemoryBudget>,
 }
 
@@ -400,6 +410,11 @@ async fn write_all<W: AsyncWrite + Unpin + Send>(
         })
         .await?;
     }
+    // Flushed before the wait, so the manifest crosses the sink's HELLO.
+    fw.flush().await?;
+    // Without the sink's HELLO the reader half has failed, and its error
+    // is the one reported.
+    let check = check.await.map_err(|_| TransferError::PeerClosed)?;
     let mut sent = Sent::default();
     // Under a budget the buffers grow to the pieces read into them.
     let mut bufs = match budget {

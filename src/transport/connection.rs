@@ -340,9 +340,17 @@ impl Connection {
         // Lingering answers a peer that has not seen our CLOSE. After a
         // clean end (the peer has every byte we sent, we have all of its
         // own) it has nothing left to resend but its stream's end, once:
-        // one probe timeout covers that, and the user's command does not
-        // wait three of them (0.6-0.9 s on a 200 ms path).
-        let clean = code == 0 && self.send.is_fully_acked() && self.recv.is_finished();
+        // on a client one probe timeout covers that, and the user's
+        // command does not wait three of them (0.6-0.9 s on a 200 ms path).
+        // A server lingers three even then: no user waits for it, and a
+        // client whose stream's end is acknowledged only by our CLOSE
+        // (a pull's sink) resends it a probe timeout after losing that
+        // CLOSE; if nobody answers, it waits out its idle timeout (30 s
+        // in several of the lab's pulls at 5 % loss).
+        let clean = code == 0
+            && self.auth.role == Role::Client
+            && self.send.is_fully_acked()
+            && self.recv.is_finished();
         let linger = self
             .recovery
             .pto_duration(MAX_ACK_DELAY, self.config.max_pto)
