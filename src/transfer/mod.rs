@@ -25,6 +25,7 @@ pub mod path;
 mod sink;
 mod sinkfile;
 mod sinkfs;
+mod sinkwrite;
 mod source;
 mod sourcefile;
 mod walk;

@@ -5,7 +5,7 @@
 //! for resume and never a file that looks complete.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use super::hashing::{blocking, digest, hash_prefix, Check, CheckKind};
 use super::path::RelPath;
 use super::sink::{Sink, Target};
 use super::sinkfs::{self, part_name};
+use super::sinkwrite::{Queued, WriteDone};
 use super::wire::FrameWriter;
 use super::{report, Progress};
 
@@ -47,42 +48,24 @@ pub(crate) enum Out {
     Discard,
 }
 
-/// A finished batch of disk writes: the file, the hash state (updated with
-/// the chunks on the same blocking thread, off the async threads that run
-/// the transport) and the buffers come back with the result (the first
-/// error stops the batch).
-type WriteDone = (File, Check, Vec<Vec<u8>>, io::Result<()>);
-
-/// A DATA chunk waiting for its disk write: its frame buffer and where the
-/// chunk lies in it.
-type Queued = (Vec<u8>, std::ops::Range<usize>);
-
-/// DATA chunks that may wait for the disk while a write is in flight,
-/// outside a daemon's memory budget (under it: none, as before). The
-/// receiving application keeps reading the stream (and the sender keeps
-/// its window) while the disk is busy, and the writes that waited go to
-/// the disk together: one hand-off to a blocking thread per batch, not one
-/// per chunk.
-const WRITE_QUEUE: usize = 4;
-
 /// The file being received.
 pub(crate) struct Receiving {
-    p: Pending,
-    parent: Option<Arc<OwnedFd>>,
-    out: Out,
+    pub(super) p: Pending,
+    pub(super) parent: Option<Arc<OwnedFd>>,
+    pub(super) out: Out,
     /// `None` while a write (which updates it) is in flight.
-    hasher: Option<Check>,
-    inflight: Option<JoinHandle<WriteDone>>,
+    pub(super) hasher: Option<Check>,
+    pub(super) inflight: Option<JoinHandle<WriteDone>>,
     /// Chunks received while a write was in flight, in order.
-    queued: Vec<Queued>,
+    pub(super) queued: Vec<Queued>,
     /// Buffers back from finished writes, for the frame reader.
-    spares: Vec<Vec<u8>>,
-    offset: u64,
-    size: Option<u64>,
-    received: u64,
+    pub(super) spares: Vec<Vec<u8>>,
+    pub(super) offset: u64,
+    pub(super) size: Option<u64>,
+    pub(super) received: u64,
     /// Part-file offset up to which writeback to disk has been started.
-    written_back: u64,
-    failed: Option<String>,
+    pub(super) written_back: u64,
+    pub(super) failed: Option<String>,
 }
 
 impl Pending {
@@ -184,63 +167,8 @@ impl Pending {
     }
 }
 
-/// Dirty bytes of a part file after which the sink starts writing them to
-/// disk. Without it the whole file waited in the page cache for the fsync
-/// at FILE_END: 0.64 s of a 1 GiB copy here, after the last byte arrived.
-/// Started behind the writer, the disk works while the network does and
-/// the final fsync waits only for the tail (and dirty memory stays small).
-const WRITEBACK_STEP: u64 = 32 << 20;
-
-/// Starts (does not wait for) writing `range` of `file` to disk.
-fn start_writeback(file: &File, range: std::ops::Range<u64>) {
-    use std::os::fd::AsRawFd;
-    let (Ok(from), Ok(len)) = (
-        i64::try_from(range.start),
-        i64::try_from(range.end - range.start),
-    ) else {
-        return;
-    };
-    // SAFETY: sync_file_range takes a descriptor and integers only; the
-    // descriptor belongs to `file`, which is open for the whole call.
-    let r =
-        unsafe { libc::sync_file_range(file.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE) };
-    // Advisory: where it fails (a filesystem without it), the fsync at
-    // FILE_END simply does all the writing, as before.
-    if r != 0 {
-        tracing::trace!("sync_file_range: {}", std::io::Error::last_os_error());
-    }
-}
-
-/// Writes a chunk at the end of a part file, or leaves a hole when it is
-/// all zeros (sparse files stay sparse, like `rsync -S`). The part only
-/// ever grows at its end, so a hole reads back as the zeros it stands for;
-/// `complete` extends the length over a trailing hole.
-fn write_or_skip_zeros(file: &mut File, buf: &[u8]) -> io::Result<()> {
-    if buf.len() >= 4096 && is_all_zero(buf) {
-        file.seek(SeekFrom::Current(buf.len() as i64)).map(|_| ())
-    } else {
-        file.write_all(buf)
-    }
-}
-
-/// True when every byte is zero. Checked a 4 KiB block at a time with an OR
-/// that the compiler vectorises (a byte-by-byte `all` with its early exit
-/// does not), so a zero-filled file costs ~1/10 of the old scan and random
-/// data stops after the first block.
-fn is_all_zero(buf: &[u8]) -> bool {
-    buf.chunks(4096)
-        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
-}
-
 fn show_os(s: &std::ffi::OsStr) -> String {
     format!("{:?}", s.to_string_lossy())
-}
-
-fn is_disk_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
 }
 
 impl Sink<'_> {
@@ -338,14 +266,6 @@ impl Sink<'_> {
             .unwrap_or_default()
     }
 
-    /// How many chunks may wait for the disk: none under a budget.
-    fn write_queue(&self) -> usize {
-        match self.opts.budget {
-            None => WRITE_QUEUE,
-            Some(_) => 0,
-        }
-    }
-
     /// DATA (`buf[range]`): hash and write one chunk (the disk writes of
     /// earlier chunks overlap with receiving this one). The buffer itself
     /// goes to the write, so the chunk is not copied.
@@ -414,115 +334,6 @@ impl Sink<'_> {
             file_done,
             job_done,
         });
-    }
-
-    /// Starts writing every queued chunk (none in flight).
-    fn start_write(&mut self) {
-        let Some(cur) = self.current.as_mut() else {
-            return;
-        };
-        if cur.queued.is_empty() || cur.inflight.is_some() {
-            return;
-        }
-        let Out::File(slot) = &mut cur.out else {
-            return;
-        };
-        let Some(mut file) = slot.take() else {
-            return;
-        };
-        let Some(mut hasher) = cur.hasher.take() else {
-            return;
-        };
-        let batch = std::mem::take(&mut cur.queued);
-        let end = cur.offset + cur.received;
-        let writeback = (end - cur.written_back >= WRITEBACK_STEP).then_some(cur.written_back..end);
-        if writeback.is_some() {
-            cur.written_back = end;
-        }
-        cur.inflight = Some(tokio::task::spawn_blocking(move || {
-            let mut r = Ok(());
-            let mut bufs = Vec::with_capacity(batch.len());
-            for (buf, range) in batch {
-                if r.is_ok() {
-                    let d = &buf[range];
-                    hasher.update(d);
-                    r = write_or_skip_zeros(&mut file, d);
-                }
-                bufs.push(buf);
-            }
-            if let (Ok(()), Some(w)) = (&r, writeback) {
-                start_writeback(&file, w);
-            }
-            (file, hasher, bufs, r)
-        }));
-    }
-
-    /// Writes everything queued and waits for it: the part then holds
-    /// every byte received.
-    async fn drain_writes(&mut self) -> Result<(), TransferError> {
-        loop {
-            self.settle_write().await?;
-            match &self.current {
-                Some(c) if !c.queued.is_empty() && matches!(c.out, Out::File(Some(_))) => {
-                    self.start_write()
-                }
-                _ => return Ok(()),
-            }
-        }
-    }
-
-    /// Waits for the write in flight; a full disk is fatal (the part stays
-    /// for resume), any other write error fails just this file.
-    async fn settle_write(&mut self) -> Result<(), TransferError> {
-        let after = self.bytes_after_current();
-        let Some(cur) = self.current.as_mut() else {
-            return Ok(());
-        };
-        let Some(h) = cur.inflight.take() else {
-            return Ok(());
-        };
-        let (file, hasher, bufs, r) = h
-            .await
-            .map_err(|e| TransferError::Stream(io::Error::other(e.to_string())))?;
-        cur.hasher = Some(hasher);
-        cur.spares.extend(bufs);
-        match r {
-            Ok(()) => {
-                cur.out = Out::File(Some(file));
-                Ok(())
-            }
-            Err(e) if is_disk_full(&e) => {
-                let on_disk = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let end = cur.size.unwrap_or(cur.offset + cur.received);
-                let needed = end.saturating_sub(on_disk) + after;
-                let available = sinkfs::free_space(&file);
-                let _ = file.sync_data();
-                let path = PathBuf::from(format!("{}{}", cur.p.local, super::path::PART_SUFFIX));
-                Err(TransferError::DiskFull {
-                    path,
-                    needed,
-                    available,
-                })
-            }
-            Err(e) => {
-                cur.failed = Some(format!("writing: {e}"));
-                cur.out = Out::Discard;
-                cur.spares.extend(cur.queued.drain(..).map(|(b, _)| b));
-                Ok(())
-            }
-        }
-    }
-
-    /// The session failed: let the writes in flight and queued land, so
-    /// the part holds exactly the bytes received (and resume sees them).
-    pub async fn abandon(&mut self) {
-        let _ = self.drain_writes().await;
-        if let Some(cur) = self.current.as_mut() {
-            if let Some(h) = cur.inflight.take() {
-                let _ = h.await;
-            }
-        }
-        self.current = None;
     }
 
     /// FILE_END: finish, verify, set mode and mtime, rename into place.
@@ -675,22 +486,5 @@ impl Sink<'_> {
         };
         self.fail(fw, index, &rel, format!("failed at the source: {message}"))
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_all_zero;
-
-    #[test]
-    fn zero_scan_finds_any_nonzero_byte() {
-        let mut b = vec![0u8; 256 * 1024 + 17];
-        assert!(is_all_zero(&b));
-        for at in [0, 4095, 4096, 100_000, b.len() - 1] {
-            b[at] = 1;
-            assert!(!is_all_zero(&b), "missed a byte at {at}");
-            b[at] = 0;
-        }
-        assert!(is_all_zero(&[]));
     }
 }
