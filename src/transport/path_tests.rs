@@ -24,20 +24,8 @@ const SERVER: &str = "203.0.113.1:7000";
 
 impl Pair {
     fn new() -> Pair {
-        let secret = [5u8; 32];
         let now = Instant::now();
-        let cfg = Config::default();
-        let mut c = Connection::client(cfg.clone(), &secret, HandshakeRandom::from_seed(1), now);
-        let mut buf = vec![0u8; 65536];
-        let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
-        let mut s = Connection::server(
-            cfg,
-            &secret,
-            HandshakeRandom::from_seed(2),
-            now,
-            &mut buf[..n],
-        )
-        .expect("server accepts");
+        let (mut c, mut s) = super::tests::client_and_server(&Config::default(), &[5u8; 32], now);
         let client_at = addr("192.0.2.1:4000");
         s.set_remote(client_at);
         c.set_remote(addr(SERVER));

@@ -6,25 +6,35 @@ use std::time::Instant;
 
 use super::*;
 
+/// A client and the server that accepted its REQUEST (`cfg` and `secret`
+/// on both sides, fixed randomness); the server's RESPONSE not yet sent.
+pub(super) fn client_and_server(
+    cfg: &Config,
+    secret: &[u8; 32],
+    now: Instant,
+) -> (Connection, Connection) {
+    let mut c = Connection::client(cfg.clone(), secret, HandshakeRandom::from_seed(1), now);
+    let mut buf = vec![0u8; 65536];
+    let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
+    let s = Connection::server(
+        cfg.clone(),
+        secret,
+        HandshakeRandom::from_seed(2),
+        now,
+        &mut buf[..n],
+    )
+    .expect("the server accepts the REQUEST");
+    (c, s)
+}
+
 /// Full data packets are exactly the path MTU (or the buffer given) long,
 /// whatever the stream offset: the driver ends a GSO batch at the first
 /// shorter datagram, so a packet a few bytes short halves every batch.
 #[test]
 fn full_packets_fill_the_buffer_exactly() {
-    let secret = [9u8; 32];
     let now = Instant::now();
-    let cfg = Config::default();
-    let mut c = Connection::client(cfg.clone(), &secret, HandshakeRandom::from_seed(1), now);
+    let (mut c, mut s) = client_and_server(&Config::default(), &[9u8; 32], now);
     let mut buf = vec![0u8; 65536];
-    let n = c.poll_transmit(now, &mut buf).expect("REQUEST");
-    let mut s = Connection::server(
-        cfg,
-        &secret,
-        HandshakeRandom::from_seed(2),
-        now,
-        &mut buf[..n],
-    )
-    .expect("server accepts");
     let n = s.poll_transmit(now, &mut buf).expect("RESPONSE");
     c.handle_datagram(now, &mut buf[..n]);
     assert!(c.is_established());
